@@ -1,21 +1,29 @@
 //! `cargo xtask <task>`: the project's own build tasks.
 //!
 //! - `test`: the one test command (fmt, clippy, every test) that CI runs.
+//! - `binapi`: regenerate the VPP bindings from `.api.json` files.
 
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+
+mod binapi;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test    cargo fmt --check, cargo clippy -D warnings, cargo test --workspace
-          (what CI runs; see README.md)";
+  test                    cargo fmt --check, cargo clippy -D warnings,
+                          cargo test --workspace (what CI runs; see README.md)
+  binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
+                          .api.json files (default ../shared/vpp-api, else
+                          /usr/share/vpp/api)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("binapi") => gen_binapi(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -68,5 +76,20 @@ fn test() -> Result<(), String> {
     ])?;
     cargo(&["test", "--workspace"])?;
     eprintln!("==> all checks passed");
+    Ok(())
+}
+
+fn gen_binapi(args: &[String]) -> Result<(), String> {
+    let root = workspace_root();
+    let api_dir = match args {
+        [] => binapi::default_api_dir(&root)
+            .ok_or("no API dir: pass --api-dir (none at ../shared/vpp-api or /usr/share/vpp/api)")?,
+        [flag, dir] if flag == "--api-dir" => PathBuf::from(dir),
+        _ => return Err(format!("usage: cargo xtask binapi [--api-dir DIR]\n\n{USAGE}")),
+    };
+    let written = binapi::generate(&api_dir, &root.join(binapi::OUTPUT_DIR))?;
+    for path in written {
+        eprintln!("wrote {}", path.strip_prefix(&root).unwrap_or(&path).display());
+    }
     Ok(())
 }
