@@ -326,6 +326,24 @@ impl Generator {
         }
     }
 
+    /// Whether a type is plain old data (no strings, no vectors), so its
+    /// Rust type can be `Copy`.
+    fn is_copy(&self, ty: &str) -> bool {
+        if is_builtin(ty) {
+            return true;
+        }
+        match self.defs.get(&api_name(ty)) {
+            Some(Def::Enum { .. } | Def::Union(_)) => true,
+            Some(Def::Alias { target, .. }) => self.is_copy(target),
+            Some(Def::Struct(fields)) => fields.iter().all(|f| self.field_is_copy(f)),
+            None => false,
+        }
+    }
+
+    fn field_is_copy(&self, f: &Value) -> bool {
+        matches!(parse_field(f), Ok(Field::Plain { ref ty, .. }) if self.is_copy(ty))
+    }
+
     /// Rust type of a named or builtin type.
     fn rust_type(&self, ty: &str) -> Result<String, String> {
         if is_builtin(ty) {
@@ -418,7 +436,15 @@ impl Generator {
             .collect();
 
         writeln!(out, "{doc}").unwrap();
-        writeln!(out, "#[derive(Debug, Clone, PartialEq)]").unwrap();
+        let copy = visible
+            .iter()
+            .all(|f| matches!(f, Field::Plain { ty, .. } if self.is_copy(ty)));
+        let derives = if copy {
+            "Debug, Clone, Copy, PartialEq"
+        } else {
+            "Debug, Clone, PartialEq"
+        };
+        writeln!(out, "#[derive({derives})]").unwrap();
         if visible.is_empty() {
             writeln!(out, "pub struct {rust_name};\n").unwrap();
         } else {

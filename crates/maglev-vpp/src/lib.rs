@@ -1,8 +1,30 @@
-//! Talk to VPP: binary-API bindings, an async socket client, and a reader
-//! of the stats segment.
+//! Talk to VPP: binary-API bindings generated from VPP's `.api.json`, an
+//! async client for the API socket, the lb plugin's API in domain terms,
+//! and a reader of the stats segment.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), maglev_vpp::Error> {
+//! use maglev_vpp::{Client, ClientOptions, LbApi};
+//! let client = Client::connect("/run/vpp/api.sock", ClientOptions::default()).await?;
+//! let lb = LbApi::new(client);
+//! for vip in lb.vip_dump().await? {
+//!     println!("{}", vip.key);
+//! }
+//! # Ok(()) }
+//! ```
 
 #![warn(missing_docs)]
 
 mod addr;
 pub mod binapi;
+mod client;
+mod error;
+pub mod frame;
+mod lb;
+pub mod stats;
+pub mod maglev;
 pub mod wire;
+
+pub use client::{Client, ClientOptions, MessageTable};
+pub use error::{Error, VppError};
+pub use lb::{AsInfo, Encap, LbApi, LbConfig, VersionInfo, VipInfo, VipKey, VipSpec};

@@ -9,7 +9,7 @@ use super::*;
 use crate::wire::*;
 
 /// Type `address`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Address {
     pub af: AddressFamily,
     pub un: AddressUnion,
@@ -44,7 +44,7 @@ impl Decode for Address {
 }
 
 /// Type `prefix`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prefix {
     pub address: Address,
     pub len: u8,
@@ -79,7 +79,7 @@ impl Decode for Prefix {
 }
 
 /// Type `ip4_address_and_mask`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ip4AddressAndMask {
     pub addr: Ip4Address,
     pub mask: Ip4Address,
@@ -114,7 +114,7 @@ impl Decode for Ip4AddressAndMask {
 }
 
 /// Type `ip6_address_and_mask`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ip6AddressAndMask {
     pub addr: Ip6Address,
     pub mask: Ip6Address,
@@ -149,7 +149,7 @@ impl Decode for Ip6AddressAndMask {
 }
 
 /// Type `mprefix`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mprefix {
     pub af: AddressFamily,
     pub grp_address_length: u16,
@@ -194,7 +194,7 @@ impl Decode for Mprefix {
 }
 
 /// Type `ip6_prefix`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ip6Prefix {
     pub address: Ip6Address,
     pub len: u8,
@@ -229,7 +229,7 @@ impl Decode for Ip6Prefix {
 }
 
 /// Type `ip4_prefix`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ip4Prefix {
     pub address: Ip4Address,
     pub len: u8,
@@ -264,7 +264,7 @@ impl Decode for Ip4Prefix {
 }
 
 /// Type `prefix_matcher`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrefixMatcher {
     pub le: u8,
     pub ge: u8,

@@ -9,7 +9,7 @@ use super::*;
 use crate::wire::*;
 
 /// Message `lb_conf` (CRC 0x56cd3261).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbConf {
     pub ip4_src_address: Ip4Address,
     pub ip6_src_address: Ip6Address,
@@ -65,7 +65,7 @@ impl Request for LbConf {
 }
 
 /// Message `lb_conf_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbConfReply {
     pub retval: i32,
 }
@@ -105,7 +105,7 @@ impl Message for LbConfReply {
 }
 
 /// Message `lb_conf_get` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbConfGet;
 
 impl Default for LbConfGet {
@@ -138,7 +138,7 @@ impl Request for LbConfGet {
 }
 
 /// Message `lb_conf_get_reply` (CRC 0x923427ac).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbConfGetReply {
     pub retval: i32,
     pub ip4_src_address: Ip4Address,
@@ -198,7 +198,7 @@ impl Message for LbConfGetReply {
 }
 
 /// Message `lb_add_del_vip` (CRC 0x6fa569c7).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelVip {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -284,7 +284,7 @@ impl Request for LbAddDelVip {
 }
 
 /// Message `lb_add_del_vip_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelVipReply {
     pub retval: i32,
 }
@@ -324,7 +324,7 @@ impl Message for LbAddDelVipReply {
 }
 
 /// Message `lb_add_del_vip_v2` (CRC 0x7c520e0f).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelVipV2 {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -415,7 +415,7 @@ impl Request for LbAddDelVipV2 {
 }
 
 /// Message `lb_add_del_vip_v2_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelVipV2Reply {
     pub retval: i32,
 }
@@ -455,7 +455,7 @@ impl Message for LbAddDelVipV2Reply {
 }
 
 /// Message `lb_add_del_as` (CRC 0x35d72500).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelAs {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -521,7 +521,7 @@ impl Request for LbAddDelAs {
 }
 
 /// Message `lb_add_del_as_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelAsReply {
     pub retval: i32,
 }
@@ -561,7 +561,7 @@ impl Message for LbAddDelAsReply {
 }
 
 /// Message `lb_add_del_as_v2` (CRC 0x2f1d3b0e).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelAsV2 {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -632,7 +632,7 @@ impl Request for LbAddDelAsV2 {
 }
 
 /// Message `lb_add_del_as_v2_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelAsV2Reply {
     pub retval: i32,
 }
@@ -672,7 +672,7 @@ impl Message for LbAddDelAsV2Reply {
 }
 
 /// Message `lb_as_set_weight` (CRC 0x2d89bdbd).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAsSetWeight {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -738,7 +738,7 @@ impl Request for LbAsSetWeight {
 }
 
 /// Message `lb_as_set_weight_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAsSetWeightReply {
     pub retval: i32,
 }
@@ -778,7 +778,7 @@ impl Message for LbAsSetWeightReply {
 }
 
 /// Message `lb_flush_vip` (CRC 0x1063f819).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbFlushVip {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -829,7 +829,7 @@ impl Request for LbFlushVip {
 }
 
 /// Message `lb_flush_vip_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbFlushVipReply {
     pub retval: i32,
 }
@@ -869,7 +869,7 @@ impl Message for LbFlushVipReply {
 }
 
 /// Message `lb_vip_dump` (CRC 0x56110cb7).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbVipDump {
     pub pfx: AddressWithPrefix,
     pub pfx_matcher: PrefixMatcher,
@@ -925,7 +925,7 @@ impl Dump for LbVipDump {
 }
 
 /// Message `lb_vip_details` (CRC 0x1329ec9b).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbVipDetails {
     pub vip: LbVip,
     pub encap: LbEncapType,
@@ -987,7 +987,7 @@ impl Message for LbVipDetails {
 }
 
 /// Message `lb_as_dump` (CRC 0x1063f819).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAsDump {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -1038,7 +1038,7 @@ impl Dump for LbAsDump {
 }
 
 /// Message `lb_as_details` (CRC 0x8d24c29e).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAsDetails {
     pub vip: LbVip,
     pub app_srv: Address,
@@ -1090,7 +1090,7 @@ impl Message for LbAsDetails {
 }
 
 /// Message `lb_as_v2_dump` (CRC 0x1063f819).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAsV2Dump {
     pub pfx: AddressWithPrefix,
     pub protocol: u8,
@@ -1141,7 +1141,7 @@ impl Dump for LbAsV2Dump {
 }
 
 /// Message `lb_as_v2_details` (CRC 0x90064aae).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAsV2Details {
     pub vip: LbVip,
     pub app_srv: Address,
@@ -1203,7 +1203,7 @@ impl Message for LbAsV2Details {
 }
 
 /// Message `lb_add_del_intf_nat4` (CRC 0x47d6e753).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelIntfNat4 {
     pub is_add: bool,
     pub sw_if_index: InterfaceIndex,
@@ -1249,7 +1249,7 @@ impl Request for LbAddDelIntfNat4 {
 }
 
 /// Message `lb_add_del_intf_nat4_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelIntfNat4Reply {
     pub retval: i32,
 }
@@ -1289,7 +1289,7 @@ impl Message for LbAddDelIntfNat4Reply {
 }
 
 /// Message `lb_add_del_intf_nat6` (CRC 0x47d6e753).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelIntfNat6 {
     pub is_add: bool,
     pub sw_if_index: InterfaceIndex,
@@ -1335,7 +1335,7 @@ impl Request for LbAddDelIntfNat6 {
 }
 
 /// Message `lb_add_del_intf_nat6_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbAddDelIntfNat6Reply {
     pub retval: i32,
 }

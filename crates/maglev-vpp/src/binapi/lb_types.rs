@@ -9,7 +9,7 @@ use super::*;
 use crate::wire::*;
 
 /// Type `lb_vip`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LbVip {
     pub pfx: AddressWithPrefix,
     pub protocol: IpProto,

@@ -145,7 +145,7 @@ impl Request for MemclntCreate {
 }
 
 /// Message `memclnt_create_reply` (CRC 0x42ec4560).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntCreateReply {
     pub response: i32,
     pub handle: u64,
@@ -197,7 +197,7 @@ impl Message for MemclntCreateReply {
 }
 
 /// Message `memclnt_delete` (CRC 0x7e1c04e3).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntDelete {
     pub index: u32,
     pub handle: u64,
@@ -248,7 +248,7 @@ impl Request for MemclntDelete {
 }
 
 /// Message `memclnt_delete_reply` (CRC 0x3d3b6312).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntDeleteReply {
     pub response: i32,
     pub handle: u64,
@@ -290,7 +290,7 @@ impl Message for MemclntDeleteReply {
 }
 
 /// Message `rx_thread_exit` (CRC 0xc3a3a452).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RxThreadExit {
     pub dummy: u8,
 }
@@ -327,7 +327,7 @@ impl Message for RxThreadExit {
 }
 
 /// Message `memclnt_rx_thread_suspend` (CRC 0xc3a3a452).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntRxThreadSuspend {
     pub dummy: u8,
 }
@@ -364,7 +364,7 @@ impl Message for MemclntRxThreadSuspend {
 }
 
 /// Message `memclnt_read_timeout` (CRC 0xc3a3a452).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntReadTimeout {
     pub dummy: u8,
 }
@@ -466,7 +466,7 @@ impl Request for RpcCall {
 }
 
 /// Message `rpc_call_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RpcCallReply {
     pub retval: i32,
 }
@@ -547,7 +547,7 @@ impl Request for GetFirstMsgId {
 }
 
 /// Message `get_first_msg_id_reply` (CRC 0x7d337472).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetFirstMsgIdReply {
     pub retval: i32,
     pub first_msg_id: u16,
@@ -592,7 +592,7 @@ impl Message for GetFirstMsgIdReply {
 }
 
 /// Message `api_versions` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ApiVersions;
 
 impl Default for ApiVersions {
@@ -813,7 +813,7 @@ impl Message for SockclntCreateReply {
 }
 
 /// Message `sockclnt_delete` (CRC 0x8ac76db6).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SockclntDelete {
     pub index: u32,
 }
@@ -854,7 +854,7 @@ impl Request for SockclntDelete {
 }
 
 /// Message `sockclnt_delete_reply` (CRC 0x8f38b1ee).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SockclntDeleteReply {
     pub response: i32,
 }
@@ -941,7 +941,7 @@ impl Request for SockInitShm {
 }
 
 /// Message `sock_init_shm_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SockInitShmReply {
     pub retval: i32,
 }
@@ -981,7 +981,7 @@ impl Message for SockInitShmReply {
 }
 
 /// Message `memclnt_keepalive` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntKeepalive;
 
 impl Default for MemclntKeepalive {
@@ -1014,7 +1014,7 @@ impl Request for MemclntKeepalive {
 }
 
 /// Message `memclnt_keepalive_reply` (CRC 0xe8d4e804).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntKeepaliveReply {
     pub retval: i32,
 }
@@ -1054,7 +1054,7 @@ impl Message for MemclntKeepaliveReply {
 }
 
 /// Message `control_ping` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ControlPing;
 
 impl Default for ControlPing {
@@ -1087,7 +1087,7 @@ impl Request for ControlPing {
 }
 
 /// Message `control_ping_reply` (CRC 0xf6b0b8ca).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ControlPingReply {
     pub retval: i32,
     pub client_index: u32,
@@ -1198,7 +1198,7 @@ impl Request for MemclntCreateV2 {
 }
 
 /// Message `memclnt_create_v2_reply` (CRC 0x42ec4560).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MemclntCreateV2Reply {
     pub response: i32,
     pub handle: u64,
@@ -1250,7 +1250,7 @@ impl Message for MemclntCreateV2Reply {
 }
 
 /// Message `get_api_json` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetApiJson;
 
 impl Default for GetApiJson {

@@ -69,7 +69,7 @@ impl Decode for ThreadData {
 }
 
 /// Message `cli` (CRC 0x23bfbfff).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cli {
     pub cmd_in_shmem: u64,
 }
@@ -151,7 +151,7 @@ impl Request for CliInband {
 }
 
 /// Message `cli_reply` (CRC 0x06d68297).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CliReply {
     pub retval: i32,
     pub reply_in_shmem: u64,
@@ -282,7 +282,7 @@ impl Request for GetNodeIndex {
 }
 
 /// Message `get_node_index_reply` (CRC 0xa8600b89).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetNodeIndexReply {
     pub retval: i32,
     pub node_index: u32,
@@ -373,7 +373,7 @@ impl Request for AddNodeNext {
 }
 
 /// Message `add_node_next_reply` (CRC 0x2ed75f32).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AddNodeNextReply {
     pub retval: i32,
     pub next_index: u32,
@@ -418,7 +418,7 @@ impl Message for AddNodeNextReply {
 }
 
 /// Message `show_threads` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShowThreads;
 
 impl Default for ShowThreads {
@@ -500,7 +500,7 @@ impl Message for ShowThreadsReply {
 }
 
 /// Message `get_node_graph` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetNodeGraph;
 
 impl Default for GetNodeGraph {
@@ -533,7 +533,7 @@ impl Request for GetNodeGraph {
 }
 
 /// Message `get_node_graph_reply` (CRC 0x06d68297).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetNodeGraphReply {
     pub retval: i32,
     pub reply_in_shmem: u64,
@@ -624,7 +624,7 @@ impl Request for GetNextIndex {
 }
 
 /// Message `get_next_index_reply` (CRC 0x2ed75f32).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetNextIndexReply {
     pub retval: i32,
     pub next_index: u32,
@@ -669,7 +669,7 @@ impl Message for GetNextIndexReply {
 }
 
 /// Message `get_f64_endian_value` (CRC 0x809fcd44).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetF64EndianValue {
     pub f64_one: f64,
 }
@@ -710,7 +710,7 @@ impl Request for GetF64EndianValue {
 }
 
 /// Message `get_f64_endian_value_reply` (CRC 0x7e02e404).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetF64EndianValueReply {
     pub retval: u32,
     pub f64_one_result: f64,
@@ -752,7 +752,7 @@ impl Message for GetF64EndianValueReply {
 }
 
 /// Message `get_f64_increment_by_one` (CRC 0xb64f027e).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetF64IncrementByOne {
     pub f64_value: f64,
 }
@@ -793,7 +793,7 @@ impl Request for GetF64IncrementByOne {
 }
 
 /// Message `get_f64_increment_by_one_reply` (CRC 0xd25dbaa3).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GetF64IncrementByOneReply {
     pub retval: u32,
     pub f64_value: f64,

@@ -9,7 +9,7 @@ use super::*;
 use crate::wire::*;
 
 /// Message `show_version` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShowVersion;
 
 impl Default for ShowVersion {
@@ -102,7 +102,7 @@ impl Message for ShowVersionReply {
 }
 
 /// Message `show_vpe_system_time` (CRC 0x51077d14).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShowVpeSystemTime;
 
 impl Default for ShowVpeSystemTime {
@@ -135,7 +135,7 @@ impl Request for ShowVpeSystemTime {
 }
 
 /// Message `show_vpe_system_time_reply` (CRC 0x7ffd8193).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ShowVpeSystemTimeReply {
     pub retval: i32,
     pub vpe_system_time: Timestamp,
@@ -180,7 +180,7 @@ impl Message for ShowVpeSystemTimeReply {
 }
 
 /// Message `log_dump` (CRC 0x6ab31753).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogDump {
     pub start_timestamp: Timestamp,
 }

@@ -9,7 +9,7 @@ use super::*;
 use crate::wire::*;
 
 /// Type `version`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Version {
     pub major: u32,
     pub minor: u32,

@@ -1,0 +1,544 @@
+//! Async client for VPP's binary API over its unix stream socket.
+//!
+//! One connection carries many requests at once: each gets its own context
+//! and the reader task routes replies back by context, so callers on many
+//! tasks pipeline freely. A dump is followed by a `control_ping` with the
+//! same context; VPP handles a connection's messages in order, so the ping's
+//! reply ends the dump.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::binapi::{
+    ControlPing, ControlPingReply, MemclntKeepalive, MemclntKeepaliveReply, SockclntCreate,
+    SockclntCreateReply, SockclntDelete, SockclntDeleteReply,
+};
+use crate::error::{Error, VppError};
+use crate::frame::{frame, put_frame, read_frame};
+use crate::wire::{decode_message, encode_message, peek_msg_id, Dump, Message, MsgHeader, Request};
+
+/// `sockclnt_create` has a static id; everything else comes from the table.
+const SOCKCLNT_CREATE_ID: u16 = 15;
+
+/// How a client connects.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Name VPP shows for this client (at most 63 bytes).
+    pub name: String,
+    /// Deadline of every call, the handshake included.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            name: "maglev".to_string(),
+            // VPP answers in microseconds; seconds mean it is stuck.
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connection to VPP's binary API. Cheap to clone; clones share the
+/// connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Arc<Pending>,
+    table: Arc<MessageTable>,
+    client_index: u32,
+    next_context: AtomicU32,
+    timeout: Duration,
+}
+
+/// VPP's message table: `<name>_<crc>` ↔ runtime id.
+#[derive(Debug, Default)]
+pub struct MessageTable {
+    by_name: HashMap<String, u16>,
+    by_id: HashMap<u16, String>,
+}
+
+impl MessageTable {
+    /// The id of `name_crc`, if VPP has it.
+    pub fn id(&self, name_crc: &str) -> Option<u16> {
+        self.by_name.get(name_crc).copied()
+    }
+
+    /// The `<name>_<crc>` of an id, for logs.
+    pub fn name(&self, id: u16) -> &str {
+        self.by_id.get(&id).map_or("?", String::as_str)
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    calls: Mutex<HashMap<u32, Call>>,
+    closed: AtomicBool,
+}
+
+#[derive(Debug)]
+enum Call {
+    Reply(oneshot::Sender<Result<Vec<u8>, Error>>),
+    Dump {
+        details: Vec<Vec<u8>>,
+        done_id: u16,
+        tx: oneshot::Sender<Result<Vec<Vec<u8>>, Error>>,
+    },
+}
+
+impl Pending {
+    fn fail_all(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let calls: Vec<Call> = self
+            .calls
+            .lock()
+            .expect("pending lock")
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        for call in calls {
+            match call {
+                Call::Reply(tx) => {
+                    let _ = tx.send(Err(Error::Disconnected));
+                }
+                Call::Dump { tx, .. } => {
+                    let _ = tx.send(Err(Error::Disconnected));
+                }
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Connects to the API socket at `path` and registers as `options.name`.
+    pub async fn connect(path: impl AsRef<Path>, options: ClientOptions) -> Result<Client, Error> {
+        let path = path.as_ref();
+        let stream = tokio::time::timeout(options.timeout, UnixStream::connect(path))
+            .await
+            .map_err(|_| Error::Connect {
+                path: path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+            })?
+            .map_err(|source| Error::Connect {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let (mut rd, mut wr) = stream.into_split();
+        let (client_index, table) = tokio::time::timeout(
+            options.timeout,
+            handshake(&mut rd, &mut wr, &options.name),
+        )
+        .await
+        .map_err(|_| Error::Handshake("no sockclnt_create_reply".to_string()))??;
+        debug!(
+            event = "vpp-api-handshake",
+            client_index = format_args!("{client_index:#x}"),
+            messages = table.len(),
+            "registered with VPP"
+        );
+        let table = Arc::new(table);
+        let pending = Arc::new(Pending::default());
+        let (frames, frames_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(wr, frames_rx, Arc::clone(&pending)));
+        tokio::spawn(read_loop(
+            rd,
+            Arc::clone(&pending),
+            Arc::clone(&table),
+            frames.downgrade(),
+        ));
+        Ok(Client {
+            shared: Arc::new(Shared {
+                frames,
+                pending,
+                table,
+                client_index,
+                // Context 0 means "unsolicited" to VPP's clients; start at 1.
+                next_context: AtomicU32::new(1),
+                timeout: options.timeout,
+            }),
+        })
+    }
+
+    /// VPP's message table.
+    pub fn message_table(&self) -> &MessageTable {
+        &self.shared.table
+    }
+
+    /// Whether VPP knows message `M` (with this exact CRC).
+    pub fn supports<M: Message>(&self) -> bool {
+        self.shared.table.id(M::NAME_CRC).is_some()
+    }
+
+    /// The registration handle VPP gave us (used as client_index).
+    pub fn client_index(&self) -> u32 {
+        self.shared.client_index
+    }
+
+    /// Whether the connection has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.shared.pending.closed.load(Ordering::SeqCst)
+    }
+
+    fn id_of<M: Message>(&self) -> Result<u16, Error> {
+        self.shared.table.id(M::NAME_CRC).ok_or(Error::UnknownMessage {
+            name_crc: M::NAME_CRC,
+        })
+    }
+
+    fn context(&self) -> u32 {
+        loop {
+            let c = self.shared.next_context.fetch_add(1, Ordering::Relaxed);
+            if c != 0 {
+                return c;
+            }
+        }
+    }
+
+    fn encode<M: Message>(&self, msg: &M, context: u32) -> Result<Vec<u8>, Error> {
+        let header = MsgHeader {
+            msg_id: self.id_of::<M>()?,
+            client_index: self.shared.client_index,
+            context,
+        };
+        encode_message(msg, header).map_err(|source| Error::Encode {
+            msg: M::NAME,
+            source,
+        })
+    }
+
+    fn send(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Disconnected);
+        }
+        self.shared
+            .frames
+            .send(bytes)
+            .map_err(|_| Error::Disconnected)
+    }
+
+    /// Sends `msg` and waits for its reply. A non-zero `retval` becomes
+    /// [`Error::Vpp`].
+    pub async fn request<M: Request>(&self, msg: &M) -> Result<M::Reply, Error> {
+        let reply = self.request_unchecked(msg).await?;
+        match reply.retval() {
+            Some(0) | None => Ok(reply),
+            Some(code) => Err(Error::Vpp {
+                msg: M::NAME,
+                error: VppError::from_retval(code),
+            }),
+        }
+    }
+
+    /// Sends `msg` and returns its reply whatever its `retval`.
+    pub async fn request_unchecked<M: Request>(&self, msg: &M) -> Result<M::Reply, Error> {
+        self.id_of::<M>()?;
+        let reply_id = self.id_of::<M::Reply>()?;
+        let context = self.context();
+        let mut bytes = Vec::new();
+        put_frame(&mut bytes, &self.encode(msg, context)?);
+        let (tx, rx) = oneshot::channel();
+        self.register(context, Call::Reply(tx));
+        debug!(event = "vpp-api-send", msg = M::NAME, context);
+        if let Err(e) = self.send(bytes) {
+            self.unregister(context);
+            return Err(e);
+        }
+        let payload = self.wait(M::NAME, context, rx).await?;
+        let got = peek_msg_id(&payload).unwrap_or(0);
+        if got != reply_id {
+            return Err(Error::UnexpectedReply { msg: M::NAME, got });
+        }
+        let (_, reply) = decode_message::<M::Reply>(&payload).map_err(|source| Error::Decode {
+            msg: <M::Reply as Message>::NAME,
+            source,
+        })?;
+        debug!(event = "vpp-api-recv", msg = <M::Reply as Message>::NAME, context, retval = ?reply.retval());
+        Ok(reply)
+    }
+
+    /// Sends the dump `msg` and collects its details.
+    pub async fn dump<M: Dump>(&self, msg: &M) -> Result<Vec<M::Details>, Error> {
+        self.id_of::<M>()?;
+        let details_id = self.id_of::<M::Details>()?;
+        let done_id = self.id_of::<ControlPingReply>()?;
+        let context = self.context();
+        let mut bytes = Vec::new();
+        put_frame(&mut bytes, &self.encode(msg, context)?);
+        put_frame(&mut bytes, &self.encode(&ControlPing, context)?);
+        let (tx, rx) = oneshot::channel();
+        self.register(
+            context,
+            Call::Dump {
+                details: Vec::new(),
+                done_id,
+                tx,
+            },
+        );
+        debug!(event = "vpp-api-send-multi", msg = M::NAME, context);
+        if let Err(e) = self.send(bytes) {
+            self.unregister(context);
+            return Err(e);
+        }
+        let payloads = self.wait(M::NAME, context, rx).await?;
+        let mut out = Vec::with_capacity(payloads.len());
+        for p in payloads {
+            let got = peek_msg_id(&p).unwrap_or(0);
+            if got != details_id {
+                warn!(msg = M::NAME, got, "ignoring an unexpected message inside a dump");
+                continue;
+            }
+            let (_, d) = decode_message::<M::Details>(&p).map_err(|source| Error::Decode {
+                msg: <M::Details as Message>::NAME,
+                source,
+            })?;
+            out.push(d);
+        }
+        debug!(event = "vpp-api-recv-multi", msg = <M::Details as Message>::NAME, context, count = out.len());
+        Ok(out)
+    }
+
+    /// `control_ping`: a liveness check that also returns VPP's pid.
+    pub async fn ping(&self) -> Result<u32, Error> {
+        Ok(self.request(&ControlPing).await?.vpe_pid)
+    }
+
+    /// Deregisters (`sockclnt_delete`) and closes the connection.
+    pub async fn close(self) -> Result<(), Error> {
+        let reply: Result<SockclntDeleteReply, Error> = self
+            .request_unchecked(&SockclntDelete {
+                index: self.shared.client_index,
+            })
+            .await;
+        self.shared.pending.fail_all();
+        match reply {
+            // VPP answers 1 on success here, not 0.
+            Ok(r) if r.response == 1 => Ok(()),
+            Ok(r) => Err(Error::Vpp {
+                msg: SockclntDelete::NAME,
+                error: VppError::from_retval(r.response),
+            }),
+            Err(Error::Disconnected) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn register(&self, context: u32, call: Call) {
+        self.shared
+            .pending
+            .calls
+            .lock()
+            .expect("pending lock")
+            .insert(context, call);
+    }
+
+    fn unregister(&self, context: u32) {
+        self.shared
+            .pending
+            .calls
+            .lock()
+            .expect("pending lock")
+            .remove(&context);
+    }
+
+    async fn wait<T>(
+        &self,
+        msg: &'static str,
+        context: u32,
+        rx: oneshot::Receiver<Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.shared.timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::Disconnected),
+            Err(_) => {
+                self.unregister(context);
+                Err(Error::Timeout {
+                    msg,
+                    after: self.shared.timeout,
+                })
+            }
+        }
+    }
+}
+
+async fn handshake(
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    name: &str,
+) -> Result<(u32, MessageTable), Error> {
+    let context = 0x4d47_4c56; // any non-zero value
+    let create = encode_message(
+        &SockclntCreate {
+            name: name.to_string(),
+        },
+        MsgHeader {
+            msg_id: SOCKCLNT_CREATE_ID,
+            client_index: 0,
+            context,
+        },
+    )
+    .map_err(|source| Error::Encode {
+        msg: SockclntCreate::NAME,
+        source,
+    })?;
+    wr.write_all(&frame(&create)).await?;
+    debug!(event = "vpp-api-send", msg = SockclntCreate::NAME, context);
+    let payload = read_frame(rd)
+        .await?
+        .ok_or_else(|| Error::Handshake("VPP closed the socket".to_string()))?;
+    let (_, reply) = decode_message::<SockclntCreateReply>(&payload).map_err(|source| Error::Decode {
+        msg: SockclntCreateReply::NAME,
+        source,
+    })?;
+    if reply.response != 0 {
+        return Err(Error::Handshake(format!(
+            "sockclnt_create_reply response {}",
+            reply.response
+        )));
+    }
+    let mut table = MessageTable::default();
+    for entry in reply.message_table {
+        table.by_id.insert(entry.index, entry.name.clone());
+        table.by_name.insert(entry.name, entry.index);
+    }
+    // VPP leaves the reply's client_index at 0; `index` is the handle.
+    Ok((reply.index, table))
+}
+
+async fn write_loop(
+    wr: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    pending: Arc<Pending>,
+) {
+    let mut wr = BufWriter::new(wr);
+    while let Some(bytes) = frames.recv().await {
+        let mut result = wr.write_all(&bytes).await;
+        // Batch whatever else is queued into the same write.
+        while result.is_ok() {
+            match frames.try_recv() {
+                Ok(more) => result = wr.write_all(&more).await,
+                Err(_) => break,
+            }
+        }
+        if result.is_ok() {
+            result = wr.flush().await;
+        }
+        if let Err(e) = result {
+            debug!(event = "vpp-api-error", error = %e, "write failed");
+            pending.fail_all();
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+async fn read_loop(
+    mut rd: OwnedReadHalf,
+    pending: Arc<Pending>,
+    table: Arc<MessageTable>,
+    frames: mpsc::WeakUnboundedSender<Vec<u8>>,
+) {
+    let keepalive_id = table.id(MemclntKeepalive::NAME_CRC);
+    let keepalive_reply_id = table.id(MemclntKeepaliveReply::NAME_CRC);
+    loop {
+        let payload = match read_frame(&mut rd).await {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
+            Err(e) => {
+                debug!(event = "vpp-api-error", error = %e, "read failed");
+                break;
+            }
+        };
+        let Some(id) = peek_msg_id(&payload) else {
+            continue;
+        };
+        if Some(id) == keepalive_id {
+            // Answer VPP's liveness probe with the same context.
+            if let (Ok((h, _)), Some(reply_id), Some(tx)) = (
+                decode_message::<MemclntKeepalive>(&payload),
+                keepalive_reply_id,
+                frames.upgrade(),
+            ) {
+                let reply = encode_message(
+                    &MemclntKeepaliveReply { retval: 0 },
+                    MsgHeader {
+                        msg_id: reply_id,
+                        client_index: 0,
+                        context: h.context,
+                    },
+                );
+                if let Ok(reply) = reply {
+                    let _ = tx.send(frame(&reply));
+                }
+            }
+            continue;
+        }
+        // Replies and details carry the context right after the id.
+        let Some(context) = payload
+            .get(2..6)
+            .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+        else {
+            continue;
+        };
+        let mut calls = pending.calls.lock().expect("pending lock");
+        match calls.remove(&context) {
+            Some(Call::Reply(tx)) => {
+                drop(calls);
+                let _ = tx.send(Ok(payload));
+            }
+            Some(Call::Dump {
+                mut details,
+                done_id,
+                tx,
+            }) => {
+                if id == done_id {
+                    drop(calls);
+                    let _ = tx.send(Ok(details));
+                } else {
+                    details.push(payload);
+                    calls.insert(
+                        context,
+                        Call::Dump {
+                            details,
+                            done_id,
+                            tx,
+                        },
+                    );
+                }
+            }
+            None => {
+                drop(calls);
+                debug!(
+                    event = "vpp-api-recv",
+                    msg = table.name(id),
+                    context,
+                    "no caller waits for this message (late reply?)"
+                );
+            }
+        }
+    }
+    pending.fail_all();
+}

@@ -1,0 +1,217 @@
+//! VPP's Maglev new-flow table and flow hash, computed exactly as the lb
+//! plugin does (`lb_vip_update_new_flow_table` in lb.c, `lb_node_get_hash`
+//! in node.c; see `vpp-api/NOTES.md` §4.3), so a client can predict which
+//! AS a new flow lands on.
+
+use std::net::IpAddr;
+
+/// The 16-byte `ip46_address_t` form VPP stores: IPv4 as 12 zero bytes and
+/// then the 4 address bytes.
+pub fn ip46(addr: &IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[12..].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// `clib_xxhash` of one u64 (vppinfra/xxhash.h).
+pub fn xxhash(key: u64) -> u64 {
+    const P1: u64 = 11_400_714_785_074_694_791;
+    const P2: u64 = 14_029_467_366_897_019_727;
+    const P3: u64 = 1_609_587_929_392_839_161;
+    const P4: u64 = 9_650_029_242_287_828_579;
+    const P5: u64 = 2_870_177_450_012_600_261;
+    let k1 = key.wrapping_mul(P2).rotate_left(31).wrapping_mul(P1);
+    let mut h = 0x9e37_79b9_7f4a_7c13u64.wrapping_add(P5).wrapping_add(8) ^ k1;
+    h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^= h >> 32;
+    h
+}
+
+/// The new-flow table of a VIP: slot → index into `ases`, or `None` where
+/// VPP would point at AS 0 (drop, "no server configured").
+///
+/// `ases` are the VIP's live ASes (used, weight > 0 or not: weight-0 ASes
+/// simply get no entries) in any order; `table_len` must be a power of two.
+/// The result does not depend on the order of `ases`.
+pub fn new_flow_table(table_len: u32, ases: &[(IpAddr, u8)]) -> Vec<Option<usize>> {
+    assert!(
+        table_len.is_power_of_two(),
+        "table length {table_len} is not a power of two"
+    );
+    let len = table_len as usize;
+    let mask = u64::from(table_len - 1);
+    let mut table: Vec<Option<usize>> = vec![None; len];
+    // One entry per (AS, r) for r in 0..weight, sorted by r, then address.
+    let mut entries: Vec<(u8, [u8; 16], usize)> = Vec::new();
+    for (i, (addr, weight)) in ases.iter().enumerate() {
+        for r in 0..*weight {
+            entries.push((r, ip46(addr), i));
+        }
+    }
+    if entries.is_empty() {
+        return table;
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    // (position, skip) per entry; the position persists across rounds.
+    let mut walk: Vec<(u64, u64, usize)> = entries
+        .iter()
+        .map(|(r, addr, i)| {
+            let lo = u64::from_le_bytes(addr[..8].try_into().expect("8 bytes"));
+            let hi = u64::from_le_bytes(addr[8..].try_into().expect("8 bytes"));
+            let seed = xxhash(lo ^ hi ^ u64::from(*r));
+            let skip = ((seed & 0xffff_ffff) | 1) & mask;
+            let pos = (seed >> 32) & mask;
+            (pos, skip, *i)
+        })
+        .collect();
+    let mut filled = 0;
+    loop {
+        for (pos, skip, i) in walk.iter_mut() {
+            loop {
+                let p = *pos as usize;
+                *pos = (*pos + *skip) & mask;
+                if table[p].is_none() {
+                    table[p] = Some(*i);
+                    break;
+                }
+            }
+            filled += 1;
+            if filled == len {
+                return table;
+            }
+        }
+    }
+}
+
+/// Slots per AS of a table from [`new_flow_table`], indexed like `ases`.
+pub fn bucket_counts(table: &[Option<usize>], n_ases: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; n_ases];
+    for i in table.iter().flatten() {
+        counts[*i] += 1;
+    }
+    counts
+}
+
+/// CRC32C (Castagnoli) of one u64 fed as 8 little-endian bytes, continuing
+/// from `crc` with no pre- or post-inversion: the `_mm_crc32_u64` step VPP's
+/// flow hash chains.
+fn crc32c_u64(crc: u32, value: u64) -> u32 {
+    let mut crc = crc;
+    for byte in value.to_le_bytes() {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    crc
+}
+
+/// VPP's flow hash for a new flow (x86 with SSE4.2 or ARM with CRC), the
+/// index into the new-flow table being `hash & (len - 1)`. Ports are 0 for
+/// protocols without ports and for src-ip-sticky VIPs.
+pub fn flow_hash(src: IpAddr, dst: IpAddr, src_port: u16, dst_port: u16) -> u32 {
+    // The node loads the network-order ports as raw u16s (on a little-endian
+    // host that byte-swaps them) and combines them as (sport << 16) | dport.
+    let sp = u64::from(src_port.swap_bytes());
+    let dp = u64::from(dst_port.swap_bytes());
+    let ports = (sp << 16) | dp;
+    let keys: [u64; 5] = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut b = [0u8; 8];
+            b[..4].copy_from_slice(&s.octets());
+            b[4..].copy_from_slice(&d.octets());
+            [u64::from_le_bytes(b), ports, 0, 0, 0]
+        }
+        _ => {
+            let s = ip46(&src);
+            let d = ip46(&dst);
+            let half = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            [half(&s[..8]), half(&s[8..]), half(&d[..8]), half(&d[8..]), ports]
+        }
+    };
+    keys.iter().fold(0, |crc, k| crc32c_u64(crc, *k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ases(weights: &[u8]) -> Vec<(IpAddr, u8)> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (format!("10.0.0.{}", i + 1).parse().unwrap(), *w))
+            .collect()
+    }
+
+    #[test]
+    fn xxhash_vectors() {
+        assert_eq!(xxhash(0), 0x6f06_f901_bfa2_7892);
+        assert_eq!(xxhash(1), 0x4a67_7953_7063_9ba2);
+    }
+
+    #[test]
+    fn upstream_bucket_vectors() {
+        // test_lb_as_set_weight in VPP's test_lb.py.
+        for (weights, want) in [
+            ([100, 100, 100, 100], [256, 256, 256, 256]),
+            ([50, 100, 100, 100], [150, 292, 291, 291]),
+            ([50, 0, 100, 100], [208, 0, 408, 408]),
+        ] {
+            let a = ases(&weights);
+            let table = new_flow_table(1024, &a);
+            assert_eq!(bucket_counts(&table, a.len()), want, "{weights:?}");
+        }
+    }
+
+    #[test]
+    fn first_slots_match_vpp() {
+        let a = ases(&[50, 100, 100, 100]);
+        let table = new_flow_table(1024, &a);
+        let first: Vec<usize> = table[..16].iter().map(|s| s.unwrap() + 1).collect();
+        assert_eq!(first, [4, 4, 4, 4, 3, 3, 2, 4, 1, 3, 3, 1, 4, 1, 2, 3]);
+    }
+
+    #[test]
+    fn order_of_ases_does_not_matter() {
+        let mut a = ases(&[10, 20, 30]);
+        let t1 = new_flow_table(256, &a);
+        a.reverse();
+        let t2 = new_flow_table(256, &a);
+        let name = |t: &[Option<usize>], a: &[(IpAddr, u8)]| -> Vec<IpAddr> {
+            t.iter().map(|s| a[s.unwrap()].0).collect()
+        };
+        assert_eq!(name(&t1, &ases(&[10, 20, 30])), name(&t2, &a));
+    }
+
+    #[test]
+    fn empty_and_zero_weight_tables_drop() {
+        assert!(new_flow_table(64, &[]).iter().all(Option::is_none));
+        assert!(new_flow_table(64, &ases(&[0, 0])).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn flow_hash_check_value() {
+        let h = flow_hash(
+            "198.51.100.7".parse().unwrap(),
+            "192.0.2.10".parse().unwrap(),
+            40000,
+            80,
+        );
+        assert_eq!(h, 0x4659_ebf1);
+        assert_eq!(h & 1023, 1009);
+    }
+}

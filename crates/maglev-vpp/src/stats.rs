@@ -1,0 +1,415 @@
+//! Reader of VPP's stats segment (`vpp-api/NOTES.md` §5).
+//!
+//! VPP hands the segment over its stats socket as a memfd; we map it read
+//! only and read it with VPP's optimistic protocol: note `epoch`, wait while
+//! `in_progress` is set, copy out what we need, and keep the copy only if
+//! `in_progress` is clear and `epoch` unchanged. Every pointer in the
+//! segment is a VPP virtual address, translated against the `base` VPP
+//! wrote and bounds-checked against the mapping, so a corrupt or hostile
+//! segment yields an error, never a bad read.
+
+// The mapping and the raw reads of memory another process writes need
+// unsafe code; it is confined to `Mapping` below.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use nix::sys::socket::{
+    connect, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType, UnixAddr,
+};
+use nix::sys::stat::fstat;
+
+/// The names lb registers its per-VIP counters under (no leading `/`).
+pub const LB_VIP_COUNTERS: [&str; 4] = [
+    "packet from existing sessions",
+    "first session packet",
+    "untracked packet",
+    "no server configured",
+];
+
+const VERSION: u64 = 2;
+const ENTRY_SIZE: usize = 144;
+const TYPE_SCALAR_INDEX: u32 = 1;
+const TYPE_COUNTER_VECTOR_SIMPLE: u32 = 2;
+const TYPE_COUNTER_VECTOR_COMBINED: u32 = 3;
+const TYPE_SYMLINK: u32 = 6;
+const TYPE_GAUGE: u32 = 9;
+/// Retries of an optimistic read before giving up.
+const MAX_TRIES: usize = 1000;
+
+/// Why the stats segment could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    /// Connecting or receiving the memfd failed.
+    #[error("stats socket {path}: {source}")]
+    Connect {
+        /// Socket path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// VPP sent no file descriptor.
+    #[error("stats socket sent no segment")]
+    NoSegment,
+    /// The segment is not version 2 or is malformed.
+    #[error("stats segment: {0}")]
+    Malformed(String),
+    /// No directory entry of that name.
+    #[error("no stats entry {0:?}")]
+    NotFound(String),
+    /// The writer kept changing the segment.
+    #[error("stats segment kept changing; gave up after {MAX_TRIES} tries")]
+    Busy,
+}
+
+/// A read-only mapping of the segment.
+#[derive(Debug)]
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and only read through volatile copies;
+// sharing the pointer between threads adds no aliasing of Rust references.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; every access is a volatile read.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    fn new(fd: &OwnedFd) -> Result<Mapping, StatsError> {
+        let st = fstat(fd.as_fd()).map_err(|e| StatsError::Malformed(format!("fstat: {e}")))?;
+        let len = usize::try_from(st.st_size)
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(|| StatsError::Malformed("empty segment".to_string()))?;
+        // SAFETY: a fresh read-only shared mapping of a file descriptor we
+        // own; nothing else in this process refers to that address range,
+        // and it is unmapped exactly once, in Drop.
+        let ptr = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ,
+                MapFlags::MAP_SHARED,
+                fd.as_fd(),
+                0,
+            )
+        }
+        .map_err(|e| StatsError::Malformed(format!("mmap: {e}")))?;
+        Ok(Mapping {
+            ptr: ptr.cast(),
+            len: len.get(),
+        })
+    }
+
+    /// Copies `out.len()` bytes at `offset`, bounds-checked.
+    fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), StatsError> {
+        let end = offset
+            .checked_add(out.len())
+            .filter(|e| *e <= self.len)
+            .ok_or_else(|| StatsError::Malformed(format!("read at {offset:#x} out of bounds")))?;
+        let _ = end;
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: offset + i < self.len (checked above), so the address
+            // is inside the live mapping. VPP writes this memory
+            // concurrently; a volatile byte read never tears a byte and
+            // the optimistic epoch check discards inconsistent copies.
+            *b = unsafe { self.ptr.as_ptr().add(offset + i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    fn u64_at(&self, offset: usize) -> Result<u64, StatsError> {
+        let mut b = [0u8; 8];
+        self.read(offset, &mut b)?;
+        Ok(u64::from_ne_bytes(b))
+    }
+
+    fn u32_at(&self, offset: usize) -> Result<u32, StatsError> {
+        let mut b = [0u8; 4];
+        self.read(offset, &mut b)?;
+        Ok(u32::from_ne_bytes(b))
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned, unmapped once.
+        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    kind: u32,
+    value: u64,
+}
+
+/// A connection to VPP's stats segment.
+#[derive(Debug)]
+pub struct StatsClient {
+    map: Mapping,
+    base: u64,
+    dir_epoch: Option<u64>,
+    dir: HashMap<String, usize>,
+}
+
+/// The lb plugin's four counters of one VIP, summed over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VipCounters {
+    /// Packets that matched a sticky entry.
+    pub existing_session: u64,
+    /// First packets of new flows.
+    pub first_packet: u64,
+    /// Packets sent without a sticky entry (table full).
+    pub untracked: u64,
+    /// New flows that found no AS (dropped).
+    pub no_server: u64,
+}
+
+impl StatsClient {
+    /// Connects to the stats socket and maps the segment (blocking; VPP
+    /// answers at once, and a 1 s timeout bounds it).
+    pub fn connect(path: impl AsRef<Path>) -> Result<StatsClient, StatsError> {
+        let path = path.as_ref();
+        let err = |source: std::io::Error| StatsError::Connect {
+            path: path.display().to_string(),
+            source,
+        };
+        let sock = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| err(e.into()))?;
+        let timeout = nix::sys::time::TimeVal::from(libc_timeval(Duration::from_secs(1)));
+        setsockopt(&sock, sockopt::ReceiveTimeout, &timeout).map_err(|e| err(e.into()))?;
+        let addr = UnixAddr::new(path).map_err(|e| err(e.into()))?;
+        connect(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr).map_err(|e| err(e.into()))?;
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<UnixAddr>(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map_err(|e| err(e.into()))?;
+        let mut fd = None;
+        for c in msg.cmsgs().map_err(|e| err(e.into()))? {
+            if let ControlMessageOwned::ScmRights(fds) = c {
+                for raw in fds {
+                    // SAFETY: SCM_RIGHTS installed this descriptor in our
+                    // table just now; nothing else owns it.
+                    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                    fd.get_or_insert(owned);
+                }
+            }
+        }
+        let fd = fd.ok_or(StatsError::NoSegment)?;
+        let map = Mapping::new(&fd)?;
+        let version = map.u64_at(0)?;
+        if version != VERSION {
+            return Err(StatsError::Malformed(format!(
+                "version {version}, expected {VERSION}"
+            )));
+        }
+        let base = map.u64_at(8)?;
+        Ok(StatsClient {
+            map,
+            base,
+            dir_epoch: None,
+            dir: HashMap::new(),
+        })
+    }
+
+    /// Translates a VPP pointer into an offset of the mapping.
+    fn offset(&self, ptr: u64) -> Result<usize, StatsError> {
+        ptr.checked_sub(self.base)
+            .and_then(|o| usize::try_from(o).ok())
+            .filter(|o| *o < self.map.len)
+            .ok_or_else(|| StatsError::Malformed(format!("pointer {ptr:#x} outside the segment")))
+    }
+
+    /// A VPP vector: (offset of its data, element count), with the whole
+    /// vector inside the mapping.
+    fn vector(&self, ptr: u64, elem_size: usize) -> Result<(usize, usize), StatsError> {
+        let data = self.offset(ptr)?;
+        let header = data
+            .checked_sub(8)
+            .ok_or_else(|| StatsError::Malformed("vector without a header".to_string()))?;
+        let len = self.map.u32_at(header)? as usize;
+        let bytes = len
+            .checked_mul(elem_size)
+            .filter(|b| data + b <= self.map.len)
+            .ok_or_else(|| StatsError::Malformed(format!("vector of {len} elements overruns the segment")))?;
+        let _ = bytes;
+        Ok((data, len))
+    }
+
+    /// Runs `f` under the optimistic-read protocol.
+    fn consistent<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<T, StatsError>,
+    ) -> Result<T, StatsError> {
+        for _ in 0..MAX_TRIES {
+            let epoch = self.map.u64_at(16)?;
+            if self.map.u64_at(24)? != 0 {
+                std::thread::yield_now();
+                continue;
+            }
+            let result = f(self);
+            if self.map.u64_at(24)? == 0 && self.map.u64_at(16)? == epoch {
+                return result;
+            }
+        }
+        Err(StatsError::Busy)
+    }
+
+    /// Re-reads the directory when the epoch moved.
+    fn refresh_dir(&mut self) -> Result<(), StatsError> {
+        let epoch = self.map.u64_at(16)?;
+        if self.dir_epoch == Some(epoch) {
+            return Ok(());
+        }
+        let dir_ptr = self.map.u64_at(32)?;
+        let (data, len) = self.vector(dir_ptr, ENTRY_SIZE)?;
+        let mut dir = HashMap::with_capacity(len);
+        let mut name = [0u8; 128];
+        for i in 0..len {
+            self.map.read(data + i * ENTRY_SIZE + 16, &mut name)?;
+            let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+            if end > 0 {
+                dir.insert(String::from_utf8_lossy(&name[..end]).into_owned(), i);
+            }
+        }
+        self.dir = dir;
+        self.dir_epoch = Some(epoch);
+        Ok(())
+    }
+
+    fn entry(&mut self, name: &str) -> Result<Entry, StatsError> {
+        self.refresh_dir()?;
+        let mut index = *self
+            .dir
+            .get(name)
+            .ok_or_else(|| StatsError::NotFound(name.to_string()))?;
+        // Follow at most one symlink to its target directory entry.
+        for _ in 0..2 {
+            let (data, len) = self.vector(self.map.u64_at(32)?, ENTRY_SIZE)?;
+            if index >= len {
+                return Err(StatsError::Malformed(format!("directory index {index} out of range")));
+            }
+            let at = data + index * ENTRY_SIZE;
+            let kind = self.map.u32_at(at)?;
+            let value = self.map.u64_at(at + 8)?;
+            if kind == TYPE_SYMLINK {
+                index = (value & 0xffff_ffff) as usize;
+                continue;
+            }
+            return Ok(Entry { kind, value });
+        }
+        Err(StatsError::Malformed(format!("symlink loop at {name:?}")))
+    }
+
+    /// A scalar or gauge, e.g. `/sys/boottime`.
+    pub fn scalar(&mut self, name: &str) -> Result<u64, StatsError> {
+        self.consistent(|s| {
+            let e = s.entry(name)?;
+            match e.kind {
+                TYPE_SCALAR_INDEX | TYPE_GAUGE => Ok(e.value),
+                k => Err(StatsError::Malformed(format!("{name} has type {k}, not a scalar"))),
+            }
+        })
+    }
+
+    /// VPP's boot time, Unix seconds (`/sys/boottime`).
+    pub fn boottime(&mut self) -> Result<u64, StatsError> {
+        self.scalar("/sys/boottime")
+    }
+
+    /// A simple counter vector, summed over threads: index → value.
+    pub fn simple_counter(&mut self, name: &str) -> Result<Vec<u64>, StatsError> {
+        self.consistent(|s| {
+            let e = s.entry(name)?;
+            if e.kind != TYPE_COUNTER_VECTOR_SIMPLE {
+                return Err(StatsError::Malformed(format!("{name} is not a simple counter")));
+            }
+            let mut sum: Vec<u64> = Vec::new();
+            let (threads, n) = s.vector(e.value, 8)?;
+            for t in 0..n {
+                let (data, len) = s.vector(s.map.u64_at(threads + t * 8)?, 8)?;
+                if sum.len() < len {
+                    sum.resize(len, 0);
+                }
+                for (i, slot) in sum.iter_mut().enumerate().take(len) {
+                    *slot = slot.wrapping_add(s.map.u64_at(data + i * 8)?);
+                }
+            }
+            Ok(sum)
+        })
+    }
+
+    /// A combined counter vector, summed over threads: index → (packets, bytes).
+    pub fn combined_counter(&mut self, name: &str) -> Result<Vec<(u64, u64)>, StatsError> {
+        self.consistent(|s| {
+            let e = s.entry(name)?;
+            if e.kind != TYPE_COUNTER_VECTOR_COMBINED {
+                return Err(StatsError::Malformed(format!("{name} is not a combined counter")));
+            }
+            let mut sum: Vec<(u64, u64)> = Vec::new();
+            let (threads, n) = s.vector(e.value, 8)?;
+            for t in 0..n {
+                let (data, len) = s.vector(s.map.u64_at(threads + t * 8)?, 16)?;
+                if sum.len() < len {
+                    sum.resize(len, (0, 0));
+                }
+                for (i, slot) in sum.iter_mut().enumerate().take(len) {
+                    slot.0 = slot.0.wrapping_add(s.map.u64_at(data + i * 16)?);
+                    slot.1 = slot.1.wrapping_add(s.map.u64_at(data + i * 16 + 8)?);
+                }
+            }
+            Ok(sum)
+        })
+    }
+
+    /// The lb counters of every VIP, by VIP pool index. Empty before the
+    /// first VIP exists (lb registers its counters then).
+    pub fn lb_vip_counters(&mut self) -> Result<Vec<VipCounters>, StatsError> {
+        let mut columns = Vec::with_capacity(4);
+        for name in LB_VIP_COUNTERS {
+            match self.simple_counter(name) {
+                Ok(v) => columns.push(v),
+                Err(StatsError::NotFound(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+        let n = columns.iter().map(Vec::len).max().unwrap_or(0);
+        let at = |c: &Vec<u64>, i: usize| c.get(i).copied().unwrap_or(0);
+        Ok((0..n)
+            .map(|i| VipCounters {
+                existing_session: at(&columns[0], i),
+                first_packet: at(&columns[1], i),
+                untracked: at(&columns[2], i),
+                no_server: at(&columns[3], i),
+            })
+            .collect())
+    }
+}
+
+fn libc_timeval(d: Duration) -> nix::libc::timeval {
+    nix::libc::timeval {
+        tv_sec: d.as_secs() as nix::libc::time_t,
+        tv_usec: d.subsec_micros() as nix::libc::suseconds_t,
+    }
+}
