@@ -31,9 +31,12 @@ pub const OUTPUT_DIR: &str = "crates/maglev-vpp/src/binapi";
 /// The API directory to use when none is given: the project's copy beside
 /// the workspace, else an installed VPP.
 pub fn default_api_dir(root: &Path) -> Option<PathBuf> {
-    [root.join("../shared/vpp-api"), PathBuf::from("/usr/share/vpp/api")]
-        .into_iter()
-        .find(|p| p.join("plugins/lb.api.json").is_file())
+    [
+        root.join("../shared/vpp-api"),
+        PathBuf::from("/usr/share/vpp/api"),
+    ]
+    .into_iter()
+    .find(|p| p.join("plugins/lb.api.json").is_file())
 }
 
 /// Generates all files into `out_dir` (created if missing).
@@ -81,8 +84,14 @@ struct Generator {
 enum Def {
     Struct(Vec<Value>),
     Union(Vec<Value>),
-    Enum { repr: String, values: Vec<(String, i64)> },
-    Alias { target: String, length: Option<usize> },
+    Enum {
+        repr: String,
+        values: Vec<(String, i64)>,
+    },
+    Alias {
+        target: String,
+        length: Option<usize>,
+    },
 }
 
 struct Module {
@@ -136,9 +145,11 @@ fn builtin_size(ty: &str) -> Option<usize> {
 fn field_ident(name: &str) -> String {
     match name {
         "type" | "match" | "ref" | "mod" | "fn" | "in" | "loop" | "move" | "impl" | "use"
-        | "where" | "struct" | "enum" | "trait" | "self" | "super" | "crate" | "async" | "await"
-        | "dyn" | "box" | "final" | "override" | "priv" | "virtual" | "yield" | "macro"
-        | "abstract" | "become" | "do" | "typeof" | "unsized" | "try" => format!("r#{name}"),
+        | "where" | "struct" | "enum" | "trait" | "self" | "super" | "crate" | "async"
+        | "await" | "dyn" | "box" | "final" | "override" | "priv" | "virtual" | "yield"
+        | "macro" | "abstract" | "become" | "do" | "typeof" | "unsized" | "try" => {
+            format!("r#{name}")
+        }
         _ => name.to_string(),
     }
 }
@@ -306,7 +317,9 @@ impl Generator {
                 let mut total = 0;
                 for f in fields {
                     match parse_field(f)? {
-                        Field::Plain { ty, len, .. } => total += self.size_of(&ty)? * len.unwrap_or(1),
+                        Field::Plain { ty, len, .. } => {
+                            total += self.size_of(&ty)? * len.unwrap_or(1)
+                        }
                         Field::FixedString { len, .. } => total += len,
                         _ => return Err(format!("{n} has no fixed size")),
                     }
@@ -370,16 +383,18 @@ impl Generator {
             Field::FixedString { name, .. } | Field::VarString { name } => {
                 (field_ident(name), "String".to_string())
             }
-            Field::Vla { name, ty, .. } => (field_ident(name), format!("Vec<{}>", self.rust_type(ty)?)),
+            Field::Vla { name, ty, .. } => {
+                (field_ident(name), format!("Vec<{}>", self.rust_type(ty)?))
+            }
             Field::Rest { name } => (field_ident(name), "Vec<u8>".to_string()),
         }))
     }
 
     fn default_expr(&self, f: &Field) -> Result<String, String> {
         Ok(match f {
-            Field::Plain {
-                len: Some(n), ..
-            } if *n > 32 => "std::array::from_fn(|_| Default::default())".to_string(),
+            Field::Plain { len: Some(n), .. } if *n > 32 => {
+                "std::array::from_fn(|_| Default::default())".to_string()
+            }
             Field::Plain {
                 ty,
                 default: Some(v),
@@ -472,7 +487,9 @@ impl Generator {
         writeln!(out, "    }}\n}}\n").unwrap();
 
         // Encode.
-        let any_body = parsed.iter().any(|f| !skip.contains(&field_name(f).as_str()));
+        let any_body = parsed
+            .iter()
+            .any(|f| !skip.contains(&field_name(f).as_str()));
         writeln!(out, "impl Encode for {rust_name} {{").unwrap();
         let w = if any_body { "w" } else { "_w" };
         writeln!(
@@ -522,7 +539,9 @@ impl Generator {
                     "        for item in &self.{n} {{\n            item.encode(w)?;\n        }}"
                 )
                 .unwrap(),
-                Field::Rest { .. } => writeln!(out, "        w.extend_from_slice(&self.{n});").unwrap(),
+                Field::Rest { .. } => {
+                    writeln!(out, "        w.extend_from_slice(&self.{n});").unwrap()
+                }
             }
         }
         writeln!(out, "        Ok(())\n    }}\n}}\n").unwrap();
@@ -557,7 +576,9 @@ impl Generator {
                     "        let {local} = decode_vec(r, u64::from(f_{count}) as usize)?;"
                 )
                 .unwrap(),
-                Field::Rest { .. } => writeln!(out, "        let {local} = r.rest().to_vec();").unwrap(),
+                Field::Rest { .. } => {
+                    writeln!(out, "        let {local} = r.rest().to_vec();").unwrap()
+                }
             }
         }
         if visible.is_empty() {
@@ -653,7 +674,10 @@ impl Generator {
                 .unwrap();
                 writeln!(out, "impl {rust} {{").unwrap();
                 for f in fields {
-                    let Field::Plain { name: m, ty, len, .. } = parse_field(f)? else {
+                    let Field::Plain {
+                        name: m, ty, len, ..
+                    } = parse_field(f)?
+                    else {
                         return Err(format!("union {name}: unsupported member"));
                     };
                     let t = self.rust_type(&ty)?;
@@ -759,9 +783,17 @@ impl Generator {
             if let Some((reply, stream)) = replies.get(name.as_str()) {
                 let reply = camel(reply);
                 if *stream {
-                    writeln!(out, "impl Dump for {rust} {{\n    type Details = {reply};\n}}\n").unwrap();
+                    writeln!(
+                        out,
+                        "impl Dump for {rust} {{\n    type Details = {reply};\n}}\n"
+                    )
+                    .unwrap();
                 } else {
-                    writeln!(out, "impl Request for {rust} {{\n    type Reply = {reply};\n}}\n").unwrap();
+                    writeln!(
+                        out,
+                        "impl Request for {rust} {{\n    type Reply = {reply};\n}}\n"
+                    )
+                    .unwrap();
                 }
             }
         }
@@ -776,17 +808,19 @@ impl Generator {
              //! `.api.json` files (FD.io VPP, Apache-2.0). Do not edit; regenerate.\n"
         )
         .unwrap();
-        for m in modules {
+        // Sorted, as rustfmt would have them.
+        let mut names: Vec<&str> = modules.iter().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        for name in &names {
             writeln!(
                 out,
-                "#[rustfmt::skip]\n#[allow(missing_docs)]\npub mod {};",
-                m.name
+                "#[rustfmt::skip]\n#[allow(missing_docs)]\npub mod {name};"
             )
             .unwrap();
         }
         writeln!(out).unwrap();
-        for m in modules {
-            writeln!(out, "pub use {}::*;", m.name).unwrap();
+        for name in &names {
+            writeln!(out, "pub use {name}::*;").unwrap();
         }
         writeln!(
             out,
@@ -806,5 +840,81 @@ impl Generator {
         }
         writeln!(out, "];").unwrap();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// The committed bindings are exactly what the generator makes from the
+    /// API files; edit the generator or the JSON, never the output.
+    #[test]
+    fn committed_bindings_are_current() {
+        let Some(api_dir) = default_api_dir(&root()) else {
+            eprintln!(
+                "\n*** SKIPPED: no VPP API dir (../shared/vpp-api or /usr/share/vpp/api) ***\n"
+            );
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        generate(&api_dir, dir.path()).unwrap();
+        let committed = root().join(OUTPUT_DIR);
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut stale = Vec::new();
+        for name in &names {
+            let fresh = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            let old = std::fs::read_to_string(committed.join(name)).unwrap_or_default();
+            if fresh != old {
+                stale.push(name.clone());
+            }
+        }
+        let committed_names = std::fs::read_dir(&committed)
+            .unwrap()
+            .filter(|e| {
+                !names.contains(
+                    &e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            })
+            .count();
+        assert!(
+            stale.is_empty() && committed_names == 0,
+            "bindings out of date: {stale:?}; run `cargo xtask binapi`"
+        );
+    }
+
+    #[test]
+    fn every_module_and_definition_is_generated() {
+        let Some(api_dir) = default_api_dir(&root()) else {
+            return;
+        };
+        let files = render(&api_dir).unwrap();
+        assert_eq!(files.len(), MODULES.len() + 1);
+        let lb = &files["lb.rs"];
+        for needle in [
+            "pub struct LbAddDelVipV2 {",
+            "const NAME_CRC: &'static str = \"lb_as_v2_details_90064aae\";",
+            "impl Dump for LbAsV2Dump {",
+            "impl Request for LbAsSetWeight {",
+            "new_flows_table_length: 1024,",
+        ] {
+            assert!(lb.contains(needle), "lb.rs lacks {needle}");
+        }
+        // Imported definitions live once, in their own module.
+        assert!(files["ip_types.rs"].contains("pub struct AddressUnion(pub [u8; 16]);"));
+        assert!(!lb.contains("pub struct AddressUnion"));
+        assert!(files["lb_types.rs"].contains("pub struct LbEncapType(pub u32);"));
     }
 }

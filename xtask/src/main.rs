@@ -74,6 +74,10 @@ fn test() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
+    if let Some(python) = papi_venv()? {
+        // With this set, the vpp_papi cross-checks must run, not skip.
+        std::env::set_var("MAGLEV_PAPI_PYTHON", python);
+    }
     cargo(&["test", "--workspace"])?;
     eprintln!("==> all checks passed");
     Ok(())
@@ -82,14 +86,72 @@ fn test() -> Result<(), String> {
 fn gen_binapi(args: &[String]) -> Result<(), String> {
     let root = workspace_root();
     let api_dir = match args {
-        [] => binapi::default_api_dir(&root)
-            .ok_or("no API dir: pass --api-dir (none at ../shared/vpp-api or /usr/share/vpp/api)")?,
+        [] => binapi::default_api_dir(&root).ok_or(
+            "no API dir: pass --api-dir (none at ../shared/vpp-api or /usr/share/vpp/api)",
+        )?,
         [flag, dir] if flag == "--api-dir" => PathBuf::from(dir),
-        _ => return Err(format!("usage: cargo xtask binapi [--api-dir DIR]\n\n{USAGE}")),
+        _ => {
+            return Err(format!(
+                "usage: cargo xtask binapi [--api-dir DIR]\n\n{USAGE}"
+            ))
+        }
     };
     let written = binapi::generate(&api_dir, &root.join(binapi::OUTPUT_DIR))?;
     for path in written {
-        eprintln!("wrote {}", path.strip_prefix(&root).unwrap_or(&path).display());
+        eprintln!(
+            "wrote {}",
+            path.strip_prefix(&root).unwrap_or(&path).display()
+        );
     }
     Ok(())
+}
+
+/// vpp_papi version the cross-checks are written against (NOTES.md §7).
+const VPP_PAPI: &str = "vpp-papi==2.4.2";
+
+/// Creates `target/papi-venv` with vpp_papi for the cross-check tests and
+/// returns its python. Without python3 the cross-checks are skipped, loudly.
+fn papi_venv() -> Result<Option<PathBuf>, String> {
+    let root = workspace_root();
+    let venv = root.join("target/papi-venv");
+    let python = venv.join("bin/python");
+    let has_papi = |py: &std::path::Path| {
+        Command::new(py)
+            .args(["-c", "import vpp_papi"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if python.exists() && has_papi(&python) {
+        return Ok(Some(python));
+    }
+    let Ok(out) = Command::new("python3").arg("--version").output() else {
+        eprintln!("\n*** python3 not found: the vpp_papi cross-checks will be SKIPPED ***\n");
+        return Ok(None);
+    };
+    if !out.status.success() {
+        eprintln!("\n*** python3 does not run: the vpp_papi cross-checks will be SKIPPED ***\n");
+        return Ok(None);
+    }
+    eprintln!("==> creating {} with {VPP_PAPI}", venv.display());
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{cmd:?} failed ({status})"))
+        }
+    };
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        VPP_PAPI,
+    ]))?;
+    if !has_papi(&python) {
+        return Err("vpp_papi installed but does not import".to_string());
+    }
+    Ok(Some(python))
 }

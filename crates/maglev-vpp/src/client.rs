@@ -148,12 +148,10 @@ impl Client {
                 source,
             })?;
         let (mut rd, mut wr) = stream.into_split();
-        let (client_index, table) = tokio::time::timeout(
-            options.timeout,
-            handshake(&mut rd, &mut wr, &options.name),
-        )
-        .await
-        .map_err(|_| Error::Handshake("no sockclnt_create_reply".to_string()))??;
+        let (client_index, table) =
+            tokio::time::timeout(options.timeout, handshake(&mut rd, &mut wr, &options.name))
+                .await
+                .map_err(|_| Error::Handshake("no sockclnt_create_reply".to_string()))??;
         debug!(
             event = "vpp-api-handshake",
             client_index = format_args!("{client_index:#x}"),
@@ -204,9 +202,12 @@ impl Client {
     }
 
     fn id_of<M: Message>(&self) -> Result<u16, Error> {
-        self.shared.table.id(M::NAME_CRC).ok_or(Error::UnknownMessage {
-            name_crc: M::NAME_CRC,
-        })
+        self.shared
+            .table
+            .id(M::NAME_CRC)
+            .ok_or(Error::UnknownMessage {
+                name_crc: M::NAME_CRC,
+            })
     }
 
     fn context(&self) -> u32 {
@@ -308,7 +309,10 @@ impl Client {
         for p in payloads {
             let got = peek_msg_id(&p).unwrap_or(0);
             if got != details_id {
-                warn!(msg = M::NAME, got, "ignoring an unexpected message inside a dump");
+                warn!(
+                    msg = M::NAME,
+                    got, "ignoring an unexpected message inside a dump"
+                );
                 continue;
             }
             let (_, d) = decode_message::<M::Details>(&p).map_err(|source| Error::Decode {
@@ -317,7 +321,12 @@ impl Client {
             })?;
             out.push(d);
         }
-        debug!(event = "vpp-api-recv-multi", msg = <M::Details as Message>::NAME, context, count = out.len());
+        debug!(
+            event = "vpp-api-recv-multi",
+            msg = <M::Details as Message>::NAME,
+            context,
+            count = out.len()
+        );
         Ok(out)
     }
 
@@ -409,10 +418,11 @@ async fn handshake(
     let payload = read_frame(rd)
         .await?
         .ok_or_else(|| Error::Handshake("VPP closed the socket".to_string()))?;
-    let (_, reply) = decode_message::<SockclntCreateReply>(&payload).map_err(|source| Error::Decode {
-        msg: SockclntCreateReply::NAME,
-        source,
-    })?;
+    let (_, reply) =
+        decode_message::<SockclntCreateReply>(&payload).map_err(|source| Error::Decode {
+            msg: SockclntCreateReply::NAME,
+            source,
+        })?;
     if reply.response != 0 {
         return Err(Error::Handshake(format!(
             "sockclnt_create_reply response {}",

@@ -21,8 +21,8 @@ mod client;
 mod error;
 pub mod frame;
 mod lb;
-pub mod stats;
 pub mod maglev;
+pub mod stats;
 pub mod wire;
 
 pub use client::{Client, ClientOptions, MessageTable};

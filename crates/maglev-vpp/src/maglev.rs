@@ -139,7 +139,13 @@ pub fn flow_hash(src: IpAddr, dst: IpAddr, src_port: u16, dst_port: u16) -> u32 
             let s = ip46(&src);
             let d = ip46(&dst);
             let half = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
-            [half(&s[..8]), half(&s[8..]), half(&d[..8]), half(&d[8..]), ports]
+            [
+                half(&s[..8]),
+                half(&s[8..]),
+                half(&d[..8]),
+                half(&d[8..]),
+                ports,
+            ]
         }
     };
     keys.iter().fold(0, |crc, k| crc32c_u64(crc, *k))
@@ -200,7 +206,9 @@ mod tests {
     #[test]
     fn empty_and_zero_weight_tables_drop() {
         assert!(new_flow_table(64, &[]).iter().all(Option::is_none));
-        assert!(new_flow_table(64, &ases(&[0, 0])).iter().all(Option::is_none));
+        assert!(new_flow_table(64, &ases(&[0, 0]))
+            .iter()
+            .all(Option::is_none));
     }
 
     #[test]

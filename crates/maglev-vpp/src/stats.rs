@@ -252,7 +252,9 @@ impl StatsClient {
         let bytes = len
             .checked_mul(elem_size)
             .filter(|b| data + b <= self.map.len)
-            .ok_or_else(|| StatsError::Malformed(format!("vector of {len} elements overruns the segment")))?;
+            .ok_or_else(|| {
+                StatsError::Malformed(format!("vector of {len} elements overruns the segment"))
+            })?;
         let _ = bytes;
         Ok((data, len))
     }
@@ -308,7 +310,9 @@ impl StatsClient {
         for _ in 0..2 {
             let (data, len) = self.vector(self.map.u64_at(32)?, ENTRY_SIZE)?;
             if index >= len {
-                return Err(StatsError::Malformed(format!("directory index {index} out of range")));
+                return Err(StatsError::Malformed(format!(
+                    "directory index {index} out of range"
+                )));
             }
             let at = data + index * ENTRY_SIZE;
             let kind = self.map.u32_at(at)?;
@@ -328,7 +332,9 @@ impl StatsClient {
             let e = s.entry(name)?;
             match e.kind {
                 TYPE_SCALAR_INDEX | TYPE_GAUGE => Ok(e.value),
-                k => Err(StatsError::Malformed(format!("{name} has type {k}, not a scalar"))),
+                k => Err(StatsError::Malformed(format!(
+                    "{name} has type {k}, not a scalar"
+                ))),
             }
         })
     }
@@ -343,7 +349,9 @@ impl StatsClient {
         self.consistent(|s| {
             let e = s.entry(name)?;
             if e.kind != TYPE_COUNTER_VECTOR_SIMPLE {
-                return Err(StatsError::Malformed(format!("{name} is not a simple counter")));
+                return Err(StatsError::Malformed(format!(
+                    "{name} is not a simple counter"
+                )));
             }
             let mut sum: Vec<u64> = Vec::new();
             let (threads, n) = s.vector(e.value, 8)?;
@@ -365,7 +373,9 @@ impl StatsClient {
         self.consistent(|s| {
             let e = s.entry(name)?;
             if e.kind != TYPE_COUNTER_VECTOR_COMBINED {
-                return Err(StatsError::Malformed(format!("{name} is not a combined counter")));
+                return Err(StatsError::Malformed(format!(
+                    "{name} is not a combined counter"
+                )));
             }
             let mut sum: Vec<(u64, u64)> = Vec::new();
             let (threads, n) = s.vector(e.value, 8)?;

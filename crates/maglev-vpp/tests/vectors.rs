@@ -112,7 +112,10 @@ fn lb_conf() {
     check(
         &LbConf {
             ip4_src_address: [192, 0, 2, 1],
-            ip6_src_address: "2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets(),
+            ip6_src_address: "2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
             sticky_buckets_per_core: 1024,
             flow_timeout: 40,
         },

@@ -33,7 +33,11 @@ pub fn show_lb_vips(lb: &LbState, verbose: bool) -> String {
                 v.vtype.name(),
                 v.index,
                 prefix(v),
-                if v.src_ip_sticky { " src_ip_sticky" } else { "" },
+                if v.src_ip_sticky {
+                    " src_ip_sticky"
+                } else {
+                    ""
+                },
                 if v.used { "" } else { " removed" },
                 v.table_len
             );

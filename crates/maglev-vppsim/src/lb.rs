@@ -250,11 +250,19 @@ fn decode_prefix(pfx: &Prefix) -> (IpAddr, u8) {
 fn mask(addr: IpAddr, plen: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
-            let m = if plen == 0 { 0 } else { u32::MAX << (32 - u32::from(plen)) };
+            let m = if plen == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(plen))
+            };
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
-            let m = if plen == 0 { 0 } else { u128::MAX << (128 - u32::from(plen)) };
+            let m = if plen == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(plen))
+            };
             IpAddr::V6((u128::from(a) & m).into())
         }
     }
@@ -509,7 +517,9 @@ impl LbState {
         let raw = pfx.address.un.0;
         let all = raw.iter().all(|b| *b == 0);
         self.all_vips()
-            .filter(|v| all || (raw == ip46(&v.address) && protocol == v.protocol && port == v.port))
+            .filter(|v| {
+                all || (raw == ip46(&v.address) && protocol == v.protocol && port == v.port)
+            })
             .collect()
     }
 
@@ -591,7 +601,10 @@ mod tests {
     fn error_codes() {
         let mut lb = LbState::new();
         let p = pfx("192.0.2.10", 32);
-        assert_eq!(lb.add_del_vip(vip(p, 6, 80, 4), 0), Ok(rv::INVALID_ADDRESS_FAMILY));
+        assert_eq!(
+            lb.add_del_vip(vip(p, 6, 80, 4), 0),
+            Ok(rv::INVALID_ADDRESS_FAMILY)
+        );
         let mut bad = vip(p, 6, 80, 0);
         bad.table_len = 1000;
         assert_eq!(lb.add_del_vip(bad.clone(), 0), Ok(rv::INVALID_MEMORY_SIZE));
@@ -603,13 +616,19 @@ mod tests {
         assert_eq!(lb.add_del_vip(vip(p, 17, 53, 0), 0), Ok(0));
         assert_eq!(lb.add_del_vip(vip(p, 0, 0, 0), 0), Ok(rv::VALUE_EXIST));
         // Per-port VIPs of one prefix share a type.
-        assert_eq!(lb.add_del_vip(vip(p, 6, 443, 1), 0), Ok(rv::INVALID_ARGUMENT));
+        assert_eq!(
+            lb.add_del_vip(vip(p, 6, 443, 1), 0),
+            Ok(rv::INVALID_ARGUMENT)
+        );
         // AS family must match the encap.
         assert_eq!(
             lb.add_del_as(&p, 6, 80, &addr("2001:db8::1"), 100, false, false, 0),
             rv::INVALID_ADDRESS_FAMILY
         );
-        assert_eq!(lb.add_del_as(&p, 6, 80, &addr("10.0.0.1"), 100, false, false, 0), 0);
+        assert_eq!(
+            lb.add_del_as(&p, 6, 80, &addr("10.0.0.1"), 100, false, false, 0),
+            0
+        );
         assert_eq!(
             lb.add_del_as(&p, 6, 80, &addr("10.0.0.1"), 100, false, false, 0),
             rv::VALUE_EXIST
@@ -645,10 +664,22 @@ mod tests {
         assert!(lb.live_vips().next().unwrap().ases.is_empty());
         // VIP deletion: hidden at once, freed once its ASes are collected.
         assert_eq!(lb.add_del_as(&p, 6, 80, &a, 100, false, false, 61), 0);
-        assert_eq!(lb.add_del_vip(VipArgs { is_del: true, ..vip(p, 6, 80, 0) }, 62), Ok(0));
+        assert_eq!(
+            lb.add_del_vip(
+                VipArgs {
+                    is_del: true,
+                    ..vip(p, 6, 80, 0)
+                },
+                62
+            ),
+            Ok(0)
+        );
         assert_eq!(lb.live_vips().count(), 0);
         assert_eq!(lb.all_vips().count(), 1);
-        assert_eq!(lb.add_del_as(&p, 6, 80, &a, 100, false, false, 63), rv::NO_SUCH_ENTRY);
+        assert_eq!(
+            lb.add_del_as(&p, 6, 80, &a, 100, false, false, 63),
+            rv::NO_SUCH_ENTRY
+        );
         lb.collect_garbage(200, false);
         assert_eq!(lb.all_vips().count(), 0);
     }
@@ -661,7 +692,11 @@ mod tests {
         lb.add_del_vip(vip(p4, 6, 80, 0), 0).unwrap();
         lb.add_del_vip(vip(p6, 6, 80, 1), 0).unwrap();
         assert_eq!(lb.as_dump_vips(&pfx("::", 0), 0, 0).len(), 2);
-        assert_eq!(lb.as_dump_vips(&p4, 6, 80).len(), 0, "IPv4 filter never matches");
+        assert_eq!(
+            lb.as_dump_vips(&p4, 6, 80).len(),
+            0,
+            "IPv4 filter never matches"
+        );
         assert_eq!(lb.as_dump_vips(&p6, 6, 80).len(), 1);
     }
 
@@ -671,6 +706,9 @@ mod tests {
         let p = pfx("192.0.2.10", 32);
         lb.add_del_vip(vip(p, 6, 0, 0), 0).unwrap();
         assert_eq!(lb.live_vips().next().unwrap().protocol, 255);
-        assert_eq!(lb.add_del_as(&p, 17, 0, &addr("10.0.0.1"), 100, false, false, 0), 0);
+        assert_eq!(
+            lb.add_del_as(&p, 17, 0, &addr("10.0.0.1"), 100, false, false, 0),
+            0
+        );
     }
 }

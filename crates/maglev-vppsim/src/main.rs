@@ -28,7 +28,11 @@ struct Flags {
     #[arg(long)]
     no_v2: bool,
     /// Version string `show_version` reports.
-    #[arg(long = "vpp-version", value_name = "STR", default_value = "26.10-rc0~374-gb575ec2c56d")]
+    #[arg(
+        long = "vpp-version",
+        value_name = "STR",
+        default_value = "26.10-rc0~374-gb575ec2c56d"
+    )]
     vpp_version: String,
     /// Append every received request to this file, one line each:
     /// `msg<TAB>retval<TAB>detail`.
@@ -41,8 +45,7 @@ async fn main() -> ExitCode {
     let flags = Flags::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -56,7 +59,10 @@ async fn main() -> ExitCode {
     {
         Ok(sim) => sim,
         Err(e) => {
-            eprintln!("maglev-vppsim: cannot serve {}: {e}", flags.api_socket.display());
+            eprintln!(
+                "maglev-vppsim: cannot serve {}: {e}",
+                flags.api_socket.display()
+            );
             return ExitCode::from(1);
         }
     };
@@ -106,7 +112,11 @@ fn append_calls(sim: &Simulator, path: &std::path::Path, from: usize) -> usize {
     use std::io::Write as _;
     let calls = sim.calls();
     if calls.len() > from {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             for c in &calls[from..] {
                 let _ = writeln!(f, "{}\t{}\t{}", c.msg, c.retval, c.detail);
             }

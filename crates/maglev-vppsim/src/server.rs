@@ -161,7 +161,12 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             let (ctx, m) = request::<SockclntDelete>(payload, handle)?;
             let ok = m.index == handle;
             let response = if ok { 1 } else { -1 };
-            inner.record(CallRecord::new(SockclntDelete::NAME, format!("{m:?}"), response, handle));
+            inner.record(CallRecord::new(
+                SockclntDelete::NAME,
+                format!("{m:?}"),
+                response,
+                handle,
+            ));
             reply(inner, out, ctx, &SockclntDeleteReply { response });
             if ok {
                 return None;
@@ -230,12 +235,22 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             let rv = match result {
                 Ok(rv) => rv,
                 Err(Fatal::Crash(why)) => {
-                    inner.record(CallRecord::new(name_static(v2, "lb_add_del_vip"), detail, 0, handle));
+                    inner.record(CallRecord::new(
+                        name_static(v2, "lb_add_del_vip"),
+                        detail,
+                        0,
+                        handle,
+                    ));
                     inner.crash(why);
                     return None;
                 }
             };
-            inner.record(CallRecord::new(name_static(v2, "lb_add_del_vip"), detail, rv, handle));
+            inner.record(CallRecord::new(
+                name_static(v2, "lb_add_del_vip"),
+                detail,
+                rv,
+                handle,
+            ));
             // A new VIP index grows the counter vectors.
             inner.publish_stats();
             if v2 {
@@ -249,7 +264,14 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             st.lb.collect_garbage(now, false);
             // v1 adds carry no weight: VPP uses the default, 100.
             let rv = st.lb.add_del_as(
-                &m.pfx, m.protocol, m.port, &m.as_address, 100, m.is_del, m.is_flush, now,
+                &m.pfx,
+                m.protocol,
+                m.port,
+                &m.as_address,
+                100,
+                m.is_del,
+                m.is_flush,
+                now,
             );
             (rv, LbAddDelAsReply { retval: rv })
         }),
@@ -257,14 +279,26 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             let now = st.uptime();
             st.lb.collect_garbage(now, false);
             let rv = st.lb.add_del_as(
-                &m.pfx, m.protocol, m.port, &m.as_address, m.weight, m.is_del, m.is_flush, now,
+                &m.pfx,
+                m.protocol,
+                m.port,
+                &m.as_address,
+                m.weight,
+                m.is_del,
+                m.is_flush,
+                now,
             );
             (rv, LbAddDelAsV2Reply { retval: rv })
         }),
         "lb_as_set_weight" => simple!(LbAsSetWeight, |m, st| {
-            let rv = st
-                .lb
-                .set_weight(&m.pfx, m.protocol, m.port, &m.as_address, m.weight, m.is_flush);
+            let rv = st.lb.set_weight(
+                &m.pfx,
+                m.protocol,
+                m.port,
+                &m.as_address,
+                m.weight,
+                m.is_flush,
+            );
             (rv, LbAsSetWeightReply { retval: rv })
         }),
         // Always 0, even for an unknown VIP, as in VPP.
@@ -300,7 +334,12 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
                 );
             }
             drop(st);
-            inner.record(CallRecord::new(LbVipDump::NAME, format!("{m:?}"), 0, handle));
+            inner.record(CallRecord::new(
+                LbVipDump::NAME,
+                format!("{m:?}"),
+                0,
+                handle,
+            ));
         }
         "lb_as_dump" | "lb_as_v2_dump" => {
             // Both requests have the same layout.
@@ -344,7 +383,10 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             };
             inner.record(CallRecord::new(n, format!("{m:?}"), 0, handle));
         }
-        other => debug!(msg = other, "message without a handler in the simulator; dropped"),
+        other => debug!(
+            msg = other,
+            "message without a handler in the simulator; dropped"
+        ),
     }
     Some(())
 }

@@ -98,8 +98,11 @@ impl StatsSegment {
             None,
         )
         .map_err(std::io::Error::from)?;
-        bind(sock.as_raw_fd(), &UnixAddr::new(path).map_err(std::io::Error::from)?)
-            .map_err(std::io::Error::from)?;
+        bind(
+            sock.as_raw_fd(),
+            &UnixAddr::new(path).map_err(std::io::Error::from)?,
+        )
+        .map_err(std::io::Error::from)?;
         listen(&sock, Backlog::new(16).map_err(std::io::Error::from)?)
             .map_err(std::io::Error::from)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -178,7 +181,9 @@ impl StatsSegment {
                         .map(|t| {
                             let data: Vec<u8> = t
                                 .iter()
-                                .flat_map(|(p, b)| p.to_ne_bytes().into_iter().chain(b.to_ne_bytes()))
+                                .flat_map(|(p, b)| {
+                                    p.to_ne_bytes().into_iter().chain(b.to_ne_bytes())
+                                })
                                 .collect();
                             heap.vec(t.len(), &data)
                         })

@@ -100,7 +100,10 @@ async fn conf_set_and_get() {
     lb.conf_set(&conf).await.unwrap();
     let after = lb.conf_get().await.unwrap();
     assert_eq!(after.ip4_src_address, conf.ip4_src_address);
-    assert_eq!(after.sticky_buckets_per_core, 1024, "0xffffffff keeps the value");
+    assert_eq!(
+        after.sticky_buckets_per_core, 1024,
+        "0xffffffff keeps the value"
+    );
     assert_eq!(after.flow_timeout, 60);
     let err = lb
         .conf_set(&LbConfig {
@@ -125,15 +128,21 @@ async fn weights_and_buckets_follow_upstream() {
     };
     lb.vip_add(&spec(key, Encap::Gre4)).await.unwrap();
     for i in 1..=4 {
-        lb.as_add(&key, ip(&format!("10.0.0.{i}")), 100).await.unwrap();
+        lb.as_add(&key, ip(&format!("10.0.0.{i}")), 100)
+            .await
+            .unwrap();
     }
     let buckets = |ases: Vec<maglev_vpp::AsInfo>| -> Vec<u32> {
         ases.iter().map(|a| a.num_buckets.unwrap()).collect()
     };
     assert_eq!(buckets(lb.as_dump().await.unwrap()), [256, 256, 256, 256]);
-    lb.as_set_weight(&key, ip("10.0.0.1"), 50, false).await.unwrap();
+    lb.as_set_weight(&key, ip("10.0.0.1"), 50, false)
+        .await
+        .unwrap();
     assert_eq!(buckets(lb.as_dump().await.unwrap()), [150, 292, 291, 291]);
-    lb.as_set_weight(&key, ip("10.0.0.2"), 0, true).await.unwrap();
+    lb.as_set_weight(&key, ip("10.0.0.2"), 0, true)
+        .await
+        .unwrap();
     assert_eq!(buckets(lb.as_dump().await.unwrap()), [208, 0, 408, 408]);
     let vips = lb.vip_dump().await.unwrap();
     assert_eq!(vips.len(), 1);
@@ -150,30 +159,48 @@ async fn vpp_error_codes() {
     let key = VipKey::host(ip("192.0.2.10"), 6, 80);
     let code = |r: Result<(), Error>| r.unwrap_err().vpp_error().unwrap();
     assert_eq!(code(lb.vip_del(&key).await), VppError::NoSuchEntry);
-    assert_eq!(code(lb.vip_add(&spec(key, Encap::Nat6)).await), VppError::InvalidAddressFamily);
+    assert_eq!(
+        code(lb.vip_add(&spec(key, Encap::Nat6)).await),
+        VppError::InvalidAddressFamily
+    );
     let mut odd = spec(key, Encap::Gre4);
     odd.new_flows_table_length = 1000;
     assert_eq!(code(lb.vip_add(&odd).await), VppError::InvalidMemorySize);
     lb.vip_add(&spec(key, Encap::Gre4)).await.unwrap();
-    assert_eq!(code(lb.vip_add(&spec(key, Encap::Gre4)).await), VppError::ValueExist);
+    assert_eq!(
+        code(lb.vip_add(&spec(key, Encap::Gre4)).await),
+        VppError::ValueExist
+    );
     let all_port = VipKey::host(ip("192.0.2.10"), 6, 0);
     assert_eq!(all_port.protocol, 255);
-    assert_eq!(code(lb.vip_add(&spec(all_port, Encap::Gre4)).await), VppError::ValueExist);
+    assert_eq!(
+        code(lb.vip_add(&spec(all_port, Encap::Gre4)).await),
+        VppError::ValueExist
+    );
     let https = VipKey::host(ip("192.0.2.10"), 6, 443);
-    assert_eq!(code(lb.vip_add(&spec(https, Encap::Gre6)).await), VppError::InvalidArgument);
+    assert_eq!(
+        code(lb.vip_add(&spec(https, Encap::Gre6)).await),
+        VppError::InvalidArgument
+    );
     assert_eq!(
         code(lb.as_add(&key, ip("2001:db8::1"), 100).await),
         VppError::InvalidAddressFamily
     );
     lb.as_add(&key, ip("10.0.0.1"), 100).await.unwrap();
-    assert_eq!(code(lb.as_add(&key, ip("10.0.0.1"), 100).await), VppError::ValueExist);
+    assert_eq!(
+        code(lb.as_add(&key, ip("10.0.0.1"), 100).await),
+        VppError::ValueExist
+    );
     assert_eq!(
         code(lb.as_set_weight(&key, ip("10.0.0.9"), 1, false).await),
         VppError::NoSuchEntry
     );
     // The error text names the request and the code.
     let e = lb.vip_del(&https).await.unwrap_err();
-    assert_eq!(e.to_string(), "lb_add_del_vip: VPP returned no such entry (-6)");
+    assert_eq!(
+        e.to_string(),
+        "lb_add_del_vip: VPP returned no such entry (-6)"
+    );
     f.sim.shutdown().await;
 }
 
@@ -188,12 +215,18 @@ async fn lazy_deletion_is_visible_in_dumps() {
     lb.as_del(&key, ip("2001:db8:1::1"), true).await.unwrap();
     let ases = lb.as_dump().await.unwrap();
     assert_eq!(ases.len(), 2);
-    let removed = ases.iter().find(|a| a.address == ip("2001:db8:1::1")).unwrap();
+    let removed = ases
+        .iter()
+        .find(|a| a.address == ip("2001:db8:1::1"))
+        .unwrap();
     assert!(!removed.used);
     assert_eq!(removed.num_buckets, Some(0));
     // Deleting it again is accepted; set_weight is not.
     lb.as_del(&key, ip("2001:db8:1::1"), false).await.unwrap();
-    assert!(lb.as_set_weight(&key, ip("2001:db8:1::1"), 5, false).await.is_err());
+    assert!(lb
+        .as_set_weight(&key, ip("2001:db8:1::1"), 5, false)
+        .await
+        .is_err());
     f.sim.collect_garbage();
     assert_eq!(lb.as_dump().await.unwrap().len(), 1);
     f.sim.shutdown().await;
@@ -232,7 +265,10 @@ async fn old_vpp_without_v2() {
     let ases = lb.as_dump().await.unwrap();
     assert_eq!(ases.len(), 1);
     assert_eq!(ases[0].weight, None, "v1 dumps carry no weight");
-    let e = lb.as_set_weight(&key, ip("10.0.0.1"), 0, true).await.unwrap_err();
+    let e = lb
+        .as_set_weight(&key, ip("10.0.0.1"), 0, true)
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, Error::UnknownMessage { name_crc } if name_crc == "lb_as_set_weight_2d89bdbd"),
         "{e}"
@@ -277,9 +313,15 @@ async fn cli_shows_pool_index_and_sticky() {
     .unwrap();
     lb.as_add(&key, ip("10.0.0.1"), 100).await.unwrap();
     let out = lb.cli("show lb vips verbose").await.unwrap();
-    assert!(out.contains(" ip4-gre4 [1] 192.0.2.10/32 src_ip_sticky\n"), "{out}");
+    assert!(
+        out.contains(" ip4-gre4 [1] 192.0.2.10/32 src_ip_sticky\n"),
+        "{out}"
+    );
     assert!(out.contains("  protocol:6 port:80\n"), "{out}");
-    assert!(out.contains("    10.0.0.1 1024 buckets   0 flows  dpo:1 used\n"), "{out}");
+    assert!(
+        out.contains("    10.0.0.1 1024 buckets   0 flows  dpo:1 used\n"),
+        "{out}"
+    );
     f.sim.shutdown().await;
 }
 
@@ -293,7 +335,10 @@ async fn faults_drop_stall_restart() {
     let e = lb.client().ping().await.unwrap_err();
     assert!(matches!(e, Error::Timeout { .. }), "{e}");
     f.sim.set_stalled(false);
-    assert!(lb.client().ping().await.is_ok(), "a late reply does not confuse later calls");
+    assert!(
+        lb.client().ping().await.is_ok(),
+        "a late reply does not confuse later calls"
+    );
 
     f.sim.drop_connections();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -306,8 +351,15 @@ async fn faults_drop_stall_restart() {
     lb.vip_add(&spec(key, Encap::Gre4)).await.unwrap();
     f.sim.restart();
     let lb = connect(&f).await;
-    assert_ne!(lb.client().ping().await.unwrap(), pid, "a restarted VPP has a new pid");
-    assert!(lb.vip_dump().await.unwrap().is_empty(), "and forgot its VIPs");
+    assert_ne!(
+        lb.client().ping().await.unwrap(),
+        pid,
+        "a restarted VPP has a new pid"
+    );
+    assert!(
+        lb.vip_dump().await.unwrap().is_empty(),
+        "and forgot its VIPs"
+    );
     f.sim.shutdown().await;
 }
 
@@ -318,7 +370,10 @@ async fn table_length_zero_never_reaches_the_wire() {
     let key = VipKey::host(ip("192.0.2.10"), 6, 80);
     let mut zero = spec(key, Encap::Gre4);
     zero.new_flows_table_length = 0;
-    assert!(matches!(lb.vip_add(&zero).await, Err(Error::Unsupported(_))));
+    assert!(matches!(
+        lb.vip_add(&zero).await,
+        Err(Error::Unsupported(_))
+    ));
     assert!(f.sim.crashed().is_none());
     // Sent raw, it kills the simulated VPP as it would the real one.
     let raw = lb
@@ -356,8 +411,14 @@ async fn stats_segment_counters() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    assert!(boot <= now && now - boot < 60, "boottime {boot} vs now {now}");
-    assert!(stats.lb_vip_counters().unwrap().is_empty(), "no VIP, no counters yet");
+    assert!(
+        boot <= now && now - boot < 60,
+        "boottime {boot} vs now {now}"
+    );
+    assert!(
+        stats.lb_vip_counters().unwrap().is_empty(),
+        "no VIP, no counters yet"
+    );
 
     let key = VipKey::host(ip("192.0.2.10"), 6, 80);
     lb.vip_add(&spec(key, Encap::Gre4)).await.unwrap();
@@ -366,7 +427,11 @@ async fn stats_segment_counters() {
     let counters = stats.lb_vip_counters().unwrap();
     assert_eq!(counters[1].first_packet, 7, "summed over two threads");
     assert_eq!(counters[1].no_server, 3);
-    assert_eq!(counters[0], Default::default(), "index 0 is the placeholder VIP");
+    assert_eq!(
+        counters[0],
+        Default::default(),
+        "index 0 is the placeholder VIP"
+    );
     let route = stats.combined_counter("/net/route/to").unwrap();
     assert_eq!(route[1], (10, 1000));
     assert!(matches!(

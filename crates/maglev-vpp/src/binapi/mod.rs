@@ -9,7 +9,7 @@ pub mod interface_types;
 pub mod ip_types;
 #[rustfmt::skip]
 #[allow(missing_docs)]
-pub mod vpe_types;
+pub mod lb;
 #[rustfmt::skip]
 #[allow(missing_docs)]
 pub mod lb_types;
@@ -24,16 +24,16 @@ pub mod vlib;
 pub mod vpe;
 #[rustfmt::skip]
 #[allow(missing_docs)]
-pub mod lb;
+pub mod vpe_types;
 
 pub use interface_types::*;
 pub use ip_types::*;
-pub use vpe_types::*;
+pub use lb::*;
 pub use lb_types::*;
 pub use memclnt::*;
 pub use vlib::*;
 pub use vpe::*;
-pub use lb::*;
+pub use vpe_types::*;
 
 /// Every message of every module: (module, name, CRC), in module order
 /// and, within a module, in `.api.json` order (VPP numbers memclnt's
