@@ -17,13 +17,16 @@ tasks:
                           cargo test --workspace (what CI runs; see README.md)
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
-                          /usr/share/vpp/api)";
+                          /usr/share/vpp/api)
+  bench vpp               Rust VPP client vs vpp_papi against the simulator,
+                          and a bulk load (see docs/benchmarks.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("binapi") => gen_binapi(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -154,4 +157,36 @@ fn papi_venv() -> Result<Option<PathBuf>, String> {
         return Err("vpp_papi installed but does not import".to_string());
     }
     Ok(Some(python))
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("vpp") => {
+            let root = workspace_root();
+            cargo(&["build", "--release", "--quiet", "-p", "maglev-vppsim"])?;
+            let sim = root.join("target/release/maglev-vppsim");
+            let mut bench_args = vec![
+                "bench".to_string(),
+                "--quiet".to_string(),
+                "-p".to_string(),
+                "maglev-vppsim".to_string(),
+                "--bench".to_string(),
+                "vpp".to_string(),
+                "--".to_string(),
+                sim.display().to_string(),
+            ];
+            match (papi_venv()?, binapi::default_api_dir(&root)) {
+                (Some(py), Some(api)) => {
+                    bench_args.push(py.display().to_string());
+                    bench_args.push(api.display().to_string());
+                }
+                _ => {
+                    eprintln!("\n*** no vpp_papi or API dir: the vpp_papi column stays empty ***\n")
+                }
+            }
+            let refs: Vec<&str> = bench_args.iter().map(String::as_str).collect();
+            cargo(&refs)
+        }
+        _ => Err(format!("usage: cargo xtask bench vpp\n\n{USAGE}")),
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -23,7 +23,7 @@ use crate::binapi::{
     SockclntCreateReply, SockclntDelete, SockclntDeleteReply,
 };
 use crate::error::{Error, VppError};
-use crate::frame::{frame, put_frame, read_frame};
+use crate::frame::{frame, put_frame, FrameReader};
 use crate::wire::{decode_message, encode_message, peek_msg_id, Dump, Message, MsgHeader, Request};
 
 /// `sockclnt_create` has a static id; everything else comes from the table.
@@ -36,6 +36,9 @@ pub struct ClientOptions {
     pub name: String,
     /// Deadline of every call, the handshake included.
     pub timeout: Duration,
+    /// How long the reader keeps polling the socket after a message before
+    /// it sleeps (see [`FrameReader`]); zero always sleeps.
+    pub spin: Duration,
 }
 
 impl Default for ClientOptions {
@@ -44,6 +47,8 @@ impl Default for ClientOptions {
             name: "maglev".to_string(),
             // VPP answers in microseconds; seconds mean it is stuck.
             timeout: Duration::from_secs(5),
+            // A round trip to VPP is tens of microseconds; this covers it.
+            spin: Duration::from_micros(200),
         }
     }
 }
@@ -102,9 +107,13 @@ struct Pending {
 
 #[derive(Debug)]
 enum Call {
-    Reply(oneshot::Sender<Result<Vec<u8>, Error>>),
+    Reply {
+        reply_id: u16,
+        tx: oneshot::Sender<Result<Vec<u8>, Error>>,
+    },
     Dump {
         details: Vec<Vec<u8>>,
+        details_id: u16,
         done_id: u16,
         tx: oneshot::Sender<Result<Vec<Vec<u8>>, Error>>,
     },
@@ -122,7 +131,7 @@ impl Pending {
             .collect();
         for call in calls {
             match call {
-                Call::Reply(tx) => {
+                Call::Reply { tx, .. } => {
                     let _ = tx.send(Err(Error::Disconnected));
                 }
                 Call::Dump { tx, .. } => {
@@ -147,7 +156,8 @@ impl Client {
                 path: path.display().to_string(),
                 source,
             })?;
-        let (mut rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.into_split();
+        let mut rd = FrameReader::new(rd, options.spin);
         let (client_index, table) =
             tokio::time::timeout(options.timeout, handshake(&mut rd, &mut wr, &options.name))
                 .await
@@ -262,7 +272,7 @@ impl Client {
         let mut bytes = Vec::new();
         put_frame(&mut bytes, &self.encode(msg, context)?);
         let (tx, rx) = oneshot::channel();
-        self.register(context, Call::Reply(tx));
+        self.register(context, Call::Reply { reply_id, tx });
         debug!(event = "vpp-api-send", msg = M::NAME, context);
         if let Err(e) = self.send(bytes) {
             self.unregister(context);
@@ -295,6 +305,7 @@ impl Client {
             context,
             Call::Dump {
                 details: Vec::new(),
+                details_id,
                 done_id,
                 tx,
             },
@@ -394,7 +405,7 @@ impl Client {
 }
 
 async fn handshake(
-    rd: &mut OwnedReadHalf,
+    rd: &mut FrameReader,
     wr: &mut OwnedWriteHalf,
     name: &str,
 ) -> Result<(u32, MessageTable), Error> {
@@ -415,7 +426,8 @@ async fn handshake(
     })?;
     wr.write_all(&frame(&create)).await?;
     debug!(event = "vpp-api-send", msg = SockclntCreate::NAME, context);
-    let payload = read_frame(rd)
+    let payload = rd
+        .next()
         .await?
         .ok_or_else(|| Error::Handshake("VPP closed the socket".to_string()))?;
     let (_, reply) =
@@ -466,7 +478,7 @@ async fn write_loop(
 }
 
 async fn read_loop(
-    mut rd: OwnedReadHalf,
+    mut rd: FrameReader,
     pending: Arc<Pending>,
     table: Arc<MessageTable>,
     frames: mpsc::WeakUnboundedSender<Vec<u8>>,
@@ -474,7 +486,7 @@ async fn read_loop(
     let keepalive_id = table.id(MemclntKeepalive::NAME_CRC);
     let keepalive_reply_id = table.id(MemclntKeepaliveReply::NAME_CRC);
     loop {
-        let payload = match read_frame(&mut rd).await {
+        let payload = match rd.next().await {
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(e) => {
@@ -513,41 +525,40 @@ async fn read_loop(
         else {
             continue;
         };
+        // Only the message a caller waits for completes its call: a stray
+        // frame that happens to carry the same context must not.
         let mut calls = pending.calls.lock().expect("pending lock");
-        match calls.remove(&context) {
-            Some(Call::Reply(tx)) => {
-                drop(calls);
-                let _ = tx.send(Ok(payload));
+        let claimed = match calls.get_mut(&context) {
+            Some(Call::Reply { reply_id, .. }) if *reply_id == id => {
+                if let Some(Call::Reply { tx, .. }) = calls.remove(&context) {
+                    let _ = tx.send(Ok(payload));
+                }
+                true
             }
             Some(Call::Dump {
-                mut details,
-                done_id,
-                tx,
-            }) => {
-                if id == done_id {
-                    drop(calls);
+                details,
+                details_id,
+                ..
+            }) if *details_id == id => {
+                details.push(payload);
+                true
+            }
+            Some(Call::Dump { done_id, .. }) if *done_id == id => {
+                if let Some(Call::Dump { details, tx, .. }) = calls.remove(&context) {
                     let _ = tx.send(Ok(details));
-                } else {
-                    details.push(payload);
-                    calls.insert(
-                        context,
-                        Call::Dump {
-                            details,
-                            done_id,
-                            tx,
-                        },
-                    );
                 }
+                true
             }
-            None => {
-                drop(calls);
-                debug!(
-                    event = "vpp-api-recv",
-                    msg = table.name(id),
-                    context,
-                    "no caller waits for this message (late reply?)"
-                );
-            }
+            _ => false,
+        };
+        drop(calls);
+        if !claimed {
+            debug!(
+                event = "vpp-api-recv",
+                msg = table.name(id),
+                context,
+                "no caller waits for this message (late or stray); dropped"
+            );
         }
     }
     pending.fail_all();

@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+// Unsafe code is denied (workspace lint) and allowed only in `stats`.
 #![warn(missing_docs)]
 
 mod addr;

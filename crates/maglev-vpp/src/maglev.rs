@@ -50,29 +50,35 @@ pub fn new_flow_table(table_len: u32, ases: &[(IpAddr, u8)]) -> Vec<Option<usize
     let len = table_len as usize;
     let mask = u64::from(table_len - 1);
     let mut table: Vec<Option<usize>> = vec![None; len];
-    // One entry per (AS, r) for r in 0..weight, sorted by r, then address.
-    let mut entries: Vec<(u8, [u8; 16], usize)> = Vec::new();
-    for (i, (addr, weight)) in ases.iter().enumerate() {
-        for r in 0..*weight {
-            entries.push((r, ip46(addr), i));
-        }
-    }
-    if entries.is_empty() {
+    // Entries (AS, r) for r in 0..weight, sorted by r, then by address:
+    // round r lists, in address order, the ASes whose weight exceeds r.
+    let mut order: Vec<usize> = (0..ases.len()).filter(|i| ases[*i].1 > 0).collect();
+    order.sort_by_key(|i| ip46(&ases[*i].0));
+    let total: usize = order.iter().map(|i| usize::from(ases[*i].1)).sum();
+    if total == 0 {
         return table;
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    // (position, skip) per entry; the position persists across rounds.
-    let mut walk: Vec<(u64, u64, usize)> = entries
-        .iter()
-        .map(|(r, addr, i)| {
+    // With at least `len` entries the first round fills the table, so the
+    // entries after the first `len` never get a slot and need no hash.
+    let needed = total.min(len);
+    let mut walk: Vec<(u64, u64, usize)> = Vec::with_capacity(needed);
+    'rounds: for r in 0..=u8::MAX {
+        for &i in &order {
+            if ases[i].1 <= r {
+                continue;
+            }
+            let addr = ip46(&ases[i].0);
             let lo = u64::from_le_bytes(addr[..8].try_into().expect("8 bytes"));
             let hi = u64::from_le_bytes(addr[8..].try_into().expect("8 bytes"));
-            let seed = xxhash(lo ^ hi ^ u64::from(*r));
+            let seed = xxhash(lo ^ hi ^ u64::from(r));
             let skip = ((seed & 0xffff_ffff) | 1) & mask;
             let pos = (seed >> 32) & mask;
-            (pos, skip, *i)
-        })
-        .collect();
+            walk.push((pos, skip, i));
+            if walk.len() == needed {
+                break 'rounds;
+            }
+        }
+    }
     let mut filled = 0;
     loop {
         for (pos, skip, i) in walk.iter_mut() {
@@ -161,6 +167,77 @@ mod tests {
             .enumerate()
             .map(|(i, w)| (format!("10.0.0.{}", i + 1).parse().unwrap(), *w))
             .collect()
+    }
+
+    /// The algorithm as NOTES.md §4.3 states it, without shortcuts.
+    fn reference(table_len: u32, ases: &[(IpAddr, u8)]) -> Vec<Option<usize>> {
+        let mask = u64::from(table_len - 1);
+        let mut entries: Vec<(u8, [u8; 16], usize)> = Vec::new();
+        for (i, (addr, w)) in ases.iter().enumerate() {
+            for r in 0..*w {
+                entries.push((r, ip46(addr), i));
+            }
+        }
+        let mut table = vec![None; table_len as usize];
+        if entries.is_empty() {
+            return table;
+        }
+        entries.sort();
+        let mut walk: Vec<(u64, u64, usize)> = entries
+            .iter()
+            .map(|(r, a, i)| {
+                let lo = u64::from_le_bytes(a[..8].try_into().unwrap());
+                let hi = u64::from_le_bytes(a[8..].try_into().unwrap());
+                let seed = xxhash(lo ^ hi ^ u64::from(*r));
+                ((seed >> 32) & mask, ((seed & 0xffff_ffff) | 1) & mask, *i)
+            })
+            .collect();
+        let mut filled = 0;
+        loop {
+            for (pos, skip, i) in walk.iter_mut() {
+                loop {
+                    let p = *pos as usize;
+                    *pos = (*pos + *skip) & mask;
+                    if table[p].is_none() {
+                        table[p] = Some(*i);
+                        break;
+                    }
+                }
+                filled += 1;
+                if filled == table.len() {
+                    return table;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_reference_algorithm() {
+        // Few entries (many rounds), about one round, and far more entries
+        // than slots (the first round stops early); IPv4 and IPv6 mixed.
+        let mut seed = 0x1234_5678u64;
+        let mut next = || {
+            seed = xxhash(seed);
+            seed
+        };
+        for (len, n) in [(64u32, 3usize), (256, 10), (1024, 64), (16, 40), (4096, 7)] {
+            let ases: Vec<(IpAddr, u8)> = (0..n)
+                .map(|i| {
+                    let r = next();
+                    let addr: IpAddr = if r % 3 == 0 {
+                        std::net::Ipv6Addr::from(u128::from(r) << 64 | i as u128).into()
+                    } else {
+                        std::net::Ipv4Addr::from((r as u32) ^ i as u32).into()
+                    };
+                    (addr, (next() % 101) as u8)
+                })
+                .collect();
+            assert_eq!(
+                new_flow_table(len, &ases),
+                reference(len, &ases),
+                "len {len}, {n} ASes"
+            );
+        }
     }
 
     #[test]

@@ -130,8 +130,10 @@ pub struct Vip {
     pub used: bool,
     /// ASes in pool order.
     pub ases: Vec<As>,
-    /// The new-flow table: slot → index into `ases`.
-    pub table: Vec<Option<usize>>,
+    /// The new-flow table (slot → index into `ases`), built on first use
+    /// after a change. VPP rebuilds eagerly on every change; nothing can
+    /// observe the difference, and bulk loads stay fast.
+    table: std::cell::OnceCell<Vec<Option<usize>>>,
     /// Uptime second of the last GC run.
     pub last_gc: u32,
     /// DSCP (L3DSR only), masked to 6 bits.
@@ -148,22 +150,29 @@ pub struct Vip {
 impl Vip {
     /// Slots of the new-flow table pointing at `ases[i]`.
     pub fn buckets(&self, i: usize) -> u32 {
-        self.table.iter().filter(|s| **s == Some(i)).count() as u32
+        self.table().iter().filter(|s| **s == Some(i)).count() as u32
+    }
+
+    /// The new-flow table: slot → index into `ases`; `None` is AS 0 (drop).
+    pub fn table(&self) -> &[Option<usize>] {
+        self.table.get_or_init(|| {
+            let live: Vec<(usize, (IpAddr, u8))> = self
+                .ases
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.used && a.weight > 0)
+                .map(|(i, a)| (i, (a.address, a.weight)))
+                .collect();
+            let input: Vec<(IpAddr, u8)> = live.iter().map(|(_, x)| *x).collect();
+            new_flow_table(self.table_len, &input)
+                .into_iter()
+                .map(|slot| slot.map(|j| live[j].0))
+                .collect()
+        })
     }
 
     fn rebuild(&mut self) {
-        let live: Vec<(usize, (IpAddr, u8))> = self
-            .ases
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.used && a.weight > 0)
-            .map(|(i, a)| (i, (a.address, a.weight)))
-            .collect();
-        let input: Vec<(IpAddr, u8)> = live.iter().map(|(_, x)| *x).collect();
-        self.table = new_flow_table(self.table_len, &input)
-            .into_iter()
-            .map(|slot| slot.map(|j| live[j].0))
-            .collect();
+        self.table = std::cell::OnceCell::new();
     }
 
     fn find_as(&self, addr: &IpAddr) -> Option<usize> {
@@ -210,6 +219,8 @@ pub struct LbState {
     pub vips: Vec<Option<Vip>>,
     free_vips: Vec<u32>,
     next_as_index: u32,
+    /// Uptime second of the last GC scan: nothing can change within one.
+    last_scan: Option<u32>,
     /// Global settings.
     pub conf: Conf,
 }
@@ -275,6 +286,7 @@ impl LbState {
             vips: vec![None],
             free_vips: Vec::new(),
             next_as_index: 1,
+            last_scan: None,
             conf: Conf::default(),
         }
     }
@@ -405,7 +417,7 @@ impl LbState {
             table_len: a.table_len,
             used: true,
             ases: Vec::new(),
-            table: Vec::new(),
+            table: std::cell::OnceCell::new(),
             last_gc: now,
             dscp: a.dscp & 0x3f,
             // The handler copies the raw big-endian u32 into a u8.
@@ -527,6 +539,10 @@ impl LbState {
     /// unused for over [`CONCURRENCY_TIMEOUT`] s; then free deleted VIPs
     /// without ASes. `force` ignores both timers.
     pub fn collect_garbage(&mut self, now: u32, force: bool) {
+        if !force && self.last_scan == Some(now) {
+            return;
+        }
+        self.last_scan = Some(now);
         for slot in self.vips.iter_mut() {
             let Some(vip) = slot else { continue };
             if !force && now <= vip.last_gc.wrapping_add(GARBAGE_RUN) {

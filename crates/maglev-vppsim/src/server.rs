@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use maglev_vpp::binapi::*;
-use maglev_vpp::frame::{put_frame, read_frame};
+use maglev_vpp::frame::{put_frame, FrameReader};
 use maglev_vpp::wire::{decode_message, encode_message, peek_msg_id, Message, MsgHeader};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
@@ -19,11 +19,13 @@ const HANDLE_BIT: u32 = 0x8000_0000;
 
 pub(crate) async fn serve_connection(inner: Arc<Inner>, stream: UnixStream) {
     let mut generation = inner.generation.subscribe();
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
+    // VPP's main loop polls; so does the simulator, briefly, after each message.
+    let mut rd = FrameReader::new(rd, std::time::Duration::from_micros(200));
     let mut handle: Option<u32> = None;
     loop {
         let payload = tokio::select! {
-            r = read_frame(&mut rd) => match r {
+            r = rd.next() => match r {
                 Ok(Some(p)) => p,
                 _ => break,
             },

@@ -46,6 +46,7 @@ async fn connect_with(f: &Fixture, timeout: Duration) -> LbApi {
         ClientOptions {
             name: "test".to_string(),
             timeout,
+            ..Default::default()
         },
     )
     .await
