@@ -1,0 +1,556 @@
+//! The checker: one probe loop per backend, however many frontends use it.
+//!
+//! Each loop sleeps, probes, feeds the result to the backend's [`Health`]
+//! and publishes any transition on a broadcast channel, which never blocks
+//! the checker (a slow subscriber loses events and is told so by tokio).
+//! Pause, disable and removal abort the loop, so no probe traffic is sent;
+//! resume and enable start a fresh one. Every loop is tagged with an epoch,
+//! so a loop that was replaced can never apply a stale result.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use maglev_config::{Backend, Config};
+use rand::SeedableRng as _;
+use tokio::sync::broadcast;
+use tokio::task::AbortHandle;
+use tracing::{info, warn};
+
+use crate::probe::{Probe, Prober, SetupError};
+use crate::result::{Code, ProbeResult};
+use crate::state::{jitter, ActionError, Health, State, Transition};
+
+/// Static backends are re-evaluated this often (there is nothing to probe).
+pub const STATIC_INTERVAL: Duration = Duration::from_secs(30);
+/// Grace beyond a probe's own timeout before the checker gives up on it.
+const OVERRUN_GRACE: Duration = Duration::from_millis(50);
+/// Transitions buffered per subscriber before the slowest start to lose them.
+const EVENT_BUFFER: usize = 4096;
+
+/// Sees every probe result (for metrics); must not block.
+pub trait ProbeObserver: Send + Sync {
+    /// One probe of `backend` with a check of `check_type` finished.
+    fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult);
+}
+
+/// Makes the probe for a health check, in place of the built-in ones (a
+/// seam for tests and for probe kinds built elsewhere).
+pub type ProbeFactory = Arc<dyn Fn(&maglev_config::HealthCheck) -> Arc<dyn Probe> + Send + Sync>;
+
+/// How a checker runs.
+#[derive(Clone)]
+pub struct CheckerOptions {
+    /// `User-Agent` of HTTP probes.
+    pub user_agent: String,
+    /// Optional observer of every probe.
+    pub observer: Option<Arc<dyn ProbeObserver>>,
+    /// Optional replacement of the built-in probes.
+    pub probe_factory: Option<ProbeFactory>,
+}
+
+impl std::fmt::Debug for CheckerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckerOptions")
+            .field("user_agent", &self.user_agent)
+            .field("observer", &self.observer.is_some())
+            .field("probe_factory", &self.probe_factory.is_some())
+            .finish()
+    }
+}
+
+impl Default for CheckerOptions {
+    fn default() -> Self {
+        CheckerOptions {
+            user_agent: Prober::default_user_agent(),
+            observer: None,
+            probe_factory: None,
+        }
+    }
+}
+
+/// A backend's state changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendEvent {
+    /// Backend name.
+    pub backend: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// The change.
+    pub transition: Transition,
+}
+
+/// Everything known about one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendStatus {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub address: IpAddr,
+    /// Health check name; `None` for a static backend.
+    pub healthcheck: Option<String>,
+    /// `http`, `https`, `tcp`, `icmp` or `static`.
+    pub check_type: &'static str,
+    /// State.
+    pub state: State,
+    /// Operator flag.
+    pub enabled: bool,
+    /// The rise/fall counter.
+    pub counter: u32,
+    /// Rise threshold in force.
+    pub rise: u32,
+    /// Fall threshold in force.
+    pub fall: u32,
+    /// Last probe result, and when it finished.
+    pub last: Option<(ProbeResult, SystemTime)>,
+    /// Transitions, oldest first.
+    pub history: Vec<Transition>,
+}
+
+/// Why an operator action failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckerError {
+    /// No backend of that name is being checked.
+    #[error("no such backend: {0}")]
+    NotFound(String),
+    /// The state does not allow the action.
+    #[error("{backend}: {error}")]
+    Action {
+        /// Backend name.
+        backend: String,
+        /// The refusal.
+        error: ActionError,
+    },
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Backends that started being checked.
+    pub added: Vec<String>,
+    /// Backends no longer in use.
+    pub removed: Vec<String>,
+    /// Backends whose health check changed: fresh state and loop.
+    pub restarted: Vec<String>,
+    /// Backends kept as they were (address or pool changes taken over).
+    pub kept: Vec<String>,
+}
+
+struct Entry {
+    backend: Backend,
+    probe: Option<Arc<dyn Probe>>,
+    health: Health,
+    last: Option<(ProbeResult, SystemTime)>,
+    task: Option<AbortHandle>,
+    epoch: u64,
+}
+
+impl Entry {
+    fn thresholds(backend: &Backend) -> (u32, u32) {
+        backend
+            .healthcheck
+            .as_ref()
+            .map_or((1, 1), |hc| (hc.rise, hc.fall))
+    }
+
+    fn check_type(&self) -> &'static str {
+        self.backend
+            .healthcheck
+            .as_ref()
+            .map_or("static", |hc| hc.type_name())
+    }
+
+    fn status(&self) -> BackendStatus {
+        let (rise, fall) = Entry::thresholds(&self.backend);
+        BackendStatus {
+            name: self.backend.name.clone(),
+            address: self.backend.address,
+            healthcheck: self.backend.healthcheck.as_ref().map(|h| h.name.clone()),
+            check_type: self.check_type(),
+            state: self.health.state(),
+            enabled: self.health.enabled(),
+            counter: self.health.counter(),
+            rise,
+            fall,
+            last: self.last.clone(),
+            history: self.health.history().cloned().collect(),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.epoch += 1;
+    }
+}
+
+struct Shared {
+    entries: Mutex<BTreeMap<String, Entry>>,
+    events: broadcast::Sender<BackendEvent>,
+    prober: Mutex<Prober>,
+    netns: Mutex<Option<String>>,
+    options: CheckerOptions,
+    history: Mutex<usize>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Ok(entries) = self.entries.get_mut() {
+            for e in entries.values_mut() {
+                e.stop();
+            }
+        }
+    }
+}
+
+/// Health checking of every backend a config uses.
+#[derive(Clone)]
+pub struct Checker {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker").finish_non_exhaustive()
+    }
+}
+
+/// Backends any frontend references, in name order.
+fn in_use(config: &Config) -> BTreeMap<String, Backend> {
+    config
+        .backends
+        .iter()
+        .filter(|(name, _)| config.backend_in_use(name))
+        .map(|(name, b)| (name.clone(), b.clone()))
+        .collect()
+}
+
+impl Checker {
+    /// Starts checking every backend `config` uses. First probes are spread
+    /// over each health check's interval. Must run inside a tokio runtime.
+    pub fn start(config: &Config, options: CheckerOptions) -> Result<Checker, SetupError> {
+        let netns = config.healthchecker.netns.clone();
+        let prober = Prober::new(netns.as_deref(), options.user_agent.clone())?;
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let checker = Checker {
+            shared: Arc::new(Shared {
+                entries: Mutex::new(BTreeMap::new()),
+                events,
+                prober: Mutex::new(prober),
+                netns: Mutex::new(netns),
+                options,
+                history: Mutex::new(config.healthchecker.transition_history),
+            }),
+        };
+        let backends = in_use(config);
+        let n = backends.len().max(1);
+        let mut entries = checker.shared.entries.lock().expect("checker lock");
+        for (i, (name, backend)) in backends.into_iter().enumerate() {
+            let spread = |hc_interval: Duration| hc_interval.mul_f64(i as f64 / n as f64);
+            let mut entry = checker.new_entry(backend);
+            let delay = entry
+                .backend
+                .healthcheck
+                .as_ref()
+                .map_or(Duration::ZERO, |hc| spread(hc.interval));
+            checker.spawn(&name, &mut entry, delay);
+            entries.insert(name, entry);
+        }
+        drop(entries);
+        Ok(checker)
+    }
+
+    fn new_entry(&self, backend: Backend) -> Entry {
+        let (rise, fall) = Entry::thresholds(&backend);
+        let capacity = *self.shared.history.lock().expect("checker lock");
+        let probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
+        Entry {
+            health: Health::new(rise, fall, backend.enabled, capacity),
+            backend,
+            probe,
+            last: None,
+            task: None,
+            epoch: 0,
+        }
+    }
+
+    fn probe_for(&self, hc: &maglev_config::HealthCheck) -> Arc<dyn Probe> {
+        match &self.shared.options.probe_factory {
+            Some(make) => make(hc),
+            None => self
+                .shared
+                .prober
+                .lock()
+                .expect("checker lock")
+                .probe_for(hc),
+        }
+    }
+
+    /// Starts a fresh loop for `entry` (if its state wants probes).
+    fn spawn(&self, name: &str, entry: &mut Entry, first_delay: Duration) {
+        entry.stop();
+        if !entry.health.is_probing() {
+            return;
+        }
+        let task = tokio::spawn(probe_loop(
+            Arc::downgrade(&self.shared),
+            name.to_string(),
+            entry.epoch,
+            first_delay,
+        ));
+        entry.task = Some(task.abort_handle());
+    }
+
+    /// New transitions, as they happen.
+    pub fn subscribe(&self) -> broadcast::Receiver<BackendEvent> {
+        self.shared.events.subscribe()
+    }
+
+    fn publish(&self, backend: &Backend, transition: Option<Transition>) {
+        publish(&self.shared, backend, transition);
+    }
+
+    /// Every checked backend, in name order.
+    pub fn backends(&self) -> Vec<BackendStatus> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        entries.values().map(Entry::status).collect()
+    }
+
+    /// One backend.
+    pub fn backend(&self, name: &str) -> Option<BackendStatus> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        entries.get(name).map(Entry::status)
+    }
+
+    /// The state of one backend.
+    pub fn state(&self, name: &str) -> Option<State> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        entries.get(name).map(|e| e.health.state())
+    }
+
+    fn act(
+        &self,
+        name: &str,
+        action: impl FnOnce(&mut Health, SystemTime) -> Result<Option<Transition>, ActionError>,
+    ) -> Result<BackendStatus, CheckerError> {
+        let mut entries = self.shared.entries.lock().expect("checker lock");
+        let entry = entries
+            .get_mut(name)
+            .ok_or_else(|| CheckerError::NotFound(name.to_string()))?;
+        let t =
+            action(&mut entry.health, SystemTime::now()).map_err(|error| CheckerError::Action {
+                backend: name.to_string(),
+                error,
+            })?;
+        if t.is_some() {
+            if entry.health.is_probing() {
+                self.spawn(name, entry, Duration::ZERO);
+            } else {
+                entry.stop();
+            }
+        }
+        let status = entry.status();
+        let backend = entry.backend.clone();
+        drop(entries);
+        self.publish(&backend, t);
+        Ok(status)
+    }
+
+    /// Pauses health checking of `name` (its loop stops).
+    pub fn pause(&self, name: &str, who: &str) -> Result<BackendStatus, CheckerError> {
+        self.act(name, |h, at| h.pause(at, who))
+    }
+
+    /// Resumes health checking of `name` from `unknown`.
+    pub fn resume(&self, name: &str, who: &str) -> Result<BackendStatus, CheckerError> {
+        self.act(name, |h, at| h.resume(at, who))
+    }
+
+    /// Disables `name` (its loop stops; VPP gets weight 0 with flush).
+    pub fn disable(&self, name: &str, who: &str) -> Result<BackendStatus, CheckerError> {
+        self.act(name, |h, at| h.disable(at, who))
+    }
+
+    /// Enables `name` again, from `unknown`.
+    pub fn enable(&self, name: &str, who: &str) -> Result<BackendStatus, CheckerError> {
+        self.act(name, |h, at| h.enable(at, who))
+    }
+
+    /// Takes a reloaded config: new backends start `unknown`, removed ones
+    /// go `removed` and stop, a changed health check restarts the loop with
+    /// fresh state, and unchanged ones keep probing and their runtime state
+    /// (operator disable included) but take a changed address. A changed
+    /// `netns` that cannot be entered fails the whole reload, changing
+    /// nothing.
+    pub fn apply(&self, config: &Config) -> Result<ApplyReport, SetupError> {
+        let netns = config.healthchecker.netns.clone();
+        let new_prober = {
+            let current = self.shared.netns.lock().expect("checker lock");
+            if *current != netns {
+                Some(Prober::new(
+                    netns.as_deref(),
+                    self.shared.options.user_agent.clone(),
+                )?)
+            } else {
+                None
+            }
+        };
+        if let Some(p) = new_prober.clone() {
+            *self.shared.prober.lock().expect("checker lock") = p;
+            *self.shared.netns.lock().expect("checker lock") = netns;
+        }
+        *self.shared.history.lock().expect("checker lock") =
+            config.healthchecker.transition_history;
+
+        let wanted = in_use(config);
+        let mut report = ApplyReport::default();
+        let mut events = Vec::new();
+        let mut entries = self.shared.entries.lock().expect("checker lock");
+        let gone: Vec<String> = entries
+            .keys()
+            .filter(|n| !wanted.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(mut e) = entries.remove(&name) {
+                e.stop();
+                events.push((e.backend.clone(), e.health.remove(SystemTime::now())));
+                report.removed.push(name);
+            }
+        }
+        let n = wanted.len().max(1);
+        for (i, (name, backend)) in wanted.into_iter().enumerate() {
+            match entries.get_mut(&name) {
+                None => {
+                    let mut entry = self.new_entry(backend);
+                    let delay = entry
+                        .backend
+                        .healthcheck
+                        .as_ref()
+                        .map_or(Duration::ZERO, |hc| {
+                            hc.interval.mul_f64(i as f64 / n as f64)
+                        });
+                    self.spawn(&name, &mut entry, delay);
+                    entries.insert(name.clone(), entry);
+                    report.added.push(name);
+                }
+                Some(entry) if entry.backend.healthcheck != backend.healthcheck => {
+                    let (rise, fall) = Entry::thresholds(&backend);
+                    let t = entry
+                        .health
+                        .restart(rise, fall, backend.enabled, SystemTime::now());
+                    entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
+                    entry.backend = backend;
+                    entry.last = None;
+                    self.spawn(&name, entry, Duration::ZERO);
+                    events.push((entry.backend.clone(), t));
+                    report.restarted.push(name);
+                }
+                Some(entry) => {
+                    // Same check: keep state and loop; take the new address.
+                    if new_prober.is_some() {
+                        entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
+                    }
+                    entry.backend = Backend {
+                        enabled: entry.health.enabled(),
+                        ..backend
+                    };
+                    report.kept.push(name);
+                }
+            }
+        }
+        let capacity = *self.shared.history.lock().expect("checker lock");
+        for e in entries.values_mut() {
+            e.health.set_capacity(capacity);
+        }
+        drop(entries);
+        for (backend, t) in events {
+            self.publish(&backend, t);
+        }
+        Ok(report)
+    }
+}
+
+fn publish(shared: &Shared, backend: &Backend, transition: Option<Transition>) {
+    let Some(t) = transition else { return };
+    info!(
+        event = "backend-transition",
+        backend = %backend.name,
+        address = %backend.address,
+        from = %t.from,
+        to = %t.to,
+        code = %t.code,
+        detail = %t.detail,
+        "backend {} {} -> {}",
+        backend.name,
+        t.from,
+        t.to
+    );
+    // No receivers is fine; a lagging one loses the oldest events.
+    let _ = shared.events.send(BackendEvent {
+        backend: backend.name.clone(),
+        address: backend.address,
+        transition: t,
+    });
+}
+
+async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay: Duration) {
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    tokio::time::sleep(jitter(first_delay, &mut rng)).await;
+    loop {
+        let Some(sh) = shared.upgrade() else { return };
+        let (probe, address, check_type) = {
+            let entries = sh.entries.lock().expect("checker lock");
+            match entries.get(&name) {
+                Some(e) if e.epoch == epoch => (e.probe.clone(), e.backend.address, e.check_type()),
+                _ => return,
+            }
+        };
+        let result = match &probe {
+            Some(p) => {
+                let limit = p.timeout() + OVERRUN_GRACE;
+                match tokio::time::timeout(limit, p.check(address)).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        warn!(backend = %name, "probe overran its timeout");
+                        ProbeResult::new(Code::SockErr, "probe overran its timeout", limit)
+                    }
+                }
+            }
+            None => ProbeResult::new(Code::Static, "static backend", Duration::ZERO),
+        };
+        if let Some(o) = &sh.options.observer {
+            o.probe_done(&name, check_type, &result);
+        }
+        let next = {
+            let mut entries = sh.entries.lock().expect("checker lock");
+            let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
+                return;
+            };
+            let now = SystemTime::now();
+            let t = e
+                .health
+                .record(result.pass, result.code.as_str(), &result.detail, now);
+            tracing::debug!(
+                event = "probe",
+                backend = %name,
+                code = %result.code,
+                detail = %result.detail,
+                took_ms = result.duration.as_secs_f64() * 1000.0,
+            );
+            e.last = Some((result, now));
+            let next = match &e.backend.healthcheck {
+                Some(hc) => e.health.next_interval(hc),
+                None => STATIC_INTERVAL,
+            };
+            let backend = e.backend.clone();
+            drop(entries);
+            publish(&sh, &backend, t);
+            next
+        };
+        drop(sh);
+        tokio::time::sleep(jitter(next, &mut rng)).await;
+    }
+}

@@ -1,0 +1,299 @@
+//! `http` and `https`: one request on a fresh connection.
+//!
+//! For https, TLS is applied to the TCP connection and HTTP spoken over it
+//! with a plain path (the Go tool once wrapped TLS twice by also using an
+//! `https://` URL). The status must be in the configured set and, when a
+//! regex is configured, the first 64 KiB of the body must match it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::header::{CONNECTION, HOST, USER_AGENT};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use maglev_config::{HttpCheck, HttpMethod};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+
+use super::{sock_err, within, BoxFuture, Probe, Sockets};
+use crate::result::{Code, ProbeResult};
+
+/// At most this much of the body is read for the regex.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The two TLS client configurations, built once and shared.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsConfigs {
+    verified: Arc<OnceLock<Arc<ClientConfig>>>,
+    insecure: Arc<OnceLock<Arc<ClientConfig>>>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsConfigs {
+    fn get(&self, insecure: bool) -> Arc<ClientConfig> {
+        let slot = if insecure {
+            &self.insecure
+        } else {
+            &self.verified
+        };
+        Arc::clone(slot.get_or_init(|| {
+            let builder = ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions");
+            let mut config = if insecure {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
+                    .with_no_client_auth()
+            } else {
+                // The system store, so an internal CA installed on the host
+                // is trusted like any other.
+                let mut roots = RootCertStore::empty();
+                let native = rustls_native_certs::load_native_certs();
+                for e in &native.errors {
+                    tracing::warn!(error = %e, "loading system CA certificates");
+                }
+                roots.add_parsable_certificates(native.certs);
+                builder.with_root_certificates(roots).with_no_client_auth()
+            };
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(config)
+        }))
+    }
+}
+
+/// `insecure: true`: accept any certificate, still checking that the
+/// server holds the key of the one it sent.
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct HttpProbe {
+    check: HttpCheck,
+    timeout: Duration,
+    sockets: Sockets,
+    user_agent: String,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+/// Aborts the connection driver when the probe ends, whatever happened.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl HttpProbe {
+    pub(crate) fn new(
+        check: HttpCheck,
+        timeout: Duration,
+        sockets: Sockets,
+        user_agent: String,
+        tls: &TlsConfigs,
+    ) -> HttpProbe {
+        let tls = check.tls.as_ref().map(|t| tls.get(t.insecure));
+        HttpProbe {
+            check,
+            timeout,
+            sockets,
+            user_agent,
+            tls,
+        }
+    }
+
+    fn host_header(&self, target: IpAddr) -> String {
+        if let Some(h) = &self.check.host {
+            return h.clone();
+        }
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        let host = match target {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        if self.check.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.check.port)
+        }
+    }
+
+    async fn exchange<S>(
+        &self,
+        io: S,
+        target: IpAddr,
+        deadline: Instant,
+        start: Instant,
+    ) -> ProbeResult
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let took = || start.elapsed();
+        let handshake = hyper::client::conn::http1::handshake(TokioIo::new(io));
+        let (mut sender, conn) = match within(deadline, handshake).await {
+            None => return ProbeResult::new(Code::L7Tout, "no response", took()),
+            Some(Err(e)) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
+            Some(Ok(pair)) => pair,
+        };
+        let _conn = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let method = match self.check.method {
+            HttpMethod::Get => hyper::Method::GET,
+            HttpMethod::Head => hyper::Method::HEAD,
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(self.check.path.as_str())
+            .header(HOST, self.host_header(target))
+            .header(USER_AGENT, self.user_agent.as_str())
+            .header(CONNECTION, "close")
+            .body(Empty::<Bytes>::new());
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return sock_err(format!("cannot build request: {e}"), took()),
+        };
+        let response = match within(deadline, sender.send_request(request)).await {
+            None => return ProbeResult::new(Code::L7Tout, "no response", took()),
+            Some(Err(e)) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
+            Some(Ok(r)) => r,
+        };
+        let status = response.status().as_u16();
+        if !self.check.response_codes.contains(status) {
+            return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
+        }
+        if let Some(re) = &self.check.response_regex {
+            let mut body = response.into_body();
+            let mut buf: Vec<u8> = Vec::new();
+            let read = async {
+                while buf.len() < MAX_BODY {
+                    match body.frame().await {
+                        None => break,
+                        Some(Err(e)) => return Err(e),
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                let room = MAX_BODY - buf.len();
+                                buf.extend_from_slice(&data[..data.len().min(room)]);
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            };
+            match within(deadline, read).await {
+                None => return ProbeResult::new(Code::L7Tout, "body timeout", took()),
+                Some(Err(e)) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
+                Some(Ok(())) => {}
+            }
+            if !re.regex().is_match(&String::from_utf8_lossy(&buf)) {
+                return ProbeResult::new(
+                    Code::L7Rsp,
+                    format!("HTTP {status}, body does not match /{}/", re.as_str()),
+                    took(),
+                );
+            }
+        }
+        ProbeResult::new(Code::L7Ok, format!("HTTP {status}"), took())
+    }
+}
+
+impl Probe for HttpProbe {
+    fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let deadline = start + self.timeout;
+            let addr = SocketAddr::new(target, self.check.port);
+            let stream = match within(deadline, self.sockets.connect(addr)).await {
+                None => return ProbeResult::new(Code::L4Tout, "connect timeout", start.elapsed()),
+                Some(Err(e)) => {
+                    return ProbeResult::new(Code::L4Con, e.to_string(), start.elapsed())
+                }
+                Some(Ok(s)) => s,
+            };
+            let Some(config) = &self.tls else {
+                return self.exchange(stream, target, deadline, start).await;
+            };
+            let server_name = match self.check.tls.as_ref().and_then(|t| t.server_name.clone()) {
+                // No SNI is sent for an IP address; the certificate must
+                // then name the IP.
+                None => ServerName::IpAddress(target.into()),
+                Some(name) => match ServerName::try_from(name.clone()) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        return sock_err(
+                            format!("invalid server-name {name:?}: {e}"),
+                            start.elapsed(),
+                        )
+                    }
+                },
+            };
+            let connector = TlsConnector::from(Arc::clone(config));
+            match within(deadline, connector.connect(server_name, stream)).await {
+                None => ProbeResult::new(Code::L6Tout, "TLS handshake timeout", start.elapsed()),
+                Some(Err(e)) => ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()),
+                Some(Ok(tls)) => self.exchange(tls, target, deadline, start).await,
+            }
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}

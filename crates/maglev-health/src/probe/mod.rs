@@ -1,0 +1,109 @@
+//! Probes: the [`Probe`] trait and the [`Prober`] that builds one per
+//! health check, sharing what can be shared (ICMP sockets, TLS settings,
+//! the network namespace).
+
+mod http;
+mod icmp;
+mod netns;
+mod tcp;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use maglev_config::{CheckSpec, HealthCheck};
+
+pub use netns::Sockets;
+
+use crate::result::{Code, ProbeResult};
+
+/// A boxed future, so [`Probe`] can be a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One kind of health probe. Implementations finish within
+/// [`Probe::timeout`], whatever the backend does.
+pub trait Probe: Send + Sync + Debug {
+    /// Probes `target` once.
+    fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult>;
+    /// The deadline of one check.
+    fn timeout(&self) -> Duration;
+}
+
+/// Why probing cannot be set up at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The network namespace could not be entered.
+    #[error("cannot enter network namespace {name:?}: {source} (needs CAP_SYS_ADMIN and an existing namespace)")]
+    Netns {
+        /// The configured name or path.
+        name: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Builds probes for health checks.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    sockets: Sockets,
+    user_agent: String,
+    icmp: Arc<icmp::Pingers>,
+    tls: http::TlsConfigs,
+}
+
+impl Prober {
+    /// A prober whose sockets are made in `netns` (a name under
+    /// `/run/netns`, or a path), or in the daemon's own namespace.
+    pub fn new(netns: Option<&str>, user_agent: impl Into<String>) -> Result<Prober, SetupError> {
+        Ok(Prober {
+            sockets: Sockets::new(netns)?,
+            user_agent: user_agent.into(),
+            icmp: Arc::new(icmp::Pingers::default()),
+            tls: http::TlsConfigs::default(),
+        })
+    }
+
+    /// The default `User-Agent`: `maglevd/<version>`.
+    pub fn default_user_agent() -> String {
+        format!("maglevd/{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The probe for `hc`.
+    pub fn probe_for(&self, hc: &HealthCheck) -> Arc<dyn Probe> {
+        match &hc.spec {
+            CheckSpec::Tcp { port } => Arc::new(tcp::TcpProbe {
+                port: *port,
+                timeout: hc.timeout,
+                sockets: self.sockets.clone(),
+            }),
+            CheckSpec::Http(h) => Arc::new(http::HttpProbe::new(
+                h.clone(),
+                hc.timeout,
+                self.sockets.clone(),
+                self.user_agent.clone(),
+                &self.tls,
+            )),
+            CheckSpec::Icmp => Arc::new(icmp::IcmpProbe {
+                pingers: Arc::clone(&self.icmp),
+                sockets: self.sockets.clone(),
+                timeout: hc.timeout,
+            }),
+        }
+    }
+}
+
+/// Runs `fut` until `deadline`; `None` when it expired.
+pub(crate) async fn within<T>(
+    deadline: tokio::time::Instant,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    tokio::time::timeout_at(deadline, fut).await.ok()
+}
+
+/// A failed result from a local error.
+pub(crate) fn sock_err(detail: impl Into<String>, took: Duration) -> ProbeResult {
+    ProbeResult::new(Code::SockErr, detail, took)
+}

@@ -1,0 +1,37 @@
+//! `tcp`: a connection that completes its handshake passes; it is closed at
+//! once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use super::{within, BoxFuture, Probe, Sockets};
+use crate::result::{Code, ProbeResult};
+
+#[derive(Debug)]
+pub(crate) struct TcpProbe {
+    pub port: u16,
+    pub timeout: Duration,
+    pub sockets: Sockets,
+}
+
+impl Probe for TcpProbe {
+    fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
+        Box::pin(async move {
+            let start = tokio::time::Instant::now();
+            let deadline = start + self.timeout;
+            let addr = SocketAddr::new(target, self.port);
+            match within(deadline, self.sockets.connect(addr)).await {
+                None => ProbeResult::new(Code::L4Tout, "connect timeout", start.elapsed()),
+                Some(Err(e)) => ProbeResult::new(Code::L4Con, e.to_string(), start.elapsed()),
+                Some(Ok(stream)) => {
+                    drop(stream);
+                    ProbeResult::new(Code::L4Ok, "connected", start.elapsed())
+                }
+            }
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}

@@ -1,0 +1,533 @@
+//! The per-backend health state machine. Pure: no IO, no clocks of its
+//! own; the caller passes the time of every event.
+//!
+//! HAProxy's counter model: one counter in `[0, rise + fall − 1]`, +1 on a
+//! pass, −1 on a failure (clamped), up while `counter ≥ rise`. Entering
+//! `unknown` preloads `rise − 1`, so the first pass decides up, and any
+//! failure while unknown decides down at once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use maglev_config::HealthCheck;
+
+/// Health of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// Not decided yet: after start, resume, enable or a new health check.
+    Unknown,
+    /// Healthy: gets traffic.
+    Up,
+    /// Failed enough probes.
+    Down,
+    /// Health checking stopped by an operator.
+    Paused,
+    /// Taken out of service by an operator.
+    Disabled,
+    /// Gone from the config.
+    Removed,
+}
+
+impl State {
+    /// The lowercase name used in the API, logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            State::Unknown => "unknown",
+            State::Up => "up",
+            State::Down => "down",
+            State::Paused => "paused",
+            State::Disabled => "disabled",
+            State::Removed => "removed",
+        }
+    }
+
+    /// Every state, for metrics that list them all.
+    pub const ALL: [State; 6] = [
+        State::Unknown,
+        State::Up,
+        State::Down,
+        State::Paused,
+        State::Disabled,
+        State::Removed,
+    ];
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change of state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    /// State before.
+    pub from: State,
+    /// State after.
+    pub to: State,
+    /// When it happened.
+    pub at: SystemTime,
+    /// The probe code that caused it (`L7STS`…) or the operator action
+    /// (`pause`, `resume`, `disable`, `enable`, `removed`, `restart`).
+    pub code: String,
+    /// Details: the probe's message, or who did it.
+    pub detail: String,
+}
+
+/// An operator action that cannot be done in the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// Pause and resume do not apply to a disabled backend: enable it first.
+    #[error("backend is disabled; enable it first")]
+    Disabled,
+    /// The backend is gone from the config.
+    #[error("backend was removed from the config")]
+    Removed,
+}
+
+/// The health of one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    state: State,
+    counter: u32,
+    rise: u32,
+    fall: u32,
+    enabled: bool,
+    history: VecDeque<Transition>,
+    capacity: usize,
+}
+
+impl Health {
+    /// A backend entering service: `unknown`, or `disabled` when its
+    /// initial operator state says so. `capacity` bounds the history.
+    pub fn new(rise: u32, fall: u32, enabled: bool, capacity: usize) -> Health {
+        let rise = rise.max(1);
+        Health {
+            state: if enabled {
+                State::Unknown
+            } else {
+                State::Disabled
+            },
+            counter: rise - 1,
+            rise,
+            fall: fall.max(1),
+            enabled,
+            history: VecDeque::with_capacity(capacity.min(64)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The counter, `0..=rise+fall−1`.
+    pub fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    /// The operator's enabled flag.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Transitions, oldest first.
+    pub fn history(&self) -> impl Iterator<Item = &Transition> {
+        self.history.iter()
+    }
+
+    /// Whether probes should run: unknown, up or down.
+    pub fn is_probing(&self) -> bool {
+        matches!(self.state, State::Unknown | State::Up | State::Down)
+    }
+
+    fn max(&self) -> u32 {
+        self.rise + self.fall - 1
+    }
+
+    fn set(&mut self, to: State, at: SystemTime, code: &str, detail: &str) -> Option<Transition> {
+        if to == self.state {
+            return None;
+        }
+        let t = Transition {
+            from: self.state,
+            to,
+            at,
+            code: code.to_string(),
+            detail: detail.to_string(),
+        };
+        self.state = to;
+        if self.history.len() == self.capacity {
+            self.history.pop_front();
+        }
+        self.history.push_back(t.clone());
+        Some(t)
+    }
+
+    fn enter_unknown(&mut self, at: SystemTime, code: &str, detail: &str) -> Option<Transition> {
+        self.counter = self.rise - 1;
+        self.set(State::Unknown, at, code, detail)
+    }
+
+    /// Applies a probe result. Results are ignored unless the backend is
+    /// being probed (a late result after pause, disable or removal).
+    pub fn record(
+        &mut self,
+        pass: bool,
+        code: &str,
+        detail: &str,
+        at: SystemTime,
+    ) -> Option<Transition> {
+        if !self.is_probing() {
+            return None;
+        }
+        if pass {
+            self.counter = (self.counter + 1).min(self.max());
+        } else if self.state == State::Unknown {
+            // Expedited: one failure decides an unknown backend.
+            self.counter = 0;
+        } else {
+            self.counter = self.counter.saturating_sub(1);
+        }
+        // From unknown the preload makes one pass reach `rise`.
+        let to = if self.counter >= self.rise {
+            State::Up
+        } else {
+            State::Down
+        };
+        self.set(to, at, code, detail)
+    }
+
+    /// The probe interval for the current counter: `interval` when fully
+    /// up, `down_interval` when fully down, `fast_interval` in between
+    /// (unknown included).
+    pub fn next_interval(&self, hc: &HealthCheck) -> Duration {
+        if self.counter >= self.max() && self.state == State::Up {
+            hc.interval
+        } else if self.counter == 0 && self.state == State::Down {
+            hc.down_interval
+        } else {
+            hc.fast_interval
+        }
+    }
+
+    /// Operator pause: stop probing. Idempotent; an error when disabled.
+    pub fn pause(&mut self, at: SystemTime, who: &str) -> Result<Option<Transition>, ActionError> {
+        match self.state {
+            State::Disabled => Err(ActionError::Disabled),
+            State::Removed => Err(ActionError::Removed),
+            State::Paused => Ok(None),
+            _ => Ok(self.set(State::Paused, at, "pause", who)),
+        }
+    }
+
+    /// Operator resume: back to `unknown` with a fresh probe loop.
+    /// Idempotent (no-op unless paused); an error when disabled.
+    pub fn resume(&mut self, at: SystemTime, who: &str) -> Result<Option<Transition>, ActionError> {
+        match self.state {
+            State::Disabled => Err(ActionError::Disabled),
+            State::Removed => Err(ActionError::Removed),
+            State::Paused => Ok(self.enter_unknown(at, "resume", who)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Operator disable. Keyed on the state: when already disabled only the
+    /// flag is synced, so an inconsistent (flag, state) pair heals.
+    pub fn disable(
+        &mut self,
+        at: SystemTime,
+        who: &str,
+    ) -> Result<Option<Transition>, ActionError> {
+        if self.state == State::Removed {
+            return Err(ActionError::Removed);
+        }
+        self.enabled = false;
+        Ok(self.set(State::Disabled, at, "disable", who))
+    }
+
+    /// Operator enable: from disabled back to `unknown`. When not disabled
+    /// only the flag is synced.
+    pub fn enable(&mut self, at: SystemTime, who: &str) -> Result<Option<Transition>, ActionError> {
+        match self.state {
+            State::Removed => Err(ActionError::Removed),
+            State::Disabled => {
+                self.enabled = true;
+                Ok(self.enter_unknown(at, "enable", who))
+            }
+            _ => {
+                self.enabled = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The backend left the config.
+    pub fn remove(&mut self, at: SystemTime) -> Option<Transition> {
+        self.set(State::Removed, at, "removed", "config reload")
+    }
+
+    /// A new health check definition: fresh counters with the new rise and
+    /// fall, and the config's `enabled` as the operator state again.
+    pub fn restart(
+        &mut self,
+        rise: u32,
+        fall: u32,
+        enabled: bool,
+        at: SystemTime,
+    ) -> Option<Transition> {
+        self.rise = rise.max(1);
+        self.fall = fall.max(1);
+        self.enabled = enabled;
+        if enabled {
+            self.enter_unknown(at, "restart", "health check changed")
+        } else {
+            self.counter = self.rise - 1;
+            self.set(State::Disabled, at, "restart", "health check changed")
+        }
+    }
+
+    /// Changes the history bound (a reload may change it), keeping the
+    /// newest entries.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        while self.history.len() > self.capacity {
+            self.history.pop_front();
+        }
+    }
+}
+
+/// `d` with ±10 % random jitter, so probes of many backends (and of several
+/// maglevds) do not fire in lock-step.
+pub fn jitter(d: Duration, rng: &mut impl rand::Rng) -> Duration {
+    d.mul_f64(rng.random_range(0.9..=1.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maglev_config::{CheckSpec, HealthCheck};
+
+    fn t0() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000)
+    }
+
+    fn hc(rise: u32, fall: u32) -> HealthCheck {
+        HealthCheck {
+            name: "hc".into(),
+            spec: CheckSpec::Tcp { port: 80 },
+            interval: Duration::from_secs(2),
+            fast_interval: Duration::from_millis(500),
+            down_interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            rise,
+            fall,
+        }
+    }
+
+    /// Feeds results ('+' pass, '-' fail) and returns (state, counter)
+    /// after each.
+    fn run(h: &mut Health, results: &str) -> Vec<(State, u32)> {
+        results
+            .chars()
+            .map(|c| {
+                h.record(c == '+', if c == '+' { "L4OK" } else { "L4CON" }, "", t0());
+                (h.state(), h.counter())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counter_model_table() {
+        use State::*;
+        // (rise, fall, results, expected (state, counter) after each)
+        let cases: &[(u32, u32, &str, &[(State, u32)])] = &[
+            // One pass decides an unknown backend up…
+            (2, 3, "+", &[(Up, 2)]),
+            // …and one failure decides it down.
+            (2, 3, "-", &[(Down, 0)]),
+            // Up to the top, then fall=3 failures to go down.
+            (
+                2,
+                3,
+                "+++---",
+                &[(Up, 2), (Up, 3), (Up, 4), (Up, 3), (Up, 2), (Down, 1)],
+            ),
+            // Barely up: fall failures still needed? counter=rise needs 1.
+            (2, 3, "+-", &[(Up, 2), (Down, 1)]),
+            // Fully down needs rise passes to come back.
+            (
+                2,
+                3,
+                "---++",
+                &[(Down, 0), (Down, 0), (Down, 0), (Down, 1), (Up, 2)],
+            ),
+            // Alternating stays in the middle without flapping.
+            (
+                2,
+                3,
+                "++-+-+-+",
+                &[
+                    (Up, 2),
+                    (Up, 3),
+                    (Up, 2),
+                    (Up, 3),
+                    (Up, 2),
+                    (Up, 3),
+                    (Up, 2),
+                    (Up, 3),
+                ],
+            ),
+            // rise=fall=1: every result decides.
+            (1, 1, "+-+", &[(Up, 1), (Down, 0), (Up, 1)]),
+            // Clamped at both ends.
+            (3, 2, "++++", &[(Up, 3), (Up, 4), (Up, 4), (Up, 4)]),
+            (3, 2, "----", &[(Down, 0), (Down, 0), (Down, 0), (Down, 0)]),
+        ];
+        for (rise, fall, results, want) in cases {
+            let mut h = Health::new(*rise, *fall, true, 10);
+            assert_eq!(h.state(), Unknown);
+            assert_eq!(
+                &run(&mut h, results),
+                want,
+                "rise {rise} fall {fall} {results}"
+            );
+        }
+    }
+
+    #[test]
+    fn transitions_are_recorded_with_code_and_bounded() {
+        let mut h = Health::new(1, 1, true, 3);
+        run(&mut h, "+-+-+");
+        let hist: Vec<(State, State, &str)> = h
+            .history()
+            .map(|t| (t.from, t.to, t.code.as_str()))
+            .collect();
+        assert_eq!(
+            hist,
+            [
+                (State::Up, State::Down, "L4CON"),
+                (State::Down, State::Up, "L4OK"),
+                (State::Up, State::Down, "L4CON"),
+            ],
+            "the oldest dropped first"
+        );
+        // A result that changes nothing records nothing.
+        let before = h.history().count();
+        h.record(false, "L4CON", "", t0());
+        assert_eq!(h.history().count(), before);
+    }
+
+    #[test]
+    fn intervals_follow_the_counter() {
+        let c = hc(2, 3);
+        let mut h = Health::new(2, 3, true, 5);
+        assert_eq!(h.next_interval(&c), c.fast_interval, "unknown");
+        run(&mut h, "+");
+        assert_eq!(
+            h.next_interval(&c),
+            c.fast_interval,
+            "up but not at the top"
+        );
+        run(&mut h, "++");
+        assert_eq!(h.next_interval(&c), c.interval, "fully up");
+        run(&mut h, "-");
+        assert_eq!(h.next_interval(&c), c.fast_interval, "degraded");
+        run(&mut h, "----");
+        assert_eq!(h.next_interval(&c), c.down_interval, "fully down");
+        run(&mut h, "+");
+        assert_eq!(h.next_interval(&c), c.fast_interval, "recovering");
+    }
+
+    #[test]
+    fn operator_actions() {
+        use State::*;
+        let mut h = Health::new(2, 3, true, 10);
+        run(&mut h, "+");
+        // pause / resume
+        assert_eq!(h.pause(t0(), "op").unwrap().unwrap().to, Paused);
+        assert_eq!(h.pause(t0(), "op"), Ok(None), "idempotent");
+        assert!(
+            h.record(true, "L4OK", "", t0()).is_none(),
+            "results ignored while paused"
+        );
+        assert_eq!(h.resume(t0(), "op").unwrap().unwrap().to, Unknown);
+        assert_eq!(h.counter(), 1, "resume preloads rise-1");
+        assert_eq!(
+            h.resume(t0(), "op"),
+            Ok(None),
+            "resume when not paused is a no-op"
+        );
+        // disable / enable
+        let t = h.disable(t0(), "op").unwrap().unwrap();
+        assert_eq!(
+            (t.from, t.to, t.code.as_str()),
+            (Unknown, Disabled, "disable")
+        );
+        assert!(!h.enabled());
+        assert_eq!(h.disable(t0(), "op"), Ok(None), "idempotent");
+        assert_eq!(h.pause(t0(), "op"), Err(ActionError::Disabled));
+        assert_eq!(h.resume(t0(), "op"), Err(ActionError::Disabled));
+        assert!(h.record(true, "L4OK", "", t0()).is_none());
+        assert_eq!(h.enable(t0(), "op").unwrap().unwrap().to, Unknown);
+        assert!(h.enabled());
+        assert_eq!(
+            h.enable(t0(), "op"),
+            Ok(None),
+            "enable when enabled syncs only"
+        );
+        // disable from paused works; history survives it all
+        h.pause(t0(), "op").unwrap();
+        assert_eq!(h.disable(t0(), "op").unwrap().unwrap().from, Paused);
+        let codes: Vec<&str> = h.history().map(|t| t.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["L4OK", "pause", "resume", "disable", "enable", "pause", "disable"]
+        );
+        // removal is final
+        assert_eq!(h.remove(t0()).unwrap().to, Removed);
+        assert_eq!(h.enable(t0(), "op"), Err(ActionError::Removed));
+        assert_eq!(h.pause(t0(), "op"), Err(ActionError::Removed));
+    }
+
+    #[test]
+    fn enable_heals_an_inconsistent_flag() {
+        // Keyed on state: a disabled state with enabled=true still enables.
+        let mut h = Health::new(2, 3, false, 5);
+        assert_eq!(h.state(), State::Disabled);
+        assert!(h.enable(t0(), "op").unwrap().is_some());
+    }
+
+    #[test]
+    fn restart_takes_new_thresholds_and_config_enabled() {
+        let mut h = Health::new(2, 3, true, 5);
+        run(&mut h, "+++");
+        h.disable(t0(), "op").unwrap();
+        let t = h.restart(3, 1, true, t0()).unwrap();
+        assert_eq!((t.from, t.to), (State::Disabled, State::Unknown));
+        assert_eq!(h.counter(), 2);
+        assert_eq!(run(&mut h, "+-"), [(State::Up, 3), (State::Down, 2)]);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let mut rng = rand::rng();
+        let d = Duration::from_millis(1000);
+        let (mut lo, mut hi) = (d, d);
+        for _ in 0..10_000 {
+            let j = jitter(d, &mut rng);
+            assert!(
+                j >= Duration::from_millis(900) && j <= Duration::from_millis(1100),
+                "{j:?}"
+            );
+            lo = lo.min(j);
+            hi = hi.max(j);
+        }
+        assert!(
+            lo < Duration::from_millis(920) && hi > Duration::from_millis(1080),
+            "spread {lo:?}..{hi:?}"
+        );
+    }
+}
