@@ -408,9 +408,9 @@ mod tests {
         assert_eq!(
             hist,
             [
-                (State::Up, State::Down, "L4CON"),
                 (State::Down, State::Up, "L4OK"),
                 (State::Up, State::Down, "L4CON"),
+                (State::Down, State::Up, "L4OK"),
             ],
             "the oldest dropped first"
         );

@@ -92,7 +92,23 @@ where
 
 /// A plain HTTP server on `ip`, port 0.
 pub async fn http_server(ip: &str) -> TestServer {
-    let listener = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), 0))
+    http_server_on(ip, 0).await
+}
+
+/// HTTP servers on several loopback addresses, all on one port (so one
+/// health check covers them).
+pub async fn http_servers(ips: &[&str]) -> Vec<TestServer> {
+    let first = http_server(ips[0]).await;
+    let port = first.addr.port();
+    let mut all = vec![first];
+    for ip in &ips[1..] {
+        all.push(http_server_on(ip, port).await);
+    }
+    all
+}
+
+async fn http_server_on(ip: &str, port: u16) -> TestServer {
+    let listener = TcpListener::bind((ip.parse::<IpAddr>().unwrap(), port))
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();

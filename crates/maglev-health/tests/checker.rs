@@ -1,0 +1,225 @@
+//! The checker with real servers: transitions, operator actions stopping
+//! probe traffic, reloads.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use maglev_health::{BackendEvent, Checker, CheckerError, CheckerOptions, State};
+use tokio::sync::broadcast;
+
+const FAST: &str = "interval: 50ms, fast-interval: 20ms, down-interval: 50ms, timeout: 200ms";
+
+async fn next_event(rx: &mut broadcast::Receiver<BackendEvent>) -> BackendEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("channel open")
+}
+
+async fn wait_state(c: &Checker, name: &str, want: State) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.state(name) != Some(want) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} stuck in {:?}, wanted {want}",
+            c.state(name)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn up_then_down_after_fall_with_l7sts() {
+    let s = http_server("127.0.0.1").await;
+    let cfg = config(
+        &format!(
+            "    web: {{ type: http, port: {}, rise: 2, fall: 3, {FAST} }}",
+            s.addr.port()
+        ),
+        "    b1: { address: 127.0.0.1, healthcheck: web }",
+        &["b1"],
+    );
+    let c = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+    let mut rx = c.subscribe();
+    let ev = next_event(&mut rx).await;
+    assert_eq!(
+        (ev.backend.as_str(), ev.transition.from, ev.transition.to),
+        ("b1", State::Unknown, State::Up)
+    );
+    assert_eq!(ev.transition.code, "L7OK");
+    // Let it reach the top of the counter, then break the server.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.backend("b1").unwrap().counter < 4 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.set_status(503);
+    let hits_before = s.hits();
+    let ev = next_event(&mut rx).await;
+    assert_eq!(
+        (ev.transition.from, ev.transition.to),
+        (State::Up, State::Down)
+    );
+    assert_eq!(ev.transition.code, "L7STS");
+    assert_eq!(ev.transition.detail, "HTTP 503");
+    assert_eq!(s.hits() - hits_before, 3, "exactly fall=3 failures");
+    let st = c.backend("b1").unwrap();
+    assert_eq!(st.check_type, "http");
+    assert_eq!(st.last.as_ref().unwrap().0.detail, "HTTP 503");
+    assert_eq!(st.history.len(), 2);
+}
+
+#[tokio::test]
+async fn pause_and_disable_stop_probe_traffic() {
+    let s = http_server("127.0.0.1").await;
+    let cfg = config(
+        &format!("    web: {{ type: http, port: {}, {FAST} }}", s.addr.port()),
+        "    b1: { address: 127.0.0.1, healthcheck: web }",
+        &["b1"],
+    );
+    let c = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+    wait_state(&c, "b1", State::Up).await;
+
+    let st = c.pause("b1", "test").unwrap();
+    assert_eq!(st.state, State::Paused);
+    let h = s.hits();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.hits(), h, "no probe while paused");
+
+    let st = c.resume("b1", "test").unwrap();
+    assert_eq!(st.state, State::Unknown);
+    wait_state(&c, "b1", State::Up).await;
+    assert!(s.hits() > h, "probing again after resume");
+
+    c.disable("b1", "test").unwrap();
+    let h = s.hits();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.hits(), h, "no probe while disabled");
+    let err = c.pause("b1", "test").unwrap_err();
+    assert!(matches!(err, CheckerError::Action { .. }), "{err}");
+    assert_eq!(err.to_string(), "b1: backend is disabled; enable it first");
+    assert_eq!(
+        c.resume("b1", "test").unwrap_err().to_string(),
+        "b1: backend is disabled; enable it first"
+    );
+    c.enable("b1", "test").unwrap();
+    wait_state(&c, "b1", State::Up).await;
+    assert!(matches!(
+        c.pause("nope", "t"),
+        Err(CheckerError::NotFound(_))
+    ));
+    let codes: Vec<String> = c
+        .backend("b1")
+        .unwrap()
+        .history
+        .iter()
+        .map(|t| t.code.clone())
+        .collect();
+    assert_eq!(codes.last().unwrap(), "L7OK");
+    assert!(codes.contains(&"disable".to_string()) && codes.contains(&"enable".to_string()));
+}
+
+#[tokio::test]
+async fn reload_rules() {
+    let servers = http_servers(&[
+        "127.0.1.1",
+        "127.0.1.2",
+        "127.0.1.3",
+        "127.0.1.4",
+        "127.0.1.9",
+    ])
+    .await;
+    let port = servers[0].addr.port();
+    let checks = format!(
+        "    web: {{ type: http, port: {port}, {FAST} }}\n    tcp: {{ type: tcp, port: {port}, {FAST} }}"
+    );
+    let cfg = config(
+        &checks,
+        "    keep: { address: 127.0.1.1, healthcheck: web }\n    \
+         change: { address: 127.0.1.2, healthcheck: web }\n    \
+         gone: { address: 127.0.1.3, healthcheck: web }\n    \
+         moved: { address: 127.0.1.4, healthcheck: web }",
+        &["keep", "change", "gone", "moved"],
+    );
+    let c = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+    for b in ["keep", "change", "gone", "moved"] {
+        wait_state(&c, b, State::Up).await;
+    }
+    c.disable("keep", "operator").unwrap();
+    let mut rx = c.subscribe();
+
+    let cfg2 = config(
+        &checks,
+        "    keep: { address: 127.0.1.1, healthcheck: web }\n    \
+         change: { address: 127.0.1.2, healthcheck: tcp }\n    \
+         moved: { address: 127.0.1.9, healthcheck: web }\n    \
+         new: { address: 127.0.1.5 }",
+        &["keep", "change", "moved", "new"],
+    );
+    let report = c.apply(&cfg2).unwrap();
+    assert_eq!(report.added, ["new"]);
+    assert_eq!(report.removed, ["gone"]);
+    assert_eq!(report.restarted, ["change"]);
+    assert_eq!(report.kept, ["keep", "moved"]);
+
+    let st = c.backend("keep").unwrap();
+    assert_eq!(
+        (st.state, st.enabled),
+        (State::Disabled, false),
+        "operator disable survives"
+    );
+    assert!(c.backend("gone").is_none());
+    let st = c.backend("moved").unwrap();
+    assert_eq!(
+        st.address,
+        "127.0.1.9".parse::<std::net::IpAddr>().unwrap(),
+        "new address taken"
+    );
+    let moved_hits = servers[4].hits();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        servers[4].hits() > moved_hits,
+        "probes follow the new address"
+    );
+    assert_eq!(st.state, State::Up, "state kept across the address change");
+    let st = c.backend("change").unwrap();
+    assert_eq!(st.check_type, "tcp");
+    wait_state(&c, "change", State::Up).await;
+    wait_state(&c, "new", State::Up).await;
+    assert_eq!(c.backend("new").unwrap().check_type, "static");
+
+    let mut seen = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        seen.push((
+            ev.backend,
+            ev.transition.from,
+            ev.transition.to,
+            ev.transition.code,
+        ));
+    }
+    assert!(
+        seen.contains(&("gone".into(), State::Up, State::Removed, "removed".into())),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("change".into(), State::Up, State::Unknown, "restart".into())),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn static_backends_are_up_at_once_and_disabled_ones_wait() {
+    let cfg = config(
+        "    unused: { type: icmp }",
+        "    s1: { address: 127.0.0.1 }\n    s2: { address: 127.0.0.2, enabled: false }\n    \
+         x: { address: 127.0.0.3, healthcheck: unused }",
+        &["s1", "s2", "x"],
+    );
+    let c = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+    wait_state(&c, "s1", State::Up).await;
+    assert_eq!(c.state("s2"), Some(State::Disabled));
+    let st = c.backend("s1").unwrap();
+    assert_eq!(st.last.unwrap().0.code, maglev_health::Code::Static);
+}

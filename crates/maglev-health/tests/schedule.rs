@@ -1,0 +1,170 @@
+//! The checker's timing under tokio's paused clock, with a scripted probe:
+//! first probes spread over the interval, the interval chosen from the
+//! counter, ±10 % jitter on every sleep.
+
+mod common;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::config;
+use maglev_health::probe::BoxFuture;
+use maglev_health::{Checker, CheckerOptions, Code, Probe, ProbeResult, State};
+use tokio::time::Instant;
+
+/// Answers from a script per target ('+' pass, '-' fail; then passes) and
+/// records when it was called.
+#[derive(Debug, Default)]
+struct Scripted {
+    script: Mutex<HashMap<IpAddr, VecDeque<bool>>>,
+    calls: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl Probe for Scripted {
+    fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
+        Box::pin(async move {
+            self.calls
+                .lock()
+                .unwrap()
+                .entry(target)
+                .or_default()
+                .push(Instant::now());
+            let pass = self
+                .script
+                .lock()
+                .unwrap()
+                .get_mut(&target)
+                .and_then(VecDeque::pop_front)
+                .unwrap_or(true);
+            let code = if pass { Code::L4Ok } else { Code::L4Con };
+            ProbeResult::new(code, "scripted", Duration::ZERO)
+        })
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn within_jitter(got: Duration, want: Duration) -> bool {
+    got >= want.mul_f64(0.9).saturating_sub(Duration::from_millis(1))
+        && got <= want.mul_f64(1.1) + Duration::from_millis(1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn intervals_follow_the_counter_with_jitter() {
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 10s, fast-interval: 1s, down-interval: 30s, rise: 2, fall: 3 }",
+        "    b: { address: 127.0.0.1, healthcheck: hc }",
+        &["b"],
+    );
+    let fake = Arc::new(Scripted::default());
+    // up (2), 3, 4=top, then down to 0, then back up.
+    fake.script.lock().unwrap().insert(
+        ip("127.0.0.1"),
+        "+++----++".chars().map(|c| c == '+').collect(),
+    );
+    let f = Arc::clone(&fake);
+    let checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut rx = checker.subscribe();
+    tokio::time::sleep(Duration::from_secs(200)).await;
+
+    let calls = fake.calls.lock().unwrap()[&ip("127.0.0.1")].clone();
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
+    // Interval after each result: counter 2 fast, 3 fast, 4 (top) interval,
+    // 3 fast, 2 fast, 1 (down) fast, 0 down-interval, 1 fast, 2 fast…
+    let s = Duration::from_secs;
+    let want = [
+        s(1),
+        s(1),
+        s(10),
+        s(1),
+        s(1),
+        s(1),
+        s(30),
+        s(1),
+        s(1),
+        s(1),
+        s(10),
+    ];
+    for (i, (got, want)) in gaps.iter().zip(want).enumerate() {
+        assert!(
+            within_jitter(*got, want),
+            "gap {i}: {got:?}, want {want:?} ±10%; all {gaps:?}"
+        );
+    }
+    assert!(gaps.len() >= want.len(), "{gaps:?}");
+    // Jitter really varies the sleeps.
+    let tens: Vec<&Duration> = gaps
+        .iter()
+        .filter(|g| g.as_secs() >= 9 && g.as_secs() <= 11)
+        .collect();
+    assert!(
+        tens.windows(2).any(|w| w[0] != w[1]),
+        "no jitter seen: {tens:?}"
+    );
+
+    let mut trans = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        trans.push((ev.transition.from, ev.transition.to));
+    }
+    assert_eq!(
+        trans,
+        [
+            (State::Unknown, State::Up),
+            (State::Up, State::Down),
+            (State::Down, State::Up)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_probes_are_spread_over_the_interval() {
+    let names = ["b0", "b1", "b2", "b3"];
+    let backends: String = (0..4)
+        .map(|i| {
+            format!(
+                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 8s }",
+        backends.trim_end(),
+        &names,
+    );
+    let fake = Arc::new(Scripted::default());
+    let f = Arc::clone(&fake);
+    let start = Instant::now();
+    let _checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let calls = fake.calls.lock().unwrap().clone();
+    for i in 0..4u64 {
+        let first = calls[&ip(&format!("127.0.0.{}", i + 1))][0] - start;
+        let want = Duration::from_secs(2 * i);
+        assert!(
+            within_jitter(first, want),
+            "b{i} first probe at {first:?}, want {want:?} ±10%"
+        );
+    }
+}
