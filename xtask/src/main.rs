@@ -19,7 +19,10 @@ tasks:
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
   bench vpp               Rust VPP client vs vpp_papi against the simulator,
-                          and a bulk load (see docs/benchmarks.md)";
+                          and a bulk load (see docs/benchmarks.md)
+  bench health [--seconds S] [--backends N,N]
+                          maglev-health vs HAProxy probing 1,000 and 5,000
+                          HTTP backends at 1 s (needs root and haproxy)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -187,6 +190,20 @@ fn bench(args: &[String]) -> Result<(), String> {
             let refs: Vec<&str> = bench_args.iter().map(String::as_str).collect();
             cargo(&refs)
         }
-        _ => Err(format!("usage: cargo xtask bench vpp\n\n{USAGE}")),
+        Some("health") => {
+            let mut bench_args = vec![
+                "bench",
+                "--quiet",
+                "-p",
+                "maglev-health",
+                "--bench",
+                "health",
+                "--",
+            ];
+            let extra: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+            bench_args.extend(extra);
+            cargo(&bench_args)
+        }
+        _ => Err(format!("usage: cargo xtask bench vpp|health\n\n{USAGE}")),
     }
 }

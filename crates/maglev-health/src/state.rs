@@ -343,7 +343,8 @@ mod tests {
     fn counter_model_table() {
         use State::*;
         // (rise, fall, results, expected (state, counter) after each)
-        let cases: &[(u32, u32, &str, &[(State, u32)])] = &[
+        type Case<'a> = (u32, u32, &'a str, &'a [(State, u32)]);
+        let cases: &[Case<'_>] = &[
             // One pass decides an unknown backend up…
             (2, 3, "+", &[(Up, 2)]),
             // …and one failure decides it down.

@@ -4,14 +4,19 @@
 //! with a plain path (the Go tool once wrapped TLS twice by also using an
 //! `https://` URL). The status must be in the configured set and, when a
 //! regex is configured, the first 64 KiB of the body must match it.
+//!
+//! The probe does not ask for `Connection: close`: once it has what it
+//! needs it drops the connection, which the zero linger turns into a reset
+//! (as HAProxy's checks do), instead of a FIN exchange per probe.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper::header::{CONNECTION, HOST, USER_AGENT};
+use hyper::header::{HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use maglev_config::{HttpCheck, HttpMethod};
@@ -23,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::{sock_err, within, BoxFuture, Probe, Sockets};
+use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
 /// At most this much of the body is read for the regex.
@@ -132,14 +137,10 @@ pub(crate) struct HttpProbe {
     tls: Option<Arc<ClientConfig>>,
 }
 
-/// Aborts the connection driver when the probe ends, whatever happened.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+/// Where a probe is, so a timeout can be reported with the right code.
+const PHASE_CONNECT: u8 = 0;
+const PHASE_TLS: u8 = 1;
+const PHASE_HTTP: u8 = 2;
 
 impl HttpProbe {
     pub(crate) fn new(
@@ -175,26 +176,17 @@ impl HttpProbe {
         }
     }
 
-    async fn exchange<S>(
-        &self,
-        io: S,
-        target: IpAddr,
-        deadline: Instant,
-        start: Instant,
-    ) -> ProbeResult
+    /// One request over `io`; the caller bounds it with the deadline.
+    async fn exchange<S>(&self, io: S, target: IpAddr, start: Instant) -> ProbeResult
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let took = || start.elapsed();
         let handshake = hyper::client::conn::http1::handshake(TokioIo::new(io));
-        let (mut sender, conn) = match within(deadline, handshake).await {
-            None => return ProbeResult::new(Code::L7Tout, "no response", took()),
-            Some(Err(e)) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
-            Some(Ok(pair)) => pair,
+        let (mut sender, conn) = match handshake.await {
+            Err(e) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
+            Ok(pair) => pair,
         };
-        let _conn = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
         let method = match self.check.method {
             HttpMethod::Get => hyper::Method::GET,
             HttpMethod::Head => hyper::Method::HEAD,
@@ -204,29 +196,29 @@ impl HttpProbe {
             .uri(self.check.path.as_str())
             .header(HOST, self.host_header(target))
             .header(USER_AGENT, self.user_agent.as_str())
-            .header(CONNECTION, "close")
             .body(Empty::<Bytes>::new());
         let request = match request {
             Ok(r) => r,
             Err(e) => return sock_err(format!("cannot build request: {e}"), took()),
         };
-        let response = match within(deadline, sender.send_request(request)).await {
-            None => return ProbeResult::new(Code::L7Tout, "no response", took()),
-            Some(Err(e)) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
-            Some(Ok(r)) => r,
-        };
-        let status = response.status().as_u16();
-        if !self.check.response_codes.contains(status) {
-            return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
-        }
-        if let Some(re) = &self.check.response_regex {
-            let mut body = response.into_body();
-            let mut buf: Vec<u8> = Vec::new();
-            let read = async {
+        let work = async {
+            let response = match sender.send_request(request).await {
+                Err(e) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
+                Ok(r) => r,
+            };
+            let status = response.status().as_u16();
+            if !self.check.response_codes.contains(status) {
+                return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
+            }
+            if let Some(re) = &self.check.response_regex {
+                let mut body = response.into_body();
+                let mut buf: Vec<u8> = Vec::new();
                 while buf.len() < MAX_BODY {
                     match body.frame().await {
                         None => break,
-                        Some(Err(e)) => return Err(e),
+                        Some(Err(e)) => {
+                            return ProbeResult::new(Code::L7Rsp, e.to_string(), took())
+                        }
                         Some(Ok(frame)) => {
                             if let Ok(data) = frame.into_data() {
                                 let room = MAX_BODY - buf.len();
@@ -235,22 +227,60 @@ impl HttpProbe {
                         }
                     }
                 }
-                Ok(())
-            };
-            match within(deadline, read).await {
-                None => return ProbeResult::new(Code::L7Tout, "body timeout", took()),
-                Some(Err(e)) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
-                Some(Ok(())) => {}
+                if !re.regex().is_match(&String::from_utf8_lossy(&buf)) {
+                    return ProbeResult::new(
+                        Code::L7Rsp,
+                        format!("HTTP {status}, body does not match /{}/", re.as_str()),
+                        took(),
+                    );
+                }
             }
-            if !re.regex().is_match(&String::from_utf8_lossy(&buf)) {
-                return ProbeResult::new(
-                    Code::L7Rsp,
-                    format!("HTTP {status}, body does not match /{}/", re.as_str()),
-                    took(),
-                );
+            ProbeResult::new(Code::L7Ok, format!("HTTP {status}"), took())
+        };
+        // The connection is driven here, in the probe's own task, and
+        // dropped with it: no task per probe, nothing left behind.
+        let mut work = std::pin::pin!(work);
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            biased;
+            r = &mut work => r,
+            _ = &mut conn => work.await,
+        }
+    }
+
+    async fn run(&self, target: IpAddr, phase: &AtomicU8, start: Instant) -> ProbeResult {
+        let addr = SocketAddr::new(target, self.check.port);
+        let stream = match self.sockets.connect(addr).await {
+            Err(e) => return ProbeResult::new(Code::L4Con, e.to_string(), start.elapsed()),
+            Ok(s) => s,
+        };
+        let Some(config) = &self.tls else {
+            phase.store(PHASE_HTTP, Ordering::Relaxed);
+            return self.exchange(stream, target, start).await;
+        };
+        phase.store(PHASE_TLS, Ordering::Relaxed);
+        let server_name = match self.check.tls.as_ref().and_then(|t| t.server_name.clone()) {
+            // No SNI is sent for an IP address; the certificate must then
+            // name the IP.
+            None => ServerName::IpAddress(target.into()),
+            Some(name) => match ServerName::try_from(name.clone()) {
+                Ok(n) => n,
+                Err(e) => {
+                    return sock_err(
+                        format!("invalid server-name {name:?}: {e}"),
+                        start.elapsed(),
+                    )
+                }
+            },
+        };
+        let connector = TlsConnector::from(Arc::clone(config));
+        match connector.connect(server_name, stream).await {
+            Err(e) => ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()),
+            Ok(tls) => {
+                phase.store(PHASE_HTTP, Ordering::Relaxed);
+                self.exchange(tls, target, start).await
             }
         }
-        ProbeResult::new(Code::L7Ok, format!("HTTP {status}"), took())
     }
 }
 
@@ -258,37 +288,18 @@ impl Probe for HttpProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
         Box::pin(async move {
             let start = Instant::now();
-            let deadline = start + self.timeout;
-            let addr = SocketAddr::new(target, self.check.port);
-            let stream = match within(deadline, self.sockets.connect(addr)).await {
-                None => return ProbeResult::new(Code::L4Tout, "connect timeout", start.elapsed()),
-                Some(Err(e)) => {
-                    return ProbeResult::new(Code::L4Con, e.to_string(), start.elapsed())
+            // One deadline for all phases; the phase names the timeout.
+            let phase = AtomicU8::new(PHASE_CONNECT);
+            match tokio::time::timeout(self.timeout, self.run(target, &phase, start)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    let (code, detail) = match phase.load(Ordering::Relaxed) {
+                        PHASE_CONNECT => (Code::L4Tout, "connect timeout"),
+                        PHASE_TLS => (Code::L6Tout, "TLS handshake timeout"),
+                        _ => (Code::L7Tout, "no response"),
+                    };
+                    ProbeResult::new(code, detail, start.elapsed())
                 }
-                Some(Ok(s)) => s,
-            };
-            let Some(config) = &self.tls else {
-                return self.exchange(stream, target, deadline, start).await;
-            };
-            let server_name = match self.check.tls.as_ref().and_then(|t| t.server_name.clone()) {
-                // No SNI is sent for an IP address; the certificate must
-                // then name the IP.
-                None => ServerName::IpAddress(target.into()),
-                Some(name) => match ServerName::try_from(name.clone()) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        return sock_err(
-                            format!("invalid server-name {name:?}: {e}"),
-                            start.elapsed(),
-                        )
-                    }
-                },
-            };
-            let connector = TlsConnector::from(Arc::clone(config));
-            match within(deadline, connector.connect(server_name, stream)).await {
-                None => ProbeResult::new(Code::L6Tout, "TLS handshake timeout", start.elapsed()),
-                Some(Err(e)) => ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()),
-                Some(Ok(tls)) => self.exchange(tls, target, deadline, start).await,
             }
         })
     }

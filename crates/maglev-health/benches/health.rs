@@ -1,0 +1,266 @@
+//! `cargo xtask bench health`: maglev-health against HAProxy, probing the
+//! same HTTP backends every second, side by side in one run.
+//!
+//! Everything runs inside a network namespace the bench creates (only `lo`
+//! in it): one HTTP server answers on every 127.1.x.y address there, and
+//! each checker probes N distinct addresses. For each N (1,000 and 5,000)
+//! and each checker: a warm-up, then a measured window; CPU seconds are
+//! read from `/proc/<pid>/stat`, peak RSS from `VmHWM`, and the number of
+//! probes from the server's request count. Needs root (for `ip netns`) and
+//! HAProxy (`apt-get install haproxy`).
+//!
+//! Modes (the bench re-executes itself): `run [--seconds S] [--backends
+//! N,N]` (default), `inside …` (in the namespace), `checker N PORT`.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const WARMUP: Duration = Duration::from_secs(5);
+
+fn addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
+}
+
+fn args() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect()
+}
+
+fn main() {
+    let a = args();
+    match a.first().map(String::as_str) {
+        Some("checker") => checker(a[1].parse().unwrap(), a[2].parse().unwrap()),
+        Some("inside") => inside(&a[1..]),
+        _ => outside(&a),
+    }
+}
+
+fn opt(a: &[String], name: &str, default: &str) -> String {
+    a.iter()
+        .position(|x| x == name)
+        .and_then(|i| a.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Creates the namespace and re-runs this binary inside it.
+fn outside(a: &[String]) {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        eprintln!("HAProxy is not installed: `apt-get install haproxy` (Debian package haproxy), then rerun.");
+        std::process::exit(2);
+    }
+    let ns = format!("maglev-bench-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new("ip")
+            .args(["-n", &ns, "link", "set", "lo", "up"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("cannot create network namespace {ns}: the bench needs root (ip netns)");
+        std::process::exit(2);
+    }
+    let me = std::env::current_exe().unwrap();
+    let status = Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(&me)
+        .arg("inside")
+        .args(a.iter().filter(|x| *x != "run"))
+        .status();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    std::process::exit(status.map_or(1, |s| s.code().unwrap_or(1)));
+}
+
+fn ticks_per_sec() -> f64 {
+    // CLK_TCK is 100 on every Linux port maglev targets.
+    100.0
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14, 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (utime + stime) / ticks_per_sec()
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Measured {
+    probes_per_s: f64,
+    cpu_per_1000: f64,
+    rss_mb: f64,
+}
+
+fn measure(child: &mut Child, hits: &AtomicU64, window: Duration) -> Measured {
+    let pid = child.id();
+    std::thread::sleep(WARMUP);
+    let (c0, h0) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
+    std::thread::sleep(window);
+    let (c1, h1) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
+    let rss = peak_rss_mb(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    let probes = (h1 - h0) as f64;
+    Measured {
+        probes_per_s: probes / window.as_secs_f64(),
+        cpu_per_1000: if probes > 0.0 {
+            (c1 - c0) / probes * 1000.0
+        } else {
+            f64::NAN
+        },
+        rss_mb: rss,
+    }
+}
+
+/// Inside the namespace: the server, then each checker in turn.
+fn inside(a: &[String]) {
+    let window = Duration::from_secs(opt(a, "--seconds", "20").parse().unwrap());
+    let sizes: Vec<usize> = opt(a, "--backends", "1000,5000")
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let hits = Arc::new(AtomicU64::new(0));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The namespace holds only lo: the wildcard address is loopback here.
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
+            [0, 0, 0, 0],
+            0,
+        ))))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(serve(listener, Arc::clone(&hits)));
+
+    let me = std::env::current_exe().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    println!("| backends | checker | probes/s | CPU s per 1,000 probes | peak RSS |");
+    println!("|---|---|---|---|---|");
+    for &n in &sizes {
+        let mut ours = Command::new(&me)
+            .args(["checker", &n.to_string(), &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let m = measure(&mut ours, &hits, window);
+        println!(
+            "| {n} | maglev-health | {:.0} | {:.3} | {:.1} MB |",
+            m.probes_per_s, m.cpu_per_1000, m.rss_mb
+        );
+        let cfg = haproxy_config(&dir.path().join(format!("haproxy-{n}.cfg")), n, port);
+        let mut hap = Command::new("haproxy")
+            .args(["-f"])
+            .arg(&cfg)
+            .args(["-db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let m = measure(&mut hap, &hits, window);
+        println!(
+            "| {n} | HAProxy | {:.0} | {:.3} | {:.1} MB |",
+            m.probes_per_s, m.cpu_per_1000, m.rss_mb
+        );
+    }
+}
+
+fn haproxy_config(path: &std::path::Path, n: usize, port: u16) -> PathBuf {
+    let mut f = std::fs::File::create(path).unwrap();
+    writeln!(
+        f,
+        "global\n  maxconn 4096\n\ndefaults\n  mode http\n  timeout connect 1s\n  timeout check 1s\n\
+         \x20 timeout client 10s\n  timeout server 10s\n\n\
+         # HAProxy refuses to run without a listener; this one gets no traffic.\n\
+         frontend fe\n  bind 127.0.0.1:{}\n  default_backend be\n\n\
+         backend be\n  option httpchk GET /healthz\n\
+         \x20 default-server inter 1s fastinter 1s downinter 1s rise 2 fall 3",
+        port + 1
+    )
+    .unwrap();
+    for i in 0..n {
+        writeln!(f, "  server b{i} {}:{port} check", addr(i)).unwrap();
+    }
+    path.to_path_buf()
+}
+
+async fn serve(listener: tokio::net::TcpListener, hits: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            continue;
+        };
+        let hits = Arc::clone(&hits);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let mut got = 0;
+            // Read the request head, answer, close.
+            while got < buf.len() {
+                match s.read(&mut buf[got..]).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+                if buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            hits.fetch_add(1, Ordering::Relaxed);
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        });
+    }
+}
+
+/// maglev-health probing `n` backends, until killed.
+fn checker(n: usize, port: u16) {
+    let mut yaml = String::from(
+        "maglev:\n  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }\n",
+    );
+    yaml.push_str(&format!(
+        "  healthchecks:\n    web: {{ type: http, port: {port}, interval: 1s, fast-interval: 1s, down-interval: 1s, timeout: 1s, rise: 2, fall: 3, params: {{ path: /healthz }} }}\n  backends:\n"
+    ));
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "    b{i}: {{ address: {}, healthcheck: web }}\n",
+            addr(i)
+        ));
+    }
+    yaml.push_str(
+        "  frontends:\n    f:\n      address: 203.0.113.1\n      port: 80\n      new-flows-table-length: 1048576\n      pools:\n        - name: p\n          backends:\n",
+    );
+    for i in 0..n {
+        yaml.push_str(&format!("            b{i}: {{}}\n"));
+    }
+    let config = maglev_config::load_str(&yaml, "bench.yaml").unwrap().config;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _checker =
+            maglev_health::Checker::start(&config, maglev_health::CheckerOptions::default())
+                .unwrap();
+        std::future::pending::<()>().await;
+    });
+}
