@@ -1,0 +1,104 @@
+//! Applying a plan through the VPP client.
+//!
+//! Calls for one VIP run in plan order; different VIPs proceed
+//! concurrently on the one connection (VPP serves a connection's messages
+//! in order, so pipelining changes nothing but the wall time). A failed
+//! call stops the rest of its VIP's calls, is reported, and the next sync
+//! repairs what is left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use maglev_vpp::{Error, LbApi, VipKey};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::plan::{Op, Plan, SyncStats};
+
+/// VIPs whose calls are in flight at once.
+const PARALLEL_VIPS: usize = 64;
+
+/// What applying a plan did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Calls that succeeded, by kind.
+    pub stats: SyncStats,
+    /// Calls that failed, with the error.
+    pub failures: Vec<(Op, Error)>,
+}
+
+impl Applied {
+    /// Whether a failure means the connection is gone.
+    pub fn lost_connection(&self) -> bool {
+        self.failures.iter().any(|(_, e)| e.is_connection_error())
+    }
+}
+
+/// Sends one call.
+pub async fn call(lb: &LbApi, op: &Op) -> Result<(), Error> {
+    match op {
+        Op::VipAdd(spec) => lb.vip_add(spec).await,
+        Op::VipDel(key) => lb.vip_del(key).await,
+        Op::AsAdd {
+            vip,
+            address,
+            weight,
+        } => lb.as_add(vip, *address, *weight).await,
+        Op::AsDel {
+            vip,
+            address,
+            flush,
+        } => lb.as_del(vip, *address, *flush).await,
+        Op::AsSetWeight {
+            vip,
+            address,
+            weight,
+            flush,
+        } => lb.as_set_weight(vip, *address, *weight, *flush).await,
+    }
+}
+
+/// Applies `plan`.
+pub async fn apply(lb: &LbApi, plan: &Plan) -> Applied {
+    let mut per_vip: BTreeMap<VipKey, Vec<Op>> = BTreeMap::new();
+    for op in &plan.ops {
+        per_vip.entry(op.vip()).or_default().push(*op);
+    }
+    let slots = Arc::new(Semaphore::new(PARALLEL_VIPS));
+    let mut tasks = JoinSet::new();
+    for (_, ops) in per_vip {
+        let lb = lb.clone();
+        let slots = Arc::clone(&slots);
+        tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let mut done = SyncStats::default();
+            for op in ops {
+                match call(&lb, &op).await {
+                    Ok(()) => {
+                        tracing::info!(event = "vpp-lbsync-call", op = %op);
+                        done.count(&op);
+                    }
+                    Err(e) => {
+                        tracing::warn!(event = "vpp-lbsync-error", op = %op, error = %e);
+                        return (done, Some((op, e)));
+                    }
+                }
+            }
+            (done, None)
+        });
+    }
+    let mut applied = Applied::default();
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((done, failure)) = joined else {
+            continue;
+        };
+        let s = &mut applied.stats;
+        s.vip_added += done.vip_added;
+        s.vip_removed += done.vip_removed;
+        s.as_added += done.as_added;
+        s.as_removed += done.as_removed;
+        s.as_weight_updated += done.as_weight_updated;
+        applied.failures.extend(failure);
+    }
+    applied
+}

@@ -1,0 +1,235 @@
+//! What VPP should hold, computed from the config and live backend states.
+//! Pure: no IO, no clocks.
+//!
+//! Per frontend × pool × backend, the effective (weight, flush):
+//!
+//! | state | in active pool | weight | flush |
+//! |---|---|---|---|
+//! | up | yes | configured weight (or runtime override) | no |
+//! | up | no (standby tier) | 0 | no (graceful drain) |
+//! | down | any | 0 | frontend `flush-on-down` |
+//! | disabled | any | 0 | yes |
+//! | unknown, paused | any | 0 | no |
+//! | removed | — | AS deleted | — |
+//!
+//! The active pool is the first pool with at least one backend up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+
+use maglev_config::{Config, Family, Frontend};
+use maglev_health::State;
+use maglev_vpp::{Encap, VipKey};
+
+/// Runtime weight overrides: (frontend, pool, backend) → weight.
+pub type Overrides = HashMap<(String, String, String), u8>;
+
+/// One AS as it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DesiredAs {
+    /// Weight 0..=100.
+    pub weight: u8,
+    /// Evict its sticky entries (sent with the weight, even when the weight
+    /// is already right).
+    pub flush: bool,
+}
+
+/// One VIP as it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredVip {
+    /// The frontend it comes from.
+    pub frontend: String,
+    /// VPP's key.
+    pub key: VipKey,
+    /// GRE4 or GRE6, from the backends' family.
+    pub encap: Encap,
+    /// Source-IP stickiness.
+    pub src_ip_sticky: bool,
+    /// New-flow table length (never 0).
+    pub table_len: u32,
+    /// ASes by address; `IpAddr`'s order is numeric with IPv4 first, which
+    /// is the order calls are made in.
+    pub ases: BTreeMap<IpAddr, DesiredAs>,
+}
+
+/// Every VIP VPP should hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredState {
+    /// VIPs by key.
+    pub vips: BTreeMap<VipKey, DesiredVip>,
+}
+
+/// A frontend's aggregate state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FrontendState {
+    /// Some AS has weight > 0.
+    Up,
+    /// No backend has left `unknown` yet.
+    Unknown,
+    /// Otherwise.
+    Down,
+}
+
+impl FrontendState {
+    /// Lowercase name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FrontendState::Up => "up",
+            FrontendState::Unknown => "unknown",
+            FrontendState::Down => "down",
+        }
+    }
+}
+
+impl fmt::Display for FrontendState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One backend's effective weight in a frontend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveWeight {
+    /// Pool index.
+    pub pool: usize,
+    /// Backend name.
+    pub backend: String,
+    /// Its address.
+    pub address: IpAddr,
+    /// Its state.
+    pub state: State,
+    /// Configured weight (after any runtime override).
+    pub configured: u8,
+    /// What VPP gets.
+    pub weight: u8,
+    /// Whether VPP is told to flush.
+    pub flush: bool,
+}
+
+/// The VIP key of a frontend.
+pub fn vip_key(f: &Frontend) -> VipKey {
+    VipKey::host(f.address, f.protocol.number(), f.port)
+}
+
+fn state_of(states: &HashMap<String, State>, backend: &str) -> State {
+    // A backend the checker does not know (yet) has not left unknown.
+    states.get(backend).copied().unwrap_or(State::Unknown)
+}
+
+/// Index of the active pool: the first with a backend up (0 if none).
+pub fn active_pool(f: &Frontend, states: &HashMap<String, State>) -> usize {
+    f.pools
+        .iter()
+        .position(|p| {
+            p.backends
+                .iter()
+                .any(|m| state_of(states, &m.backend) == State::Up)
+        })
+        .unwrap_or(0)
+}
+
+/// The effective weight of every member of every pool of `f`.
+pub fn effective_weights(
+    config: &Config,
+    f: &Frontend,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> Vec<EffectiveWeight> {
+    let active = active_pool(f, states);
+    let mut out = Vec::new();
+    for (i, pool) in f.pools.iter().enumerate() {
+        for m in &pool.backends {
+            let state = state_of(states, &m.backend);
+            let configured = overrides
+                .get(&(f.name.clone(), pool.name.clone(), m.backend.clone()))
+                .copied()
+                .unwrap_or(m.weight);
+            let (weight, flush) = match state {
+                State::Up if i == active => (configured, false),
+                State::Up => (0, false),
+                State::Down => (0, f.flush_on_down),
+                State::Disabled => (0, true),
+                State::Unknown | State::Paused | State::Removed => (0, false),
+            };
+            out.push(EffectiveWeight {
+                pool: i,
+                backend: m.backend.clone(),
+                address: config.backends[&m.backend].address,
+                state,
+                configured,
+                weight,
+                flush,
+            });
+        }
+    }
+    out
+}
+
+/// A frontend's aggregate state.
+pub fn frontend_state(
+    config: &Config,
+    f: &Frontend,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> FrontendState {
+    let weights = effective_weights(config, f, states, overrides);
+    if weights.iter().any(|w| w.weight > 0) {
+        FrontendState::Up
+    } else if weights.iter().all(|w| w.state == State::Unknown) {
+        FrontendState::Unknown
+    } else {
+        FrontendState::Down
+    }
+}
+
+/// The VIP of one frontend.
+pub fn desired_vip(
+    config: &Config,
+    f: &Frontend,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> DesiredVip {
+    let ases = effective_weights(config, f, states, overrides)
+        .into_iter()
+        .filter(|w| w.state != State::Removed)
+        .map(|w| {
+            (
+                w.address,
+                DesiredAs {
+                    weight: w.weight,
+                    flush: w.flush,
+                },
+            )
+        })
+        .collect();
+    DesiredVip {
+        frontend: f.name.clone(),
+        key: vip_key(f),
+        encap: match f.backend_family {
+            Family::V4 => Encap::Gre4,
+            Family::V6 => Encap::Gre6,
+        },
+        src_ip_sticky: f.src_ip_sticky,
+        table_len: f.new_flows_table_length,
+        ases,
+    }
+}
+
+/// Every VIP of `config`.
+pub fn desired_state(
+    config: &Config,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> DesiredState {
+    DesiredState {
+        vips: config
+            .frontends
+            .values()
+            .map(|f| {
+                let v = desired_vip(config, f, states, overrides);
+                (v.key, v)
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,481 @@
+//! The desired-state table and the planner, pure.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use maglev_config::Config;
+use maglev_health::State;
+use maglev_lbsync::actual::ActualState;
+use maglev_lbsync::desired::{
+    desired_state, effective_weights, frontend_state, vip_key, Overrides,
+};
+use maglev_lbsync::{plan, Capabilities, FlushLedger, FrontendState, Op, Scope};
+use maglev_vpp::{Encap, VipKey};
+
+const V2: Capabilities = Capabilities { v2: true };
+const V1: Capabilities = Capabilities { v2: false };
+
+fn config(extra_frontend: &str, flush_on_down: bool) -> Config {
+    let text = format!(
+        "maglev:
+  vpp: {{ lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }} }}
+  backends:
+    a1: {{ address: 10.0.0.2 }}
+    a2: {{ address: 10.0.0.10 }}
+    b1: {{ address: 10.0.0.3 }}
+    v6: {{ address: '2001:db8:1::1' }}
+  frontends:
+    www:
+      address: 203.0.113.80
+      port: 443
+      flush-on-down: {flush_on_down}
+      pools:
+        - name: primary
+          backends: {{ a1: {{ weight: 60 }}, a2: {{}} }}
+        - name: standby
+          backends: {{ b1: {{}} }}
+{extra_frontend}"
+    );
+    maglev_config::load_str(&text, "t.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config
+}
+
+fn states(pairs: &[(&str, State)]) -> HashMap<String, State> {
+    pairs.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn www() -> VipKey {
+    VipKey::host(ip("203.0.113.80"), 6, 443)
+}
+
+/// Plans from `actual` (with the flush ledger, as the reconciler does),
+/// applies to it, and checks the next plan is empty.
+fn converge_with(
+    cfg: &Config,
+    st: &HashMap<String, State>,
+    actual: &mut ActualState,
+    ledger: &mut FlushLedger,
+    caps: Capabilities,
+) -> Vec<Op> {
+    let mut desired = desired_state(cfg, st, &Overrides::new());
+    ledger.settle(&mut desired);
+    let p = plan(&desired, actual, &Scope::All, caps);
+    for op in &p.ops {
+        actual.apply(op, caps.v2);
+        ledger.record(op);
+    }
+    let mut desired = desired_state(cfg, st, &Overrides::new());
+    ledger.settle(&mut desired);
+    let again = plan(&desired, actual, &Scope::All, caps);
+    assert!(again.is_empty(), "not idempotent: {again}");
+    p.ops
+}
+
+fn converge(
+    cfg: &Config,
+    st: &HashMap<String, State>,
+    actual: &mut ActualState,
+    caps: Capabilities,
+) -> Vec<Op> {
+    converge_with(cfg, st, actual, &mut FlushLedger::default(), caps)
+}
+
+#[test]
+fn effective_weight_table() {
+    use State::*;
+    let cfg = config("", true);
+    let f = &cfg.frontends["www"];
+    // (a1, a2, b1 states) → (a1, a2, b1) (weight, flush)
+    let cases: Vec<([State; 3], [(u8, bool); 3])> = vec![
+        // up in the active pool: configured weight; standby up: 0, no flush
+        ([Up, Up, Up], [(60, false), (100, false), (0, false)]),
+        // down: 0 with flush-on-down
+        ([Up, Down, Up], [(60, false), (0, true), (0, false)]),
+        // disabled: 0 with flush, always
+        ([Up, Disabled, Up], [(60, false), (0, true), (0, false)]),
+        // unknown and paused: 0, no flush
+        ([Up, Unknown, Paused], [(60, false), (0, false), (0, false)]),
+        // primary all down: standby becomes active
+        ([Down, Down, Up], [(0, true), (0, true), (100, false)]),
+        // nothing up anywhere: all 0
+        ([Down, Paused, Down], [(0, true), (0, false), (0, true)]),
+    ];
+    for (st, want) in cases {
+        let s = states(&[("a1", st[0]), ("a2", st[1]), ("b1", st[2])]);
+        let got: Vec<(u8, bool)> = effective_weights(&cfg, f, &s, &Overrides::new())
+            .iter()
+            .map(|w| (w.weight, w.flush))
+            .collect();
+        assert_eq!(got, want, "{st:?}");
+    }
+    // flush-on-down: false drains instead.
+    let cfg = config("", false);
+    let s = states(&[("a1", Up), ("a2", Down), ("b1", Up)]);
+    let w = effective_weights(&cfg, &cfg.frontends["www"], &s, &Overrides::new());
+    assert_eq!((w[1].weight, w[1].flush), (0, false));
+}
+
+#[test]
+fn runtime_override_replaces_the_configured_weight() {
+    let cfg = config("", true);
+    let s = states(&[("a1", State::Up), ("a2", State::Up), ("b1", State::Up)]);
+    let mut o = Overrides::new();
+    o.insert(("www".into(), "primary".into(), "a2".into()), 5);
+    let w = effective_weights(&cfg, &cfg.frontends["www"], &s, &o);
+    assert_eq!((w[1].configured, w[1].weight), (5, 5));
+}
+
+#[test]
+fn frontend_state_aggregate() {
+    use State::*;
+    let cfg = config("", true);
+    let f = &cfg.frontends["www"];
+    let o = Overrides::new();
+    let fs = |a, b, c| frontend_state(&cfg, f, &states(&[("a1", a), ("a2", b), ("b1", c)]), &o);
+    assert_eq!(fs(Unknown, Unknown, Unknown), FrontendState::Unknown);
+    assert_eq!(fs(Unknown, Up, Unknown), FrontendState::Up);
+    assert_eq!(fs(Down, Unknown, Unknown), FrontendState::Down);
+    assert_eq!(fs(Down, Down, Up), FrontendState::Up, "standby serving");
+}
+
+#[test]
+fn cold_start_creates_everything_in_numeric_order() {
+    use State::*;
+    let cfg = config("", true);
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let mut actual = ActualState::default();
+    let ops = converge(&cfg, &st, &mut actual, V2);
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "vip-add 203.0.113.80/32 tcp:443 encap gre4 src-ip-sticky false table-length 1024",
+            // 10.0.0.2 before 10.0.0.3 before 10.0.0.10: numeric, not lexical
+            "as-add 203.0.113.80/32 tcp:443 10.0.0.2 weight 60",
+            "as-add 203.0.113.80/32 tcp:443 10.0.0.3 weight 0",
+            "as-add 203.0.113.80/32 tcp:443 10.0.0.10 weight 100",
+        ]
+    );
+}
+
+#[test]
+fn failover_to_standby_and_back() {
+    use State::*;
+    let cfg = config("", true);
+    let mut actual = ActualState::default();
+    converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
+        &mut actual,
+        V2,
+    );
+    // Primary dies: standby takes over; the dead get 0 with flush.
+    let ops = converge(
+        &cfg,
+        &states(&[("a1", Down), ("a2", Down), ("b1", Up)]),
+        &mut actual,
+        V2,
+    );
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.2 weight 0 flush",
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.3 weight 100",
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.10 weight 0 flush",
+        ]
+    );
+    // Primary recovers: standby drains gracefully (0, no flush).
+    let ops = converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
+        &mut actual,
+        V2,
+    );
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.2 weight 60",
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.3 weight 0",
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.10 weight 100",
+        ]
+    );
+}
+
+#[test]
+fn a_delivered_flush_is_not_repeated() {
+    use State::*;
+    let cfg = config("", true);
+    let mut actual = ActualState::default();
+    let mut ledger = FlushLedger::default();
+    let up = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let down = states(&[("a1", Up), ("a2", Down), ("b1", Up)]);
+    converge_with(&cfg, &up, &mut actual, &mut ledger, V2);
+    let ops = converge_with(&cfg, &down, &mut actual, &mut ledger, V2);
+    assert_eq!(ops.len(), 1, "one flush: {ops:?}");
+    // Recovery clears the ledger; the next failure flushes again.
+    converge_with(&cfg, &up, &mut actual, &mut ledger, V2);
+    let ops = converge_with(&cfg, &down, &mut actual, &mut ledger, V2);
+    assert!(
+        matches!(
+            ops[..],
+            [Op::AsSetWeight {
+                weight: 0,
+                flush: true,
+                ..
+            }]
+        ),
+        "{ops:?}"
+    );
+}
+
+#[test]
+fn flush_is_sent_even_when_the_weight_is_already_zero() {
+    use State::*;
+    let cfg = config("", true);
+    let mut actual = ActualState::default();
+    // b1 drained as standby (weight 0, no flush)…
+    converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
+        &mut actual,
+        V2,
+    );
+    // …then disabled: the weight call goes out for the flush.
+    let desired = desired_state(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Disabled)]),
+        &Overrides::new(),
+    );
+    let p = plan(&desired, &actual, &Scope::All, V2);
+    let text: Vec<String> = p.ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        ["as-set-weight 203.0.113.80/32 tcp:443 10.0.0.3 weight 0 flush"]
+    );
+}
+
+#[test]
+fn family_flip_recreates_the_vip() {
+    use State::*;
+    let cfg = config("", true);
+    let mut actual = ActualState::default();
+    converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
+        &mut actual,
+        V2,
+    );
+    let text = maglev_config::load_str(
+        "maglev:
+  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }
+  backends:
+    v6: { address: '2001:db8:1::1' }
+  frontends:
+    www: { address: 203.0.113.80, port: 443, pools: [ { name: p, backends: { v6: {} } } ] }
+",
+        "t.yaml",
+    )
+    .unwrap()
+    .config;
+    let desired = desired_state(&text, &states(&[("v6", Up)]), &Overrides::new());
+    let p = plan(&desired, &actual, &Scope::All, V2);
+    let ops: Vec<String> = p.ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        ops,
+        [
+            "as-del 203.0.113.80/32 tcp:443 10.0.0.2 flush",
+            "as-del 203.0.113.80/32 tcp:443 10.0.0.3 flush",
+            "as-del 203.0.113.80/32 tcp:443 10.0.0.10 flush",
+            "vip-del 203.0.113.80/32 tcp:443",
+            "vip-add 203.0.113.80/32 tcp:443 encap gre6 src-ip-sticky false table-length 1024",
+            "as-add 203.0.113.80/32 tcp:443 2001:db8:1::1 weight 100",
+        ]
+    );
+    assert!(p.notes[0].contains("encap gre4 -> gre6"), "{:?}", p.notes);
+}
+
+#[test]
+fn sticky_change_recreates_and_table_length_too() {
+    use State::*;
+    let cfg = config("", true);
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let mut actual = ActualState::default();
+    converge(&cfg, &st, &mut actual, V2);
+    let mut desired = desired_state(&cfg, &st, &Overrides::new());
+    desired.vips.get_mut(&www()).unwrap().src_ip_sticky = true;
+    let p = plan(&desired, &actual, &Scope::All, V2);
+    assert!(
+        p.notes[0].contains("src-ip-sticky false -> true"),
+        "{:?}",
+        p.notes
+    );
+    assert!(
+        matches!(p.ops[3], Op::VipDel(_)) && matches!(p.ops[4], Op::VipAdd(s) if s.src_ip_sticky)
+    );
+    // Unknown stickiness (no CLI output) does not trigger a re-create.
+    actual.vips.get_mut(&www()).unwrap().src_ip_sticky = None;
+    assert!(plan(&desired, &actual, &Scope::All, V2).is_empty());
+    // A 65536-slot table reads back as 0 (u16): no endless re-create.
+    let mut desired = desired_state(&cfg, &st, &Overrides::new());
+    desired.vips.get_mut(&www()).unwrap().table_len = 65536;
+    let p = plan(&desired, &actual, &Scope::All, V2);
+    assert!(p.notes[0].contains("table length 1024 -> 65536"));
+    for op in &p.ops {
+        actual.apply(op, true);
+    }
+    assert_eq!(actual.vips[&www()].table_len_u16, 0);
+    assert!(plan(&desired, &actual, &Scope::All, V2).is_empty());
+}
+
+#[test]
+fn stale_vips_go_only_in_a_full_sync() {
+    use State::*;
+    let cfg = config(
+        "    api:\n      address: 203.0.113.81\n      port: 80\n      pools: [ { name: p, backends: { b1: {} } } ]\n",
+        true,
+    );
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let mut actual = ActualState::default();
+    converge(&cfg, &st, &mut actual, V2);
+    let smaller = config("", true);
+    let desired = desired_state(&smaller, &st, &Overrides::new());
+    let per_vip = Scope::Vips(BTreeSet::from([
+        www(),
+        VipKey::host(ip("203.0.113.81"), 6, 80),
+    ]));
+    assert!(
+        plan(&desired, &actual, &per_vip, V2).is_empty(),
+        "a per-VIP sync never deletes VIPs"
+    );
+    let p = plan(&desired, &actual, &Scope::All, V2);
+    let ops: Vec<String> = p.ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        ops,
+        [
+            "as-del 203.0.113.81/32 tcp:80 10.0.0.3 flush",
+            "vip-del 203.0.113.81/32 tcp:80"
+        ]
+    );
+}
+
+#[test]
+fn removed_backend_is_deleted_without_flush() {
+    use State::*;
+    let cfg = config("", true);
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let mut actual = ActualState::default();
+    converge(&cfg, &st, &mut actual, V2);
+    let text = "maglev:
+  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }
+  backends: { a1: { address: 10.0.0.2 } }
+  frontends:
+    www: { address: 203.0.113.80, port: 443, pools: [ { name: primary, backends: { a1: { weight: 60 } } } ] }
+";
+    let cfg2 = maglev_config::load_str(text, "t.yaml").unwrap().config;
+    let p = plan(
+        &desired_state(&cfg2, &st, &Overrides::new()),
+        &actual,
+        &Scope::All,
+        V2,
+    );
+    let ops: Vec<String> = p.ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        ops,
+        [
+            "as-del 203.0.113.80/32 tcp:443 10.0.0.3",
+            "as-del 203.0.113.80/32 tcp:443 10.0.0.10"
+        ]
+    );
+}
+
+#[test]
+fn old_vpp_fallback() {
+    use State::*;
+    let cfg = config("", true);
+    let mut actual = ActualState::default();
+    let ops = converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
+        &mut actual,
+        V1,
+    );
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 3, "weight-0 standby not added: {text:?}");
+    // a2 down (flush-on-down): deleted with flush; b1 still standby.
+    let ops = converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Down), ("b1", Up)]),
+        &mut actual,
+        V1,
+    );
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(text, ["as-del 203.0.113.80/32 tcp:443 10.0.0.10 flush"]);
+    // back up: added again.
+    let ops = converge(
+        &cfg,
+        &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
+        &mut actual,
+        V1,
+    );
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        ["as-add 203.0.113.80/32 tcp:443 10.0.0.10 weight 100"]
+    );
+}
+
+#[test]
+fn vip_keys_follow_the_config() {
+    let cfg = config(
+        "    dns:\n      address: 203.0.113.53\n      pools: [ { name: p, backends: { b1: {} } } ]\n",
+        true,
+    );
+    let k = vip_key(&cfg.frontends["dns"]);
+    assert_eq!((k.protocol, k.port, k.prefix_len), (255, 0, 32));
+    let d = desired_state(&cfg, &HashMap::new(), &Overrides::new());
+    assert_eq!(d.vips[&www()].encap, Encap::Gre4);
+}
+
+mod property {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn state_strategy() -> impl Strategy<Value = State> {
+        prop_oneof![
+            Just(State::Unknown),
+            Just(State::Up),
+            Just(State::Down),
+            Just(State::Paused),
+            Just(State::Disabled),
+        ]
+    }
+
+    proptest! {
+        /// From any starting point, through any sequence of health states:
+        /// plan, apply, plan again → nothing left to do, for v2 and v1 VPP.
+        #[test]
+        fn plan_apply_plan_is_empty(
+            steps in proptest::collection::vec(proptest::collection::vec(state_strategy(), 3), 1..8),
+            v2 in any::<bool>(),
+        ) {
+            let cfg = config(
+                "    api:\n      address: 203.0.113.81\n      port: 80\n      pools: [ { name: p, backends: { b1: {}, a2: {} } } ]\n",
+                true,
+            );
+            let caps = Capabilities { v2 };
+            let mut actual = ActualState::default();
+            let mut ledger = FlushLedger::default();
+            for st in steps {
+                let s = states(&[("a1", st[0]), ("a2", st[1]), ("b1", st[2])]);
+                converge_with(&cfg, &s, &mut actual, &mut ledger, caps);
+            }
+        }
+    }
+}
