@@ -21,13 +21,22 @@ const PARALLEL_VIPS: usize = 64;
 /// What applying a plan did.
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// Calls that succeeded, by kind.
-    pub stats: SyncStats,
+    /// Calls that succeeded (per VIP in plan order).
+    pub done: Vec<Op>,
     /// Calls that failed, with the error.
     pub failures: Vec<(Op, Error)>,
 }
 
 impl Applied {
+    /// Successful calls by kind.
+    pub fn stats(&self) -> SyncStats {
+        let mut s = SyncStats::default();
+        for op in &self.done {
+            s.count(op);
+        }
+        s
+    }
+
     /// Whether a failure means the connection is gone.
     pub fn lost_connection(&self) -> bool {
         self.failures.iter().any(|(_, e)| e.is_connection_error())
@@ -71,12 +80,12 @@ pub async fn apply(lb: &LbApi, plan: &Plan) -> Applied {
         let slots = Arc::clone(&slots);
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await;
-            let mut done = SyncStats::default();
+            let mut done = Vec::new();
             for op in ops {
                 match call(&lb, &op).await {
                     Ok(()) => {
                         tracing::info!(event = "vpp-lbsync-call", op = %op);
-                        done.count(&op);
+                        done.push(op);
                     }
                     Err(e) => {
                         tracing::warn!(event = "vpp-lbsync-error", op = %op, error = %e);
@@ -92,12 +101,7 @@ pub async fn apply(lb: &LbApi, plan: &Plan) -> Applied {
         let Ok((done, failure)) = joined else {
             continue;
         };
-        let s = &mut applied.stats;
-        s.vip_added += done.vip_added;
-        s.vip_removed += done.vip_removed;
-        s.as_added += done.as_added;
-        s.as_removed += done.as_removed;
-        s.as_weight_updated += done.as_weight_updated;
+        applied.done.extend(done);
         applied.failures.extend(failure);
     }
     applied

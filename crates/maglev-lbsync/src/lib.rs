@@ -20,7 +20,7 @@ pub mod apply;
 pub mod desired;
 pub mod plan;
 pub mod predict;
-// reconciler: next
+pub mod reconciler;
 pub mod warmup;
 
 pub use desired::{DesiredState, DesiredVip, FrontendState, Overrides};

@@ -346,16 +346,15 @@ fn update(d: &DesiredVip, a: &ActualVip, caps: Capabilities, plan: &mut Plan) {
                 weight: want.weight,
             }),
             None => {}
-            Some(have) if caps.v2 => {
-                if have.weight != Some(want.weight) || want.flush {
-                    plan.ops.push(Op::AsSetWeight {
-                        vip: d.key,
-                        address: *address,
-                        weight: want.weight,
-                        flush: want.flush,
-                    });
-                }
+            Some(have) if caps.v2 && (have.weight != Some(want.weight) || want.flush) => {
+                plan.ops.push(Op::AsSetWeight {
+                    vip: d.key,
+                    address: *address,
+                    weight: want.weight,
+                    flush: want.flush,
+                })
             }
+            Some(_) if caps.v2 => {}
             Some(_) if want.weight == 0 => plan.ops.push(Op::AsDel {
                 vip: d.key,
                 address: *address,

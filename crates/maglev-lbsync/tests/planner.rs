@@ -91,7 +91,8 @@ fn effective_weight_table() {
     let cfg = config("", true);
     let f = &cfg.frontends["www"];
     // (a1, a2, b1 states) → (a1, a2, b1) (weight, flush)
-    let cases: Vec<([State; 3], [(u8, bool); 3])> = vec![
+    type Case = ([State; 3], [(u8, bool); 3]);
+    let cases: Vec<Case> = vec![
         // up in the active pool: configured weight; standby up: 0, no flush
         ([Up, Up, Up], [(60, false), (100, false), (0, false)]),
         // down: 0 with flush-on-down

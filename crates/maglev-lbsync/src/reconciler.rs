@@ -1,0 +1,952 @@
+//! The reconciler: one task, the only writer to VPP.
+//!
+//! It owns the VPP connection (API and stats sockets as one unit: both
+//! connect, or neither; retried every `retry_interval`, checked with
+//! `control_ping` every `ping_interval`) and runs syncs when:
+//! - a backend changes state: a per-VIP sync of the frontends using it;
+//! - the periodic full sync is due (`sync-interval`);
+//! - VPP (re)connects, possibly restarted (new pid or boot time): `lb_conf`
+//!   if changed, then a full sync;
+//! - the config is reloaded: `lb_conf` if changed, then a full sync;
+//! - someone asks ([`ReconcilerHandle::sync`], optionally a dry run), or a
+//!   runtime weight is set.
+//!
+//! The startup warmup ([`crate::warmup`]) gates all of these writes.
+//! Per-VIP syncs plan against a cache of VPP's state (this task is the only
+//! writer); a full sync always reads VPP afresh and so repairs drift, and
+//! any failed call drops the cache.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use maglev_config::Config;
+use maglev_health::{BackendEvent, Checker, State};
+use maglev_vpp::stats::{StatsClient, VipCounters};
+use maglev_vpp::{Client, ClientOptions, LbApi, LbConfig};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::actual::{self, ActualState};
+use crate::apply::apply;
+use crate::desired::{
+    desired_state, frontend_state, vip_key, DesiredState, FrontendState, Overrides,
+};
+use crate::plan::{plan, Capabilities, FlushLedger, Plan, Scope, SyncStats};
+use crate::warmup::{Gate, Warmup};
+
+/// How the reconciler reaches VPP.
+#[derive(Debug, Clone)]
+pub struct ReconcilerOptions {
+    /// VPP's API socket; `None` runs without VPP (health checking only).
+    pub api_socket: Option<PathBuf>,
+    /// VPP's stats socket, connected together with the API socket.
+    pub stats_socket: Option<PathBuf>,
+    /// Name VPP shows for this client.
+    pub client_name: String,
+    /// Wait between connection attempts.
+    pub retry_interval: Duration,
+    /// Liveness check period of a connected VPP.
+    pub ping_interval: Duration,
+    /// Deadline of one VPP call.
+    pub call_timeout: Duration,
+}
+
+impl Default for ReconcilerOptions {
+    fn default() -> Self {
+        ReconcilerOptions {
+            api_socket: Some(PathBuf::from("/run/vpp/api.sock")),
+            stats_socket: Some(PathBuf::from("/run/vpp/stats.sock")),
+            client_name: "vpp-maglev".to_string(),
+            retry_interval: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(10),
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The connected VPP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VppInfo {
+    /// Version string.
+    pub version: String,
+    /// Build date.
+    pub build_date: String,
+    /// Build directory.
+    pub build_directory: String,
+    /// VPP's pid (from `control_ping`).
+    pub pid: u32,
+    /// VPP's boot time, Unix seconds (from the stats segment).
+    pub boottime: Option<u64>,
+    /// When this connection was made.
+    pub connected_at: SystemTime,
+    /// Whether VPP has the lb v2 messages.
+    pub lb_v2: bool,
+}
+
+/// A frontend's aggregate state changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendEvent {
+    /// Frontend name.
+    pub frontend: String,
+    /// Before.
+    pub from: FrontendState,
+    /// After.
+    pub to: FrontendState,
+}
+
+/// What the reconciler publishes for readers.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// The connected VPP, if any.
+    pub vpp: Option<VppInfo>,
+    /// Whether VPP integration is configured at all.
+    pub vpp_enabled: bool,
+    /// Every frontend's aggregate state.
+    pub frontends: BTreeMap<String, FrontendState>,
+    /// Whether the startup warmup is over.
+    pub warmup_done: bool,
+    /// Successful calls so far by (scope `all`/`vip`, kind).
+    pub totals: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+/// Why a request could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// VPP integration is off, or VPP is not connected.
+    #[error("{0}")]
+    Unavailable(String),
+    /// No such frontend, pool or backend.
+    #[error("{0}")]
+    NotFound(String),
+    /// A value out of range.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// VPP refused or failed.
+    #[error("VPP: {0}")]
+    Vpp(#[from] maglev_vpp::Error),
+    /// The stats segment could not be read.
+    #[error("stats: {0}")]
+    Stats(String),
+    /// The reconciler is gone.
+    #[error("reconciler stopped")]
+    Stopped,
+}
+
+/// The outcome of a sync.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    /// `all` or `vip`.
+    pub scope: &'static str,
+    /// The plan (for a dry run: what would be sent).
+    pub plan: Plan,
+    /// What was applied (`None` for a dry run).
+    pub applied: Option<SyncStats>,
+    /// Calls that failed.
+    pub failures: Vec<String>,
+}
+
+enum Command {
+    Reload(Arc<Config>, oneshot::Sender<()>),
+    Sync {
+        frontend: Option<String>,
+        dry_run: bool,
+        reply: oneshot::Sender<Result<SyncReport, SyncError>>,
+    },
+    SetWeight {
+        frontend: String,
+        pool: String,
+        backend: String,
+        weight: u32,
+        reply: oneshot::Sender<Result<(), SyncError>>,
+    },
+    ReadActual(oneshot::Sender<Result<ActualState, SyncError>>),
+    Counters(oneshot::Sender<Result<Vec<VipCounters>, SyncError>>),
+    Desired(oneshot::Sender<(Arc<Config>, DesiredState, Overrides)>),
+}
+
+/// Talks to the reconciler task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ReconcilerHandle {
+    tx: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    frontend_events: broadcast::Sender<FrontendEvent>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Command")
+    }
+}
+
+impl ReconcilerHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SyncError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| SyncError::Stopped)?;
+        rx.await.map_err(|_| SyncError::Stopped)
+    }
+
+    /// Takes a new (validated) config: overrides are dropped, `lb_conf` is
+    /// pushed if it changed, and a full sync runs (warmup permitting).
+    pub async fn reload(&self, config: Arc<Config>) -> Result<(), SyncError> {
+        self.ask(|tx| Command::Reload(config, tx)).await
+    }
+
+    /// A full sync, or a per-VIP sync of `frontend`; `dry_run` only plans.
+    /// Explicit requests are not held back by the warmup.
+    pub async fn sync(
+        &self,
+        frontend: Option<String>,
+        dry_run: bool,
+    ) -> Result<SyncReport, SyncError> {
+        self.ask(|reply| Command::Sync {
+            frontend,
+            dry_run,
+            reply,
+        })
+        .await?
+    }
+
+    /// Overrides a pool member's weight until the next reload, and syncs
+    /// its VIP.
+    pub async fn set_weight(
+        &self,
+        frontend: &str,
+        pool: &str,
+        backend: &str,
+        weight: u32,
+    ) -> Result<(), SyncError> {
+        self.ask(|reply| Command::SetWeight {
+            frontend: frontend.to_string(),
+            pool: pool.to_string(),
+            backend: backend.to_string(),
+            weight,
+            reply,
+        })
+        .await?
+    }
+
+    /// VPP's lb state, read now.
+    pub async fn vpp_state(&self) -> Result<ActualState, SyncError> {
+        self.ask(Command::ReadActual).await?
+    }
+
+    /// lb's per-VIP counters from the stats segment, by VIP pool index.
+    pub async fn counters(&self) -> Result<Vec<VipCounters>, SyncError> {
+        self.ask(Command::Counters).await?
+    }
+
+    /// The config in force, the desired state and the weight overrides.
+    pub async fn desired(&self) -> Result<(Arc<Config>, DesiredState, Overrides), SyncError> {
+        self.ask(Command::Desired).await
+    }
+
+    /// The latest status.
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of status changes.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Frontend state changes, as they happen.
+    pub fn frontend_events(&self) -> broadcast::Receiver<FrontendEvent> {
+        self.frontend_events.subscribe()
+    }
+}
+
+enum Link {
+    Disabled,
+    Down {
+        next_try: Instant,
+        failures: u32,
+    },
+    Up {
+        lb: LbApi,
+        stats: Option<Arc<Mutex<StatsClient>>>,
+        info: VppInfo,
+        next_ping: Instant,
+    },
+}
+
+struct Reconciler {
+    config: Arc<Config>,
+    checker: Checker,
+    options: ReconcilerOptions,
+    started: Instant,
+    warmup: Warmup,
+    overrides: Overrides,
+    link: Link,
+    cache: Option<ActualState>,
+    ledger: FlushLedger,
+    conf_pushed: Option<LbConfig>,
+    last_identity: Option<(u32, Option<u64>)>,
+    degraded_logged: bool,
+    next_full_sync: Instant,
+    frontend_states: BTreeMap<String, FrontendState>,
+    status: watch::Sender<Status>,
+    frontend_events: broadcast::Sender<FrontendEvent>,
+}
+
+/// Starts the reconciler on the current runtime.
+pub fn spawn(
+    config: Arc<Config>,
+    checker: Checker,
+    options: ReconcilerOptions,
+) -> ReconcilerHandle {
+    let (tx, rx) = mpsc::channel(64);
+    let (status_tx, status_rx) = watch::channel(Status::default());
+    let (fe_tx, _) = broadcast::channel(1024);
+    let now = Instant::now();
+    let link = if options.api_socket.is_some() {
+        Link::Down {
+            next_try: now,
+            failures: 0,
+        }
+    } else {
+        Link::Disabled
+    };
+    let r = Reconciler {
+        warmup: Warmup::new(config.lb.startup_min_delay, config.lb.startup_max_delay),
+        next_full_sync: now + config.lb.sync_interval,
+        config,
+        checker: checker.clone(),
+        options,
+        started: now,
+        overrides: Overrides::new(),
+        link,
+        cache: None,
+        ledger: FlushLedger::default(),
+        conf_pushed: None,
+        last_identity: None,
+        degraded_logged: false,
+        frontend_states: BTreeMap::new(),
+        status: status_tx,
+        frontend_events: fe_tx.clone(),
+    };
+    tokio::spawn(r.run(rx, checker.subscribe()));
+    ReconcilerHandle {
+        tx,
+        status: status_rx,
+        frontend_events: fe_tx,
+    }
+}
+
+impl Reconciler {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: broadcast::Receiver<BackendEvent>,
+    ) {
+        self.refresh_frontends();
+        self.publish();
+        let mut events_open = true;
+        loop {
+            let wake = self.next_wake();
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => return,
+                },
+                ev = events.recv(), if events_open => match ev {
+                    Ok(ev) => {
+                        let mut names: BTreeSet<String> = self
+                            .config
+                            .frontends_using(&ev.backend)
+                            .into_iter()
+                            .map(str::to_string)
+                            .collect();
+                        // Coalesce a burst of transitions into one sync.
+                        while let Ok(more) = events.try_recv() {
+                            names.extend(self.config.frontends_using(&more.backend).into_iter().map(str::to_string));
+                        }
+                        self.on_change(names).await;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(missed = n, "missed backend transitions; resyncing every frontend");
+                        let all = self.config.frontends.keys().cloned().collect();
+                        self.on_change(all).await;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => events_open = false,
+                },
+                _ = tokio::time::sleep_until(wake) => self.tick().await,
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.next_full_sync;
+        match &self.link {
+            Link::Down { next_try, .. } => wake = wake.min(*next_try),
+            Link::Up { next_ping, .. } => wake = wake.min(*next_ping),
+            Link::Disabled => {}
+        }
+        if let Some(d) = self.warmup.next_deadline(self.started.elapsed()) {
+            wake = wake.min(self.started + d);
+        }
+        wake
+    }
+
+    fn states(&self) -> HashMap<String, State> {
+        self.checker
+            .backends()
+            .into_iter()
+            .map(|b| (b.name, b.state))
+            .collect()
+    }
+
+    fn publish(&self) {
+        let vpp = match &self.link {
+            Link::Up { info, .. } => Some(info.clone()),
+            _ => None,
+        };
+        let frontends = self.frontend_states.clone();
+        let done = self.warmup.is_done();
+        let enabled = !matches!(self.link, Link::Disabled);
+        self.status.send_modify(|s| {
+            s.vpp = vpp;
+            s.vpp_enabled = enabled;
+            s.frontends = frontends;
+            s.warmup_done = done;
+        });
+    }
+
+    /// Recomputes every frontend's aggregate state, announcing changes.
+    fn refresh_frontends(&mut self) {
+        let states = self.states();
+        let mut next = BTreeMap::new();
+        for (name, f) in &self.config.frontends {
+            let to = frontend_state(&self.config, f, &states, &self.overrides);
+            let from = self.frontend_states.get(name).copied();
+            if from != Some(to) {
+                let from = from.unwrap_or(FrontendState::Unknown);
+                if from != to {
+                    info!(event = "frontend-transition", frontend = %name, from = %from, to = %to);
+                }
+                let _ = self.frontend_events.send(FrontendEvent {
+                    frontend: name.clone(),
+                    from,
+                    to,
+                });
+            }
+            next.insert(name.clone(), to);
+        }
+        self.frontend_states = next;
+    }
+
+    /// Backends of `names` changed state.
+    async fn on_change(&mut self, names: BTreeSet<String>) {
+        self.refresh_frontends();
+        self.publish();
+        let elapsed = self.started.elapsed();
+        match self.warmup.gate(elapsed) {
+            Gate::Closed => debug!(frontends = ?names, "warmup: write suppressed"),
+            Gate::PerVip => {
+                let released = self.release_known(&names);
+                self.sync_frontends(released).await;
+            }
+            Gate::Open if self.warmup.final_sync_due(elapsed) => self.final_warmup_sync().await,
+            Gate::Open => self.sync_frontends(names).await,
+        }
+    }
+
+    /// Releases those of `names` whose backends all left `unknown`, and
+    /// returns every released frontend among them.
+    fn release_known(&mut self, names: &BTreeSet<String>) -> BTreeSet<String> {
+        let states = self.states();
+        let mut out = BTreeSet::new();
+        for name in names {
+            let Some(f) = self.config.frontends.get(name) else {
+                continue;
+            };
+            let known = f
+                .backend_names()
+                .all(|b| states.get(b).is_some_and(|s| *s != State::Unknown));
+            if known && self.warmup.release(name) {
+                info!(event = "warmup-release", frontend = %name, "all backends known; writing to VPP");
+            }
+            if self.warmup.may_write(name, self.started.elapsed()) {
+                out.insert(name.clone());
+            }
+        }
+        out
+    }
+
+    async fn final_warmup_sync(&mut self) {
+        if matches!(self.link, Link::Up { .. }) {
+            info!(
+                event = "warmup-done",
+                "startup-max-delay reached: final full sync"
+            );
+            let _ = self.sync(Scope::All, false).await;
+        }
+        // Without VPP the next connect does the full sync.
+        self.warmup.finish();
+        self.publish();
+    }
+
+    async fn sync_frontends(&mut self, names: BTreeSet<String>) {
+        let keys: BTreeSet<_> = names
+            .iter()
+            .filter_map(|n| self.config.frontends.get(n))
+            .map(vip_key)
+            .collect();
+        if keys.is_empty() || !matches!(self.link, Link::Up { .. }) {
+            return;
+        }
+        let _ = self.sync(Scope::Vips(keys), false).await;
+    }
+
+    async fn tick(&mut self) {
+        let now = Instant::now();
+        // The connection first.
+        match &self.link {
+            Link::Down { next_try, .. } if *next_try <= now => self.connect().await,
+            Link::Up { next_ping, .. } if *next_ping <= now => self.ping().await,
+            _ => {}
+        }
+        let elapsed = self.started.elapsed();
+        if self.warmup.final_sync_due(elapsed) {
+            self.final_warmup_sync().await;
+        } else if self.warmup.gate(elapsed) == Gate::PerVip {
+            let all: BTreeSet<String> = self.config.frontends.keys().cloned().collect();
+            let released = self.release_known(&all);
+            let fresh: BTreeSet<String> = released.into_iter().collect();
+            if !fresh.is_empty() {
+                self.sync_frontends(fresh).await;
+            }
+        }
+        if Instant::now() >= self.next_full_sync {
+            self.next_full_sync = Instant::now() + self.config.lb.sync_interval;
+            if self.warmup.is_done() && matches!(self.link, Link::Up { .. }) {
+                let _ = self.sync(Scope::All, false).await;
+            }
+        }
+    }
+
+    async fn connect(&mut self) {
+        let failures = match self.link {
+            Link::Down { failures, .. } => failures,
+            _ => 0,
+        };
+        match self.try_connect().await {
+            Ok((lb, stats, info)) => {
+                info!(
+                    event = "vpp-connect",
+                    version = %info.version,
+                    pid = info.pid,
+                    boottime = ?info.boottime,
+                    lb_v2 = info.lb_v2,
+                    "connected to VPP"
+                );
+                let identity = (info.pid, info.boottime);
+                if self.last_identity.is_some_and(|old| old != identity) {
+                    info!(
+                        event = "vpp-restart",
+                        pid = info.pid,
+                        "VPP restarted; full resync"
+                    );
+                }
+                self.last_identity = Some(identity);
+                if !info.lb_v2 && !self.degraded_logged {
+                    self.degraded_logged = true;
+                    warn!(
+                        event = "vpp-degraded",
+                        "VPP lacks the lb v2 messages: AS weights stay 100, weight 0 \
+                         removes the AS, and VPP's lb settings cannot be read back"
+                    );
+                }
+                self.link = Link::Up {
+                    lb,
+                    stats,
+                    info,
+                    next_ping: Instant::now() + self.options.ping_interval,
+                };
+                self.cache = None;
+                self.ledger.clear();
+                self.conf_pushed = None;
+                self.publish();
+                self.push_conf().await;
+                self.resync_after_change().await;
+            }
+            Err(e) => {
+                if failures == 0 {
+                    warn!(event = "vpp-connect-failed", error = %e, "cannot connect to VPP; retrying");
+                } else {
+                    debug!(event = "vpp-connect-failed", error = %e);
+                }
+                self.link = Link::Down {
+                    next_try: Instant::now() + self.options.retry_interval,
+                    failures: failures + 1,
+                };
+            }
+        }
+    }
+
+    async fn try_connect(
+        &self,
+    ) -> Result<(LbApi, Option<Arc<Mutex<StatsClient>>>, VppInfo), String> {
+        let api = self
+            .options
+            .api_socket
+            .clone()
+            .ok_or("VPP integration is disabled")?;
+        let client = Client::connect(
+            &api,
+            ClientOptions {
+                name: self.options.client_name.clone(),
+                timeout: self.options.call_timeout,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let lb = LbApi::new(client);
+        let version = lb.show_version().await.map_err(|e| e.to_string())?;
+        let pid = lb.client().ping().await.map_err(|e| e.to_string())?;
+        let (stats, boottime) = match &self.options.stats_socket {
+            None => (None, None),
+            Some(path) => {
+                let path = path.clone();
+                let mut s = tokio::task::spawn_blocking(move || StatsClient::connect(path))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let boot = s.boottime().map_err(|e| e.to_string())?;
+                (Some(Arc::new(Mutex::new(s))), Some(boot))
+            }
+        };
+        let info = VppInfo {
+            version: version.version,
+            build_date: version.build_date,
+            build_directory: version.build_directory,
+            pid,
+            boottime,
+            connected_at: SystemTime::now(),
+            lb_v2: lb.has_v2(),
+        };
+        Ok((lb, stats, info))
+    }
+
+    async fn ping(&mut self) {
+        let Link::Up {
+            lb,
+            info,
+            next_ping,
+            ..
+        } = &mut self.link
+        else {
+            return;
+        };
+        match lb.client().ping().await {
+            Ok(pid) if pid == info.pid => {
+                *next_ping = Instant::now() + self.options.ping_interval;
+            }
+            Ok(pid) => {
+                // Cannot happen on one connection, but a new pid means a
+                // new VPP: start over.
+                warn!(old = info.pid, new = pid, "VPP pid changed");
+                self.disconnect("VPP pid changed");
+            }
+            Err(e) => self.disconnect(&e.to_string()),
+        }
+    }
+
+    fn disconnect(&mut self, why: &str) {
+        if matches!(self.link, Link::Up { .. }) {
+            warn!(
+                event = "vpp-disconnect",
+                reason = why,
+                "lost VPP; reconnecting"
+            );
+        }
+        self.link = Link::Down {
+            next_try: Instant::now() + self.options.retry_interval,
+            failures: 1,
+        };
+        self.cache = None;
+        self.publish();
+    }
+
+    fn wanted_conf(&self) -> LbConfig {
+        let lb = &self.config.lb;
+        LbConfig {
+            ip4_src_address: lb.ipv4_src_address,
+            ip6_src_address: lb.ipv6_src_address,
+            sticky_buckets_per_core: lb.sticky_buckets_per_core.unwrap_or(u32::MAX),
+            flow_timeout: lb.flow_timeout.map_or(u32::MAX, |d| d.as_secs() as u32),
+        }
+    }
+
+    /// Pushes `lb_conf` when it differs from VPP's (or, on VPP without
+    /// `lb_conf_get`, from what was pushed on this connection).
+    async fn push_conf(&mut self) {
+        let want = self.wanted_conf();
+        let Link::Up { lb, .. } = &self.link else {
+            return;
+        };
+        let differs = if lb.has_conf_get() {
+            match lb.conf_get().await {
+                Ok(have) => {
+                    have.ip4_src_address != want.ip4_src_address
+                        || have.ip6_src_address != want.ip6_src_address
+                        || (want.sticky_buckets_per_core != u32::MAX
+                            && have.sticky_buckets_per_core != want.sticky_buckets_per_core)
+                        || (want.flow_timeout != u32::MAX && have.flow_timeout != want.flow_timeout)
+                }
+                Err(e) => {
+                    warn!(error = %e, "lb_conf_get failed");
+                    true
+                }
+            }
+        } else {
+            self.conf_pushed != Some(want)
+        };
+        if !differs {
+            return;
+        }
+        match lb.conf_set(&want).await {
+            Ok(()) => {
+                info!(
+                    event = "vpp-lb-conf-set",
+                    ip4 = %want.ip4_src_address,
+                    ip6 = %want.ip6_src_address,
+                    sticky_buckets_per_core = want.sticky_buckets_per_core,
+                    flow_timeout = want.flow_timeout,
+                );
+                self.conf_pushed = Some(want);
+            }
+            Err(e) => {
+                warn!(event = "vpp-lb-conf-error", error = %e);
+                if e.is_connection_error() {
+                    self.disconnect(&e.to_string());
+                }
+            }
+        }
+    }
+
+    /// After a connect or reload: everything warmup allows.
+    async fn resync_after_change(&mut self) {
+        if self.warmup.is_done() {
+            let _ = self.sync(Scope::All, false).await;
+        } else {
+            let all: BTreeSet<String> = self.config.frontends.keys().cloned().collect();
+            let elapsed = self.started.elapsed();
+            if self.warmup.final_sync_due(elapsed) {
+                self.final_warmup_sync().await;
+            } else if self.warmup.gate(elapsed) == Gate::PerVip {
+                let released = self.release_known(&all);
+                self.sync_frontends(released).await;
+            }
+        }
+    }
+
+    async fn sync(&mut self, scope: Scope, dry_run: bool) -> Result<SyncReport, SyncError> {
+        let (lb, v2) = match &self.link {
+            Link::Up { lb, info, .. } => (lb.clone(), info.lb_v2),
+            Link::Down { .. } => return Err(SyncError::Unavailable("VPP is not connected".into())),
+            Link::Disabled => {
+                return Err(SyncError::Unavailable("VPP integration is disabled".into()))
+            }
+        };
+        let states = self.states();
+        let mut desired = desired_state(&self.config, &states, &self.overrides);
+        let mut ledger = self.ledger.clone();
+        ledger.settle(&mut desired);
+        let actual = match (&scope, &self.cache) {
+            (Scope::Vips(_), Some(cache)) => cache.clone(),
+            _ => match actual::read(&lb).await {
+                Ok(a) => a,
+                Err(e) => {
+                    if e.is_connection_error() {
+                        self.disconnect(&e.to_string());
+                    }
+                    return Err(e.into());
+                }
+            },
+        };
+        let caps = Capabilities { v2 };
+        let p = plan(&desired, &actual, &scope, caps);
+        if dry_run {
+            return Ok(SyncReport {
+                scope: scope.label(),
+                plan: p,
+                applied: None,
+                failures: Vec::new(),
+            });
+        }
+        for note in &p.notes {
+            info!(event = "vpp-lbsync-note", "{note}");
+        }
+        let applied = apply(&lb, &p).await;
+        let mut model = actual;
+        for op in &applied.done {
+            model.apply(op, v2);
+            ledger.record(op);
+        }
+        self.ledger = ledger;
+        self.cache = applied.failures.is_empty().then_some(model);
+        let stats = applied.stats();
+        let label = scope.label();
+        self.status.send_modify(|s| {
+            for (kind, n) in stats.kinds() {
+                if n > 0 {
+                    *s.totals.entry((label, kind)).or_default() += n;
+                }
+            }
+        });
+        if p.is_empty() {
+            debug!(event = "vpp-lbsync", scope = label, "in sync");
+        } else {
+            info!(
+                event = if label == "all" {
+                    "vpp-lbsync-all"
+                } else {
+                    "vpp-lbsync-vip"
+                },
+                vip_added = stats.vip_added,
+                vip_removed = stats.vip_removed,
+                as_added = stats.as_added,
+                as_removed = stats.as_removed,
+                as_weight_updated = stats.as_weight_updated,
+                failures = applied.failures.len(),
+            );
+        }
+        let failures = applied
+            .failures
+            .iter()
+            .map(|(op, e)| format!("{op}: {e}"))
+            .collect();
+        if applied.lost_connection() {
+            self.disconnect("a call failed on the connection");
+        }
+        Ok(SyncReport {
+            scope: label,
+            plan: p,
+            applied: Some(stats),
+            failures,
+        })
+    }
+
+    async fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Reload(config, reply) => {
+                self.config = config;
+                self.overrides.clear();
+                self.warmup.set_delays(
+                    self.config.lb.startup_min_delay,
+                    self.config.lb.startup_max_delay,
+                );
+                self.next_full_sync = Instant::now() + self.config.lb.sync_interval;
+                self.refresh_frontends();
+                self.publish();
+                self.push_conf().await;
+                self.resync_after_change().await;
+                let _ = reply.send(());
+            }
+            Command::Sync {
+                frontend,
+                dry_run,
+                reply,
+            } => {
+                let scope = match frontend {
+                    None => Ok(Scope::All),
+                    Some(name) => match self.config.frontends.get(&name) {
+                        Some(f) => Ok(Scope::Vips(BTreeSet::from([vip_key(f)]))),
+                        None => Err(SyncError::NotFound(format!("no such frontend: {name}"))),
+                    },
+                };
+                let result = match scope {
+                    Ok(scope) => self.sync(scope, dry_run).await,
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(result);
+            }
+            Command::SetWeight {
+                frontend,
+                pool,
+                backend,
+                weight,
+                reply,
+            } => {
+                let result = self.set_weight(frontend, pool, backend, weight).await;
+                let _ = reply.send(result);
+            }
+            Command::ReadActual(reply) => {
+                let result = match &self.link {
+                    Link::Up { lb, .. } => actual::read(lb).await.map_err(SyncError::from),
+                    Link::Down { .. } => Err(SyncError::Unavailable("VPP is not connected".into())),
+                    Link::Disabled => {
+                        Err(SyncError::Unavailable("VPP integration is disabled".into()))
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Counters(reply) => {
+                let result = match &self.link {
+                    Link::Up { stats: Some(s), .. } => s
+                        .lock()
+                        .expect("stats lock")
+                        .lb_vip_counters()
+                        .map_err(|e| SyncError::Stats(e.to_string())),
+                    Link::Up { stats: None, .. } => Err(SyncError::Unavailable(
+                        "no VPP stats socket configured".into(),
+                    )),
+                    Link::Down { .. } => Err(SyncError::Unavailable("VPP is not connected".into())),
+                    Link::Disabled => {
+                        Err(SyncError::Unavailable("VPP integration is disabled".into()))
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::Desired(reply) => {
+                let states = self.states();
+                let desired = desired_state(&self.config, &states, &self.overrides);
+                let _ = reply.send((Arc::clone(&self.config), desired, self.overrides.clone()));
+            }
+        }
+    }
+
+    async fn set_weight(
+        &mut self,
+        frontend: String,
+        pool: String,
+        backend: String,
+        weight: u32,
+    ) -> Result<(), SyncError> {
+        let f = self
+            .config
+            .frontends
+            .get(&frontend)
+            .ok_or_else(|| SyncError::NotFound(format!("no such frontend: {frontend}")))?;
+        let p = f.pools.iter().find(|p| p.name == pool).ok_or_else(|| {
+            SyncError::NotFound(format!("frontend {frontend} has no pool {pool}"))
+        })?;
+        if !p.backends.iter().any(|m| m.backend == backend) {
+            return Err(SyncError::NotFound(format!(
+                "pool {pool} of frontend {frontend} has no backend {backend}"
+            )));
+        }
+        let weight = u8::try_from(weight)
+            .ok()
+            .filter(|w| *w <= 100)
+            .ok_or_else(|| {
+                SyncError::InvalidArgument(format!("weight {weight} is out of range 0..100"))
+            })?;
+        info!(event = "weight-override", frontend = %frontend, pool = %pool, backend = %backend, weight);
+        self.overrides
+            .insert((frontend.clone(), pool, backend), weight);
+        self.on_change(BTreeSet::from([frontend])).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,411 @@
+//! The reconciler against the simulator over real sockets: warmup, per-VIP
+//! release, drift repair, VPP restart, old VPP, deterministic tables,
+//! dry runs, weight overrides, prediction.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use maglev_config::Config;
+use maglev_health::{Checker, CheckerOptions};
+use maglev_lbsync::desired::vip_key;
+use maglev_lbsync::predict;
+use maglev_lbsync::reconciler::{spawn, ReconcilerHandle, ReconcilerOptions};
+use maglev_vppsim::{SimOptions, Simulator};
+use tokio::time::Instant;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    sim: Simulator,
+    checker: Checker,
+    handle: ReconcilerHandle,
+    start: Instant,
+}
+
+fn config(lb_extra: &str, frontends: &str) -> Config {
+    let text = format!(
+        "maglev:
+  vpp:
+    lb:
+      ipv4-src-address: 198.51.100.1
+      ipv6-src-address: '2001:db8::1'
+      sync-interval: 300ms
+{lb_extra}
+  healthchecks:
+    silent: {{ type: tcp, port: 9, timeout: 3s, interval: 5s }}
+  backends:
+    s1: {{ address: 10.0.0.2 }}
+    s2: {{ address: 10.0.0.10 }}
+    s3: {{ address: 10.0.0.3 }}
+    slow: {{ address: 127.0.0.1, healthcheck: silent }}
+  frontends:
+{frontends}"
+    );
+    maglev_config::load_str(&text, "t.yaml")
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .config
+}
+
+const WWW: &str = "    www:
+      address: 203.0.113.80
+      port: 443
+      pools:
+        - { name: primary, backends: { s1: { weight: 60 }, s2: {} } }
+        - { name: standby, backends: { s3: {} } }
+";
+
+const NO_WARMUP: &str = "      startup-min-delay: 0\n      startup-max-delay: 0";
+
+async fn rig(cfg: Config, v2: bool) -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.sock");
+    let stats = dir.path().join("stats.sock");
+    let sim = Simulator::start(SimOptions {
+        api_socket: api.clone(),
+        stats_socket: Some(stats.clone()),
+        v2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let checker = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+    let handle = spawn(
+        Arc::new(cfg),
+        checker.clone(),
+        ReconcilerOptions {
+            api_socket: Some(api),
+            stats_socket: Some(stats),
+            retry_interval: Duration::from_millis(50),
+            ping_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+    );
+    Rig {
+        _dir: dir,
+        sim,
+        checker,
+        handle,
+        start,
+    }
+}
+
+/// (VIP address, AS address) → (weight, buckets) of live ASes in the sim.
+fn sim_ases(sim: &Simulator) -> BTreeMap<(IpAddr, IpAddr), (u8, u32)> {
+    let lb = sim.lb();
+    let mut out = BTreeMap::new();
+    for v in lb.live_vips() {
+        for (i, a) in v.ases.iter().enumerate().filter(|(_, a)| a.used) {
+            out.insert((v.address, a.address), (a.weight, v.buckets(i)));
+        }
+    }
+    out
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn lb_writes(sim: &Simulator) -> usize {
+    sim.calls()
+        .iter()
+        .filter(|c| c.msg.starts_with("lb_add_del") || c.msg == "lb_as_set_weight")
+        .count()
+}
+
+#[tokio::test]
+async fn cold_start_waits_for_the_warmup_then_programs_everything() {
+    let r = rig(
+        config(
+            "      startup-min-delay: 400ms\n      startup-max-delay: 2s",
+            WWW,
+        ),
+        true,
+    )
+    .await;
+    // Connected and conf pushed, but no lb writes inside the hands-off window.
+    eventually("connected", || r.handle.status().vpp.is_some()).await;
+    tokio::time::sleep_until(r.start + Duration::from_millis(300)).await;
+    assert_eq!(lb_writes(&r.sim), 0, "wrote during startup-min-delay");
+    assert!(
+        r.sim.calls().iter().any(|c| c.msg == "lb_conf"),
+        "lb_conf is not held back"
+    );
+    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    assert!(r.start.elapsed() >= Duration::from_millis(400));
+    let ases = sim_ases(&r.sim);
+    let vip = ip("203.0.113.80");
+    assert_eq!(ases[&(vip, ip("10.0.0.2"))].0, 60);
+    assert_eq!(ases[&(vip, ip("10.0.0.10"))].0, 100);
+    assert_eq!(ases[&(vip, ip("10.0.0.3"))].0, 0, "standby");
+    // Numeric order of the AS calls: .2, .3, .10.
+    let order: Vec<String> = r
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.msg == "lb_add_del_as_v2")
+        .map(|c| c.detail.clone())
+        .collect();
+    let pos = |needle: &str| order.iter().position(|d| d.contains(needle)).unwrap();
+    assert!(
+        pos("[10, 0, 0, 2") < pos("[10, 0, 0, 3") && pos("[10, 0, 0, 3") < pos("[10, 0, 0, 10"),
+        "{order:?}"
+    );
+    // lb_conf got the configured sources.
+    assert_eq!(r.sim.lb().conf.ip4_src, [198, 51, 100, 1]);
+    // A second sync right after sends nothing.
+    let before = lb_writes(&r.sim);
+    let report = r.handle.sync(None, false).await.unwrap();
+    assert!(report.plan.is_empty(), "{}", report.plan);
+    assert_eq!(lb_writes(&r.sim), before);
+}
+
+#[tokio::test]
+async fn a_frontend_is_released_as_soon_as_its_backends_are_known() {
+    let frontends = format!(
+        "{WWW}    api:
+      address: 203.0.113.81
+      port: 80
+      pools:
+        - {{ name: p, backends: {{ slow: {{}} }} }}
+"
+    );
+    let r = rig(
+        config(
+            "      startup-min-delay: 200ms\n      startup-max-delay: 10s",
+            &frontends,
+        ),
+        true,
+    )
+    .await;
+    // www's backends are static (known at once); api's probe takes 3 s.
+    eventually("www programmed", || sim_ases(&r.sim).len() == 3).await;
+    assert!(r.start.elapsed() < Duration::from_secs(2));
+    assert!(
+        !r.sim
+            .lb()
+            .live_vips()
+            .any(|v| v.address == ip("203.0.113.81")),
+        "api is still unknown and must not be written"
+    );
+    assert!(!r.handle.status().warmup_done);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_by_the_periodic_full_sync() {
+    let r = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    let vip = vip_key(&r.handle.desired().await.unwrap().0.frontends["www"]);
+    // Someone deletes an AS behind our back.
+    r.sim.with_lb_mut(|lb, now| {
+        let p = maglev_vpp::binapi::Prefix::host(vip.address);
+        let a: maglev_vpp::binapi::Address = ip("10.0.0.10").into();
+        assert_eq!(lb.add_del_as(&p, 6, 443, &a, 0, true, false, now), 0);
+    });
+    assert_eq!(sim_ases(&r.sim).len(), 2);
+    eventually("restored by the periodic sync", || {
+        sim_ases(&r.sim).len() == 3
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_restarted_vpp_gets_everything_again() {
+    let r = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    let pid = r.handle.status().vpp.unwrap().pid;
+    let boot = r.handle.status().vpp.unwrap().boottime;
+    r.sim.restart();
+    assert!(sim_ases(&r.sim).is_empty());
+    eventually("reconnected to the new VPP", || {
+        r.handle.status().vpp.is_some_and(|v| v.pid != pid)
+    })
+    .await;
+    assert_ne!(r.handle.status().vpp.unwrap().boottime, boot);
+    eventually("resynced", || sim_ases(&r.sim).len() == 3).await;
+    assert_eq!(
+        r.sim.lb().conf.ip4_src,
+        [198, 51, 100, 1],
+        "lb_conf pushed again"
+    );
+}
+
+#[tokio::test]
+async fn health_transitions_reach_vpp() {
+    let r = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    r.sim.clear_calls();
+    r.checker.disable("s2", "test").unwrap();
+    let vip = ip("203.0.113.80");
+    eventually("s2 at weight 0", || {
+        sim_ases(&r.sim)[&(vip, ip("10.0.0.10"))].0 == 0
+    })
+    .await;
+    let call = r
+        .sim
+        .calls()
+        .into_iter()
+        .find(|c| c.msg == "lb_as_set_weight")
+        .unwrap();
+    assert!(
+        call.detail.contains("weight: 0") && call.detail.contains("is_flush: true"),
+        "{}",
+        call.detail
+    );
+    // Disable the whole primary pool: the standby takes over.
+    r.checker.disable("s1", "test").unwrap();
+    eventually("standby active", || {
+        sim_ases(&r.sim)[&(vip, ip("10.0.0.3"))].0 == 100
+    })
+    .await;
+    assert_eq!(
+        r.handle.status().frontends["www"],
+        maglev_lbsync::FrontendState::Up
+    );
+}
+
+#[tokio::test]
+async fn weight_override_dry_run_and_errors() {
+    let r = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    r.handle
+        .set_weight("www", "primary", "s1", 7)
+        .await
+        .unwrap();
+    let vip = ip("203.0.113.80");
+    eventually("override applied", || {
+        sim_ases(&r.sim)[&(vip, ip("10.0.0.2"))].0 == 7
+    })
+    .await;
+    assert!(r
+        .handle
+        .set_weight("www", "primary", "s1", 101)
+        .await
+        .is_err());
+    assert!(r
+        .handle
+        .set_weight("nope", "primary", "s1", 1)
+        .await
+        .is_err());
+    assert!(r
+        .handle
+        .set_weight("www", "standby", "s1", 1)
+        .await
+        .is_err());
+    // Dry run: the plan, nothing sent.
+    r.sim.with_lb_mut(|lb, now| {
+        let p = maglev_vpp::binapi::Prefix::host(vip);
+        let a: maglev_vpp::binapi::Address = ip("10.0.0.2").into();
+        lb.add_del_as(&p, 6, 443, &a, 0, true, false, now);
+    });
+    let before = lb_writes(&r.sim);
+    let report = r.handle.sync(Some("www".into()), true).await;
+    let report = report.unwrap();
+    // The per-VIP plan uses the cache, which does not know about the
+    // deletion; a full dry run reads VPP.
+    let full = r.handle.sync(None, true).await.unwrap();
+    assert_eq!(
+        full.plan.to_string(),
+        "as-add 203.0.113.80/32 tcp:443 10.0.0.2 weight 7\n"
+    );
+    assert!(report.applied.is_none() && full.applied.is_none());
+    assert_eq!(lb_writes(&r.sim), before, "dry runs send nothing");
+    assert!(r.handle.sync(Some("nope".into()), true).await.is_err());
+}
+
+#[tokio::test]
+async fn old_vpp_without_v2() {
+    let r = rig(config(NO_WARMUP, WWW), false).await;
+    eventually("programmed", || sim_ases(&r.sim).len() == 2).await;
+    assert!(!r.handle.status().vpp.unwrap().lb_v2);
+    let vip = ip("203.0.113.80");
+    assert!(
+        !sim_ases(&r.sim).contains_key(&(vip, ip("10.0.0.3"))),
+        "weight 0 is not added"
+    );
+    r.checker.disable("s2", "test").unwrap();
+    eventually("s2 deleted", || {
+        !sim_ases(&r.sim).contains_key(&(vip, ip("10.0.0.10")))
+    })
+    .await;
+    let v2_only = [
+        "lb_add_del_as_v2",
+        "lb_as_set_weight",
+        "lb_as_v2_dump",
+        "lb_conf_get",
+    ];
+    assert!(r.sim.calls().iter().all(|c| !v2_only.contains(&c.msg)));
+    r.checker.enable("s2", "test").unwrap();
+    eventually("s2 back", || {
+        sim_ases(&r.sim).contains_key(&(vip, ip("10.0.0.10")))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn two_reconcilers_build_identical_tables_as_predicted() {
+    let a = rig(config(NO_WARMUP, WWW), true).await;
+    let b = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("a programmed", || sim_ases(&a.sim).len() == 3).await;
+    eventually("b programmed", || sim_ases(&b.sim).len() == 3).await;
+    let table = |sim: &Simulator| -> Vec<Option<IpAddr>> {
+        let lb = sim.lb();
+        let v = lb.live_vips().next().unwrap();
+        v.table()
+            .iter()
+            .map(|s| s.map(|i| v.ases[i].address))
+            .collect()
+    };
+    assert_eq!(table(&a.sim), table(&b.sim), "slot for slot");
+    // The prediction matches VPP's table and num_buckets.
+    let (cfg, desired, _) = a.handle.desired().await.unwrap();
+    let d = &desired.vips[&vip_key(&cfg.frontends["www"])];
+    let p = predict::table(d);
+    assert_eq!(p.slots, table(&a.sim));
+    let vpp = a.handle.vpp_state().await.unwrap();
+    let actual = &vpp.vips[&d.key];
+    for (addr, n) in &p.buckets {
+        assert_eq!(actual.ases[addr].buckets, Some(*n), "{addr}");
+    }
+    assert_eq!(actual.index, Some(1), "pool index from the CLI");
+    assert_eq!(actual.src_ip_sticky, Some(false));
+    // A lookup lands on a live AS.
+    let (slot, hit) = predict::lookup(d, &p, ip("198.51.100.7"), 40000, 443);
+    assert!(slot < 1024 && hit.is_some());
+}
+
+#[tokio::test]
+async fn counters_come_from_the_stats_segment() {
+    let r = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    r.sim.count_packets(1, 1, 42);
+    let c = r.handle.counters().await.unwrap();
+    assert_eq!(c[1].first_packet, 42);
+}
+
+#[tokio::test]
+async fn without_vpp_requests_say_unavailable() {
+    let cfg = config(NO_WARMUP, WWW);
+    let checker = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+    let handle = spawn(
+        Arc::new(cfg),
+        checker,
+        ReconcilerOptions {
+            api_socket: None,
+            stats_socket: None,
+            ..Default::default()
+        },
+    );
+    let e = handle.sync(None, false).await.unwrap_err();
+    assert_eq!(e.to_string(), "VPP integration is disabled");
+    assert!(!handle.status().vpp_enabled);
+}
