@@ -22,7 +22,9 @@ tasks:
                           and a bulk load (see docs/benchmarks.md)
   bench health [--seconds S] [--backends N,N]
                           maglev-health vs HAProxy probing 1,000 and 5,000
-                          HTTP backends at 1 s (needs root and haproxy)";
+                          HTTP backends at 1 s (needs root and haproxy)
+  bench lbsync            planning, full sync and per-VIP sync latency at
+                          1,000 VIPs x 64 ASes";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -204,6 +206,16 @@ fn bench(args: &[String]) -> Result<(), String> {
             bench_args.extend(extra);
             cargo(&bench_args)
         }
-        _ => Err(format!("usage: cargo xtask bench vpp|health\n\n{USAGE}")),
+        Some("lbsync") => cargo(&[
+            "bench",
+            "--quiet",
+            "-p",
+            "maglev-lbsync",
+            "--bench",
+            "lbsync",
+        ]),
+        _ => Err(format!(
+            "usage: cargo xtask bench vpp|health|lbsync\n\n{USAGE}"
+        )),
     }
 }

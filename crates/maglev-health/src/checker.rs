@@ -324,6 +324,15 @@ impl Checker {
         entries.get(name).map(Entry::status)
     }
 
+    /// Every backend's state, without the rest of its status.
+    pub fn states(&self) -> std::collections::HashMap<String, State> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        entries
+            .iter()
+            .map(|(n, e)| (n.clone(), e.health.state()))
+            .collect()
+    }
+
     /// The state of one backend.
     pub fn state(&self, name: &str) -> Option<State> {
         let entries = self.shared.entries.lock().expect("checker lock");

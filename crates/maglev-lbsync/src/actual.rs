@@ -43,6 +43,16 @@ pub struct ActualState {
 }
 
 impl ActualState {
+    /// Only the VIPs of `keys`.
+    pub fn subset(&self, keys: &std::collections::BTreeSet<VipKey>) -> ActualState {
+        ActualState {
+            vips: keys
+                .iter()
+                .filter_map(|k| self.vips.get(k).map(|v| (*k, v.clone())))
+                .collect(),
+        }
+    }
+
     /// What VPP holds once `op` succeeded, as the next dump would show it:
     /// the reconciler's cache between reads (it is VPP's only writer), and
     /// the model of the planner's tests. `v2` says whether dumps carry

@@ -233,3 +233,22 @@ pub fn desired_state(
             .collect(),
     }
 }
+
+/// The VIPs of the named frontends only (unknown names are skipped).
+pub fn desired_subset<'a>(
+    config: &Config,
+    frontends: impl IntoIterator<Item = &'a String>,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> DesiredState {
+    DesiredState {
+        vips: frontends
+            .into_iter()
+            .filter_map(|n| config.frontends.get(n))
+            .map(|f| {
+                let v = desired_vip(config, f, states, overrides);
+                (v.key, v)
+            })
+            .collect(),
+    }
+}

@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::actual::{self, ActualState};
 use crate::apply::apply;
 use crate::desired::{
-    desired_state, frontend_state, vip_key, DesiredState, FrontendState, Overrides,
+    desired_state, desired_subset, frontend_state, vip_key, DesiredState, FrontendState, Overrides,
 };
 use crate::plan::{plan, Capabilities, FlushLedger, Plan, Scope, SyncStats};
 use crate::warmup::{Gate, Warmup};
@@ -281,6 +281,8 @@ enum Link {
 
 struct Reconciler {
     config: Arc<Config>,
+    /// backend → frontends using it, for the config in force.
+    users: HashMap<String, Vec<String>>,
     checker: Checker,
     options: ReconcilerOptions,
     started: Instant,
@@ -296,6 +298,16 @@ struct Reconciler {
     frontend_states: BTreeMap<String, FrontendState>,
     status: watch::Sender<Status>,
     frontend_events: broadcast::Sender<FrontendEvent>,
+}
+
+fn users_of(config: &Config) -> HashMap<String, Vec<String>> {
+    let mut users: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, f) in &config.frontends {
+        for b in f.backend_names() {
+            users.entry(b.to_string()).or_default().push(name.clone());
+        }
+    }
+    users
 }
 
 /// Starts the reconciler on the current runtime.
@@ -317,6 +329,7 @@ pub fn spawn(
         Link::Disabled
     };
     let r = Reconciler {
+        users: users_of(&config),
         warmup: Warmup::new(config.lb.startup_min_delay, config.lb.startup_max_delay),
         next_full_sync: now + config.lb.sync_interval,
         config,
@@ -360,15 +373,16 @@ impl Reconciler {
                 },
                 ev = events.recv(), if events_open => match ev {
                     Ok(ev) => {
-                        let mut names: BTreeSet<String> = self
-                            .config
-                            .frontends_using(&ev.backend)
-                            .into_iter()
-                            .map(str::to_string)
-                            .collect();
+                        let mut names = BTreeSet::new();
+                        let mut add = |backend: &str| {
+                            if let Some(users) = self.users.get(backend) {
+                                names.extend(users.iter().cloned());
+                            }
+                        };
+                        add(&ev.backend);
                         // Coalesce a burst of transitions into one sync.
                         while let Ok(more) = events.try_recv() {
-                            names.extend(self.config.frontends_using(&more.backend).into_iter().map(str::to_string));
+                            add(&more.backend);
                         }
                         self.on_change(names).await;
                     }
@@ -398,11 +412,26 @@ impl Reconciler {
     }
 
     fn states(&self) -> HashMap<String, State> {
-        self.checker
-            .backends()
-            .into_iter()
-            .map(|b| (b.name, b.state))
-            .collect()
+        self.checker.states()
+    }
+
+    /// States of the backends of `frontends` only: a transition touches a
+    /// few frontends, and large configs have tens of thousands of backends.
+    fn states_for(&self, frontends: &BTreeSet<String>) -> HashMap<String, State> {
+        let mut out = HashMap::new();
+        for f in frontends
+            .iter()
+            .filter_map(|n| self.config.frontends.get(n))
+        {
+            for b in f.backend_names() {
+                if !out.contains_key(b) {
+                    if let Some(s) = self.checker.state(b) {
+                        out.insert(b.to_string(), s);
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn publish(&self) {
@@ -423,11 +452,21 @@ impl Reconciler {
 
     /// Recomputes every frontend's aggregate state, announcing changes.
     fn refresh_frontends(&mut self) {
-        let states = self.states();
-        let mut next = BTreeMap::new();
-        for (name, f) in &self.config.frontends {
+        let all: BTreeSet<String> = self.config.frontends.keys().cloned().collect();
+        self.frontend_states.retain(|n, _| all.contains(n));
+        self.refresh_some(&all);
+    }
+
+    /// Recomputes the aggregate state of `names`, announcing changes.
+    fn refresh_some(&mut self, names: &BTreeSet<String>) {
+        let states = self.states_for(names);
+        let mut next = std::mem::take(&mut self.frontend_states);
+        for (name, f) in names
+            .iter()
+            .filter_map(|n| self.config.frontends.get_key_value(n))
+        {
             let to = frontend_state(&self.config, f, &states, &self.overrides);
-            let from = self.frontend_states.get(name).copied();
+            let from = next.get(name).copied();
             if from != Some(to) {
                 let from = from.unwrap_or(FrontendState::Unknown);
                 if from != to {
@@ -446,7 +485,7 @@ impl Reconciler {
 
     /// Backends of `names` changed state.
     async fn on_change(&mut self, names: BTreeSet<String>) {
-        self.refresh_frontends();
+        self.refresh_some(&names);
         self.publish();
         let elapsed = self.started.elapsed();
         match self.warmup.gate(elapsed) {
@@ -463,7 +502,7 @@ impl Reconciler {
     /// Releases those of `names` whose backends all left `unknown`, and
     /// returns every released frontend among them.
     fn release_known(&mut self, names: &BTreeSet<String>) -> BTreeSet<String> {
-        let states = self.states();
+        let states = self.states_for(names);
         let mut out = BTreeSet::new();
         for name in names {
             let Some(f) = self.config.frontends.get(name) else {
@@ -759,12 +798,30 @@ impl Reconciler {
                 return Err(SyncError::Unavailable("VPP integration is disabled".into()))
             }
         };
-        let states = self.states();
-        let mut desired = desired_state(&self.config, &states, &self.overrides);
+        let mut desired = match &scope {
+            Scope::All => desired_state(&self.config, &self.states(), &self.overrides),
+            Scope::Vips(keys) => {
+                let names: BTreeSet<String> = self
+                    .config
+                    .frontends
+                    .iter()
+                    .filter(|(_, f)| keys.contains(&vip_key(f)))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                desired_subset(
+                    &self.config,
+                    &names,
+                    &self.states_for(&names),
+                    &self.overrides,
+                )
+            }
+        };
         let mut ledger = self.ledger.clone();
         ledger.settle(&mut desired);
+        let fresh = !matches!((&scope, &self.cache), (Scope::Vips(_), Some(_)));
         let actual = match (&scope, &self.cache) {
-            (Scope::Vips(_), Some(cache)) => cache.clone(),
+            // Per-VIP syncs plan against the cache: only the VIPs in scope.
+            (Scope::Vips(keys), Some(cache)) => cache.subset(keys),
             _ => match actual::read(&lb).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -789,13 +846,24 @@ impl Reconciler {
             info!(event = "vpp-lbsync-note", "{note}");
         }
         let applied = apply(&lb, &p).await;
-        let mut model = actual;
         for op in &applied.done {
-            model.apply(op, v2);
             ledger.record(op);
         }
         self.ledger = ledger;
-        self.cache = applied.failures.is_empty().then_some(model);
+        if !applied.failures.is_empty() {
+            // Something is not as we think: read VPP next time.
+            self.cache = None;
+        } else if fresh {
+            let mut model = actual;
+            for op in &applied.done {
+                model.apply(op, v2);
+            }
+            self.cache = Some(model);
+        } else if let Some(cache) = self.cache.as_mut() {
+            for op in &applied.done {
+                cache.apply(op, v2);
+            }
+        }
         let stats = applied.stats();
         let label = scope.label();
         self.status.send_modify(|s| {
@@ -841,6 +909,7 @@ impl Reconciler {
     async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Reload(config, reply) => {
+                self.users = users_of(&config);
                 self.config = config;
                 self.overrides.clear();
                 self.warmup.set_delays(

@@ -90,6 +90,8 @@ pub struct CallRecord {
     pub retval: i32,
     /// The client's registration handle.
     pub client: u32,
+    /// When the request was handled.
+    pub at: Instant,
 }
 
 impl CallRecord {
@@ -99,6 +101,7 @@ impl CallRecord {
             detail,
             retval,
             client,
+            at: Instant::now(),
         }
     }
 }
@@ -266,6 +269,20 @@ impl Simulator {
     /// Every request so far, in arrival order.
     pub fn calls(&self) -> Vec<CallRecord> {
         self.inner.calls.lock().expect("call log").clone()
+    }
+
+    /// How many calls were recorded so far.
+    pub fn call_count(&self) -> usize {
+        self.inner.calls.lock().expect("call log").len()
+    }
+
+    /// The calls recorded after the first `n`.
+    pub fn calls_since(&self, n: usize) -> Vec<CallRecord> {
+        let calls = self.inner.calls.lock().expect("call log");
+        calls
+            .get(n..)
+            .map(<[CallRecord]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// Forgets the recorded calls.
