@@ -1,25 +1,40 @@
 //! maglevd: health checks backends and programs VPP's Maglev load balancer.
 //!
-//! This binary only wires crates together: flags, config, exit codes.
+//! This binary only wires crates together: flags, logging, signals, exit
+//! codes. The work is in maglev-health, maglev-lbsync and maglev-service.
 
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use maglev_config::{ErrorClass, LoadError};
+use clap::{ArgAction, Parser};
+use maglev_config::{Diagnostic, ErrorClass, LoadError};
+use maglev_lbsync::reconciler::ReconcilerOptions;
+use maglev_service::{logs::LogBroadcast, Daemon};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
 
-/// Exit codes of `--check`, shared with scripts and the gRPC API's split.
 const EXIT_OK: u8 = 0;
 const EXIT_PARSE: u8 = 1;
 const EXIT_SEMANTIC: u8 = 2;
 /// sysexits EX_USAGE: a bad flag must not look like a config verdict.
 const EXIT_USAGE: u8 = 64;
-/// sysexits EX_UNAVAILABLE.
+/// sysexits EX_UNAVAILABLE: cannot start (listen address, namespace).
 const EXIT_UNAVAILABLE: u8 = 69;
-
-const LONG_FLAGS: &[&str] = &["config", "check", "version", "help"];
+const LONG_FLAGS: &[&str] = &[
+    "config",
+    "check",
+    "version",
+    "help",
+    "grpc-addr",
+    "vpp-api-addr",
+    "vpp-stats-addr",
+    "log-level",
+    "log-format",
+    "reflection",
+];
 
 /// Control plane for the VPP Maglev load balancer: probes backends and keeps
 /// VPP's VIPs and application servers in step with their health.
@@ -27,8 +42,10 @@ const LONG_FLAGS: &[&str] = &["config", "check", "version", "help"];
 #[command(
     name = "maglevd",
     disable_version_flag = true,
-    after_help = "Exit codes of --check: 0 valid, 1 parse error, 2 semantic error; \
-                  64 for a bad command line.\n\
+    after_help = "Exit codes: 0 ok; --check and startup: 1 parse error, 2 semantic error; \
+                  64 bad command line; 69 cannot start (listen address, network namespace).\n\
+                  Signals: SIGHUP reloads the config (a bad file is refused, the old config \
+                  stays); SIGTERM/SIGINT stop (VPP keeps what was programmed).\n\
                   Go-style single-dash flags (-config, -check) are accepted too."
 )]
 struct Flags {
@@ -40,12 +57,49 @@ struct Flags {
         default_value = "/etc/vpp-maglev/maglev.yaml"
     )]
     config: PathBuf,
-
+    /// gRPC listen address (`:9090` listens on every address).
+    #[arg(
+        long,
+        env = "MAGLEV_GRPC_ADDR",
+        value_name = "ADDR",
+        default_value = "localhost:9090"
+    )]
+    grpc_addr: String,
+    /// VPP API socket; empty runs health checking without VPP.
+    #[arg(
+        long,
+        env = "MAGLEV_VPP_API_ADDR",
+        value_name = "PATH",
+        default_value = "/run/vpp/api.sock"
+    )]
+    vpp_api_addr: String,
+    /// VPP stats socket (connected together with the API socket); empty: none.
+    #[arg(
+        long,
+        env = "MAGLEV_VPP_STATS_ADDR",
+        value_name = "PATH",
+        default_value = "/run/vpp/stats.sock"
+    )]
+    vpp_stats_addr: String,
+    /// Log level: error, warn, info, debug, trace (or a tracing filter).
+    #[arg(
+        long,
+        env = "MAGLEV_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    log_level: String,
+    /// Log format: text or json (one event per line).
+    #[arg(long, env = "MAGLEV_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    log_format: String,
     /// Validate the config, print every problem and exit: 0 valid, 1 parse
     /// error (YAML, types, unknown keys), 2 semantic error (rules).
     #[arg(long)]
     check: bool,
-
+    /// gRPC server reflection.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    reflection: bool,
     /// Print version, git commit and build date, then exit.
     #[arg(long, short = 'V')]
     version: bool,
@@ -60,72 +114,160 @@ fn main() -> ExitCode {
         }
     };
     if flags.version {
-        println!(
-            "maglevd {} (commit {}, built {})",
-            env!("CARGO_PKG_VERSION"),
-            env!("MAGLEV_GIT_COMMIT"),
-            env!("MAGLEV_BUILD_DATE")
-        );
+        println!("maglevd {}", version());
         return ExitCode::from(EXIT_OK);
     }
+    let loaded = maglev_config::load_file(&flags.config);
     if flags.check {
-        return ExitCode::from(check(&flags.config));
+        return ExitCode::from(report(&flags.config, &loaded, true));
     }
-    eprintln!(
-        "maglevd: running the daemon is not available in this build yet; \
-         only --check and --version work"
-    );
-    ExitCode::from(EXIT_UNAVAILABLE)
+    let logs = LogBroadcast::default();
+    let filter = EnvFilter::try_new(&flags.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if flags.log_format == "json" {
+        fmt.json().flatten_event(true).boxed()
+    } else {
+        fmt.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(logs.clone())
+        .init();
+    let config = match loaded {
+        Ok(l) => l.config,
+        Err(_) => return ExitCode::from(report(&flags.config, &loaded, false)),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("maglevd: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(flags, config, logs)))
 }
 
-/// `--check`: every problem on stderr, a one-line verdict on stdout.
-fn check(path: &std::path::Path) -> u8 {
+async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) -> u8 {
+    info!(event = "starting", version = %version(), config = %flags.config.display());
+    let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+    let vpp = ReconcilerOptions {
+        api_socket: path(&flags.vpp_api_addr),
+        stats_socket: path(&flags.vpp_stats_addr),
+        ..Default::default()
+    };
+    let daemon = match Daemon::start(flags.config.clone(), config, vpp, logs) {
+        Ok(d) => d,
+        Err(e) => {
+            error!(event = "start-failed", error = %e);
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    let addr = match flags.grpc_addr.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => flags.grpc_addr.clone(),
+    };
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            error!(event = "start-failed", grpc_addr = %flags.grpc_addr, error = %e);
+            return EXIT_UNAVAILABLE;
+        }
+    };
+    info!(event = "grpc-listen", addr = %listener.local_addr().map_or(addr, |a| a.to_string()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(maglev_service::serve(
+        listener,
+        daemon.clone(),
+        flags.reflection,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers");
+        return EXIT_UNAVAILABLE;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => { daemon.reload().await; }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    info!(event = "stopping", "VPP keeps what was programmed");
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    EXIT_OK
+}
+
+fn version() -> String {
+    format!(
+        "{} (commit {}, built {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("MAGLEV_GIT_COMMIT"),
+        env!("MAGLEV_BUILD_DATE")
+    )
+}
+
+/// Prints a load result like `--check` does and returns its exit code.
+fn report(
+    path: &std::path::Path,
+    loaded: &Result<maglev_config::Loaded, LoadError>,
+    verdict: bool,
+) -> u8 {
     let source = path.display().to_string();
-    match maglev_config::load_file(path) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                eprintln!("{}", prefixed(w, &source, "warning"));
+    let line = |d: &Diagnostic, level: &str| match d.location {
+        Some(l) => format!("{source}:{}:{}: {level}: {d}", l.line, l.column),
+        None => format!("{source}: {level}: {d}"),
+    };
+    match loaded {
+        Ok(l) => {
+            l.warnings
+                .iter()
+                .for_each(|w| eprintln!("{}", line(w, "warning")));
+            let c = &l.config;
+            if verdict {
+                println!(
+                    "{source}: OK ({} frontends, {} backends, {} health checks, {} warnings)",
+                    c.frontends.len(),
+                    c.backends.len(),
+                    c.healthchecks.len(),
+                    l.warnings.len()
+                );
             }
-            let c = &loaded.config;
-            println!(
-                "{source}: OK ({} frontends, {} backends, {} health checks, {} warnings)",
-                c.frontends.len(),
-                c.backends.len(),
-                c.healthchecks.len(),
-                loaded.warnings.len()
-            );
             EXIT_OK
         }
         Err(e) => {
-            for d in e.diagnostics() {
-                eprintln!("{}", prefixed(d, &source, "error"));
-            }
-            if let LoadError::Semantic(s) = &e {
-                for w in &s.warnings {
-                    eprintln!("{}", prefixed(w, &source, "warning"));
-                }
+            e.diagnostics()
+                .iter()
+                .for_each(|d| eprintln!("{}", line(d, "error")));
+            if let LoadError::Semantic(s) = e {
+                s.warnings
+                    .iter()
+                    .for_each(|w| eprintln!("{}", line(w, "warning")));
             }
             let n = e.diagnostics().len();
-            match e.class() {
-                ErrorClass::Parse => {
-                    println!("{source}: parse error");
-                    EXIT_PARSE
-                }
-                ErrorClass::Semantic => {
-                    let s = if n == 1 { "" } else { "s" };
-                    println!("{source}: {n} semantic error{s}");
-                    EXIT_SEMANTIC
-                }
+            let (code, what) = match e.class() {
+                ErrorClass::Parse => (EXIT_PARSE, "parse error".to_string()),
+                ErrorClass::Semantic => (
+                    EXIT_SEMANTIC,
+                    format!("{n} semantic error{}", if n == 1 { "" } else { "s" }),
+                ),
+            };
+            if verdict {
+                println!("{source}: {what}");
+            } else {
+                eprintln!("maglevd: {source}: {what}; not starting");
             }
+            code
         }
-    }
-}
-
-/// `file:line:col: error: path: message`, the shape editors jump to.
-fn prefixed(d: &maglev_config::Diagnostic, source: &str, level: &str) -> String {
-    match d.location {
-        Some(l) => format!("{source}:{}:{}: {level}: {d}", l.line, l.column),
-        None => format!("{source}: {level}: {d}"),
     }
 }
 

@@ -124,8 +124,15 @@ fn bad_flag_is_a_usage_error_not_a_config_verdict() {
 }
 
 #[test]
-fn daemon_mode_is_not_there_yet() {
-    let (code, _, err) = run(maglevd().arg("--config").arg(example()));
-    assert_ne!(code, 0);
-    assert!(err.contains("only --check and --version"), "{err}");
+fn a_bad_config_at_start_is_refused_with_its_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "maglev:\n  backends: { a: { address: 192.0.2.1 } }\n");
+    let (code, _, err) = run(maglevd().arg("--config").arg(&path).args([
+        "--vpp-api-addr",
+        "",
+        "--grpc-addr",
+        "127.0.0.1:0",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("semantic errors; not starting"), "{err}");
 }

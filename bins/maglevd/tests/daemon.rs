@@ -1,0 +1,363 @@
+//! maglevd as a real process with real HTTP backends and the VPP simulator.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use maglev_proto as pb;
+use maglev_proto::maglev_client::MaglevClient;
+use maglev_vppsim::{SimOptions, Simulator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+/// A minimal HTTP backend that counts requests; abort the task to kill it.
+struct Backend {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn backend(ip: &str, port: u16) -> Backend {
+    let l = tokio::net::TcpListener::bind((ip, port)).await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&hits);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let h = Arc::clone(&h);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                h.fetch_add(1, Ordering::SeqCst);
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    Backend { addr, hits, task }
+}
+
+struct Daemon {
+    child: Child,
+    grpc: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(config: &Path, api: &Path, stats: &Path) -> Daemon {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_maglevd"))
+        .arg("--config")
+        .arg(config)
+        .arg("--grpc-addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--vpp-api-addr")
+        .arg(api)
+        .arg("--vpp-stats-addr")
+        .arg(stats)
+        .arg("--log-level")
+        .arg("info")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Daemon {
+        child,
+        grpc: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn client(d: &Daemon) -> MaglevClient<tonic::transport::Channel> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(c) = MaglevClient::connect(d.grpc.clone()).await {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "maglevd did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "timed out ({within:?}) waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+/// Weight of `as_ip` in the simulator's live VIPs, if present.
+fn weight(sim: &Simulator, as_ip: &str) -> Option<u8> {
+    let ip: std::net::IpAddr = as_ip.parse().unwrap();
+    let lb = sim.lb();
+    let found = lb
+        .live_vips()
+        .flat_map(|v| v.ases.iter().filter(|a| a.used && a.address == ip))
+        .map(|a| a.weight)
+        .next();
+    found
+}
+
+fn write_config(path: &Path, port: u16, extra: &str) {
+    let text = format!(
+        "maglev:
+  vpp:
+    lb:
+      ipv4-src-address: 198.51.100.1
+      ipv6-src-address: '2001:db8::1'
+      sync-interval: 1s
+      startup-min-delay: 0
+      startup-max-delay: 0
+  healthchecks:
+    web: {{ type: http, port: {port}, interval: 200ms, fast-interval: 100ms, down-interval: 200ms, timeout: 300ms, rise: 2, fall: 3 }}
+  backends:
+    web1: {{ address: 127.0.3.1, healthcheck: web }}
+    web2: {{ address: 127.0.3.2, healthcheck: web }}
+  frontends:
+    www:
+      address: 203.0.113.80
+      port: 80
+      pools:
+        - name: primary
+          backends: {{ web1: {{}}, web2: {{}} }}
+{extra}"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
+struct Rig {
+    dir: tempfile::TempDir,
+    sim: Simulator,
+    backends: Vec<Backend>,
+    config: PathBuf,
+    daemon: Daemon,
+}
+
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let api = dir.path().join("api.sock");
+    let stats = dir.path().join("stats.sock");
+    let sim = Simulator::start(SimOptions {
+        api_socket: api.clone(),
+        stats_socket: Some(stats.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let b1 = backend("127.0.3.1", 0).await;
+    let port = b1.addr.port();
+    let b2 = backend("127.0.3.2", port).await;
+    let config = dir.path().join("maglev.yaml");
+    write_config(&config, port, "");
+    let daemon = start(&config, &api, &stats);
+    Rig {
+        dir,
+        sim,
+        backends: vec![b1, b2],
+        config,
+        daemon,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end() {
+    let r = rig().await;
+    let mut c = client(&r.daemon).await;
+    eventually("both ASes up in VPP", Duration::from_secs(10), || {
+        weight(&r.sim, "127.0.3.1") == Some(100) && weight(&r.sim, "127.0.3.2") == Some(100)
+    })
+    .await;
+    assert_eq!(r.sim.lb().conf.ip4_src, [198, 51, 100, 1]);
+
+    // The API sees it too.
+    let f = c
+        .get_frontend(pb::GetFrontendRequest { name: "www".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(f.state, "up");
+    assert_eq!(f.pools[0].backends.len(), 2);
+    assert_eq!(f.pools[0].backends[0].vpp_buckets, Some(512));
+    let info = c
+        .get_vpp_info(pb::GetVppInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.pid, r.sim.pid());
+
+    // Kill web2: weight 0 with flush within fall × fast-interval + 2 s.
+    r.backends[1].task.abort();
+    let took = eventually(
+        "web2 at weight 0",
+        // fall × fast-interval + 2 s
+        Duration::from_millis(3 * 100 + 2000),
+        || weight(&r.sim, "127.0.3.2") == Some(0),
+    )
+    .await;
+    let flushed = r.sim.calls().iter().any(|c| {
+        c.msg == "lb_as_set_weight"
+            && c.detail.contains("[127, 0, 3, 2,")
+            && c.detail.contains("is_flush: true")
+    });
+    assert!(flushed, "weight 0 came with a flush (after {took:?})");
+
+    // Disable over gRPC: probe traffic stops, VPP gets weight 0.
+    let b = c
+        .disable_backend(pb::BackendActionRequest {
+            name: "web1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((b.state.as_str(), b.enabled), ("disabled", false));
+    eventually("web1 at weight 0", Duration::from_secs(5), || {
+        weight(&r.sim, "127.0.3.1") == Some(0)
+    })
+    .await;
+    let hits = r.backends[0].hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        r.backends[0].hits.load(Ordering::SeqCst),
+        hits,
+        "no probes while disabled"
+    );
+    let e = c
+        .pause_backend(pb::BackendActionRequest {
+            name: "web1".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    let e = c
+        .get_backend(pb::GetBackendRequest {
+            name: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    c.enable_backend(pb::BackendActionRequest {
+        name: "web1".into(),
+    })
+    .await
+    .unwrap();
+    eventually("web1 back", Duration::from_secs(5), || {
+        weight(&r.sim, "127.0.3.1") == Some(100)
+    })
+    .await;
+
+    // A runtime weight reaches VPP.
+    c.set_frontend_pool_backend_weight(pb::SetWeightRequest {
+        frontend: "www".into(),
+        pool: "primary".into(),
+        backend: "web1".into(),
+        weight: 42,
+    })
+    .await
+    .unwrap();
+    eventually("weight 42", Duration::from_secs(5), || {
+        weight(&r.sim, "127.0.3.1") == Some(42)
+    })
+    .await;
+    let e = c
+        .set_frontend_pool_backend_weight(pb::SetWeightRequest {
+            frontend: "www".into(),
+            pool: "primary".into(),
+            backend: "web1".into(),
+            weight: 101,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    // A dry run shows the plan and sends nothing.
+    let report = c
+        .sync_vpplb_state(pb::SyncVpplbStateRequest {
+            frontend: String::new(),
+            dry_run: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(report.dry_run && report.applied.is_none());
+
+    // Watch: the current state of every frontend comes first.
+    let mut stream = c
+        .watch_events(pb::WatchEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    match first.event {
+        Some(pb::event::Event::Frontend(f)) => {
+            assert_eq!((f.frontend.as_str(), f.from == f.to), ("www", true))
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A broken file on SIGHUP changes nothing; ReloadConfig says why.
+    std::fs::write(&r.config, "maglev: [ broken\n").unwrap();
+    let pid = r.daemon.child.id();
+    Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let res = c
+        .reload_config(pb::ReloadConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !res.ok && !res.parse_error.is_empty() && res.semantic_error.is_empty(),
+        "{res:?}"
+    );
+    let f = c
+        .get_frontend(pb::GetFrontendRequest { name: "www".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(f.pools[0].backends.len(), 2, "old config still in force");
+    std::fs::write(&r.config, "maglev:\n  backends: {}\n").unwrap();
+    let res = c
+        .reload_config(pb::ReloadConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !res.ok && res.parse_error.is_empty() && !res.semantic_error.is_empty(),
+        "{res:?}"
+    );
+
+    // A restarted VPP gets everything again.
+    r.sim.restart();
+    eventually(
+        "resynced after a VPP restart",
+        Duration::from_secs(10),
+        || weight(&r.sim, "127.0.3.1") == Some(42),
+    )
+    .await;
+    let _ = &r.dir;
+}

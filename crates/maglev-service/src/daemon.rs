@@ -1,0 +1,147 @@
+//! The running daemon's shared state, and the one reload path used by both
+//! SIGHUP and the `ReloadConfig` RPC.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use maglev_config::{Config, LoadError};
+use maglev_health::{Checker, CheckerOptions, SetupError};
+use maglev_lbsync::reconciler::{self, ReconcilerHandle, ReconcilerOptions};
+use tracing::{error, info, warn};
+
+use crate::logs::LogBroadcast;
+
+/// The result of checking or loading a config, split by error class.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigOutcome {
+    /// Valid.
+    pub ok: bool,
+    /// The parse error, if that is what failed.
+    pub parse_error: String,
+    /// Every semantic error, one per line.
+    pub semantic_error: String,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+impl ConfigOutcome {
+    fn from_load(result: &Result<maglev_config::Loaded, LoadError>) -> ConfigOutcome {
+        match result {
+            Ok(l) => ConfigOutcome {
+                ok: true,
+                warnings: l.warnings.iter().map(ToString::to_string).collect(),
+                ..Default::default()
+            },
+            Err(LoadError::Parse(p)) => ConfigOutcome {
+                parse_error: p.to_string(),
+                ..Default::default()
+            },
+            Err(LoadError::Semantic(s)) => ConfigOutcome {
+                semantic_error: s.to_string(),
+                warnings: s.warnings.iter().map(ToString::to_string).collect(),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Everything the API and the signal handlers share.
+#[derive(Debug)]
+pub struct Daemon {
+    config_path: PathBuf,
+    config: RwLock<Arc<Config>>,
+    /// The health checker.
+    pub checker: Checker,
+    /// The reconciler (VPP's only writer).
+    pub reconciler: ReconcilerHandle,
+    /// Log records for `WatchEvents`.
+    pub logs: LogBroadcast,
+    /// Serialises reloads.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Daemon {
+    /// Starts health checking and the reconciler for `config`.
+    pub fn start(
+        config_path: PathBuf,
+        config: Config,
+        vpp: ReconcilerOptions,
+        logs: LogBroadcast,
+    ) -> Result<Arc<Daemon>, SetupError> {
+        let checker = Checker::start(&config, CheckerOptions::default())?;
+        let config = Arc::new(config);
+        let reconciler = reconciler::spawn(Arc::clone(&config), checker.clone(), vpp);
+        Ok(Arc::new(Daemon {
+            config_path,
+            config: RwLock::new(config),
+            checker,
+            reconciler,
+            logs,
+            reload_lock: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.config.read().expect("config lock"))
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Checks a config file without applying it (`path` empty: the
+    /// daemon's own file).
+    pub fn check(&self, path: Option<&Path>) -> ConfigOutcome {
+        let path = path.unwrap_or(&self.config_path);
+        ConfigOutcome::from_load(&maglev_config::load_file(path))
+    }
+
+    /// Re-reads the config file and, if it is valid, applies it; a bad file
+    /// changes nothing. Used by SIGHUP and `ReloadConfig`.
+    pub async fn reload(&self) -> ConfigOutcome {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let loaded = maglev_config::load_file(&self.config_path);
+        let mut outcome = ConfigOutcome::from_load(&loaded);
+        let config = match loaded {
+            Ok(l) => l.config,
+            Err(e) => {
+                let class = match e.class() {
+                    maglev_config::ErrorClass::Parse => "parse",
+                    maglev_config::ErrorClass::Semantic => "semantic",
+                };
+                error!(
+                    event = "config-reload",
+                    result = "rejected",
+                    class,
+                    error = %e,
+                    "config reload refused ({class} error); the old config stays in force"
+                );
+                return outcome;
+            }
+        };
+        match self.checker.apply(&config) {
+            Ok(report) => info!(
+                event = "config-reload",
+                result = "ok",
+                added = ?report.added,
+                removed = ?report.removed,
+                restarted = ?report.restarted,
+                "config reloaded"
+            ),
+            Err(e) => {
+                warn!(event = "config-reload", result = "rejected", error = %e);
+                outcome.ok = false;
+                outcome.semantic_error = e.to_string();
+                return outcome;
+            }
+        }
+        let config = Arc::new(config);
+        *self.config.write().expect("config lock") = Arc::clone(&config);
+        if self.reconciler.reload(config).await.is_err() {
+            warn!("reconciler stopped; reload not applied to VPP");
+        }
+        outcome
+    }
+}

@@ -1,0 +1,657 @@
+//! The `maglev.Maglev` gRPC service.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use maglev_config::{CheckSpec, Config, Frontend};
+use maglev_health::{BackendStatus, CheckerError, State};
+use maglev_lbsync::desired::{active_pool, effective_weights, frontend_state, vip_key, Overrides};
+use maglev_lbsync::reconciler::SyncError;
+use maglev_proto as pb;
+use maglev_proto::maglev_server::Maglev;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::daemon::Daemon;
+
+/// Events buffered per `WatchEvents` subscriber; beyond that it is told how
+/// many it missed.
+const SUBSCRIBER_BUFFER: usize = 256;
+
+/// The service over a running daemon.
+#[derive(Debug, Clone)]
+pub struct MaglevService {
+    daemon: Arc<Daemon>,
+}
+
+impl MaglevService {
+    /// Serves `daemon`.
+    pub fn new(daemon: Arc<Daemon>) -> MaglevService {
+        MaglevService { daemon }
+    }
+}
+
+fn unix_ns(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn sync_status(e: SyncError) -> Status {
+    match e {
+        SyncError::Unavailable(m) => Status::unavailable(m),
+        SyncError::NotFound(m) => Status::not_found(m),
+        SyncError::InvalidArgument(m) => Status::invalid_argument(m),
+        SyncError::Vpp(e) if e.is_connection_error() => Status::unavailable(format!("VPP: {e}")),
+        SyncError::Vpp(e) => Status::internal(format!("VPP: {e}")),
+        SyncError::Stats(m) => Status::unavailable(format!("stats: {m}")),
+        SyncError::Stopped => Status::internal("reconciler stopped"),
+    }
+}
+
+fn checker_status(e: CheckerError) -> Status {
+    match e {
+        CheckerError::NotFound(_) => Status::not_found(e.to_string()),
+        CheckerError::Action { .. } => Status::failed_precondition(e.to_string()),
+    }
+}
+
+fn transition(t: &maglev_health::Transition) -> pb::Transition {
+    pb::Transition {
+        from: t.from.to_string(),
+        to: t.to.to_string(),
+        at_unix_ns: unix_ns(t.at),
+        code: t.code.clone(),
+        detail: t.detail.clone(),
+    }
+}
+
+fn backend_info(config: &Config, b: &BackendStatus) -> pb::BackendInfo {
+    pb::BackendInfo {
+        name: b.name.clone(),
+        address: b.address.to_string(),
+        healthcheck: b.healthcheck.clone().unwrap_or_default(),
+        check_type: b.check_type.to_string(),
+        state: b.state.to_string(),
+        enabled: b.enabled,
+        counter: b.counter,
+        rise: b.rise,
+        fall: b.fall,
+        last_result: b.last.as_ref().map(|(r, at)| pb::ProbeResult {
+            pass: r.pass,
+            code: r.code.to_string(),
+            detail: r.detail.clone(),
+            duration_seconds: r.duration.as_secs_f64(),
+            at_unix_ns: unix_ns(*at),
+        }),
+        transitions: b.history.iter().map(transition).collect(),
+        frontends: config
+            .frontends_using(&b.name)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+fn frontend_info(
+    config: &Config,
+    f: &Frontend,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+    buckets: &BTreeMap<IpAddr, u32>,
+) -> pb::FrontendInfo {
+    let weights = effective_weights(config, f, states, overrides);
+    let pools = f
+        .pools
+        .iter()
+        .enumerate()
+        .map(|(i, p)| pb::PoolInfo {
+            name: p.name.clone(),
+            backends: weights
+                .iter()
+                .filter(|w| w.pool == i)
+                .map(|w| pb::PoolBackendInfo {
+                    name: w.backend.clone(),
+                    address: w.address.to_string(),
+                    state: w.state.to_string(),
+                    configured_weight: u32::from(w.configured),
+                    effective_weight: u32::from(w.weight),
+                    flush: w.flush,
+                    weight_overridden: overrides.contains_key(&(
+                        f.name.clone(),
+                        p.name.clone(),
+                        w.backend.clone(),
+                    )),
+                    vpp_buckets: buckets.get(&w.address).copied(),
+                })
+                .collect(),
+        })
+        .collect();
+    pb::FrontendInfo {
+        name: f.name.clone(),
+        description: f.description.clone(),
+        address: f.address.to_string(),
+        protocol: f.protocol.to_string(),
+        port: u32::from(f.port),
+        src_ip_sticky: f.src_ip_sticky,
+        flush_on_down: f.flush_on_down,
+        new_flows_table_length: f.new_flows_table_length,
+        state: frontend_state(config, f, states, overrides).to_string(),
+        active_pool: active_pool(f, states) as u32,
+        pools,
+    }
+}
+
+fn healthcheck_info(config: &Config, hc: &maglev_config::HealthCheck) -> pb::HealthCheckInfo {
+    let mut info = pb::HealthCheckInfo {
+        name: hc.name.clone(),
+        r#type: hc.type_name().to_string(),
+        port: u32::from(hc.port().unwrap_or(0)),
+        interval_seconds: hc.interval.as_secs_f64(),
+        fast_interval_seconds: hc.fast_interval.as_secs_f64(),
+        down_interval_seconds: hc.down_interval.as_secs_f64(),
+        timeout_seconds: hc.timeout.as_secs_f64(),
+        rise: hc.rise,
+        fall: hc.fall,
+        backends: config
+            .backends
+            .values()
+            .filter(|b| b.healthcheck.as_ref().is_some_and(|h| h.name == hc.name))
+            .map(|b| b.name.clone())
+            .collect(),
+        ..Default::default()
+    };
+    if let CheckSpec::Http(h) = &hc.spec {
+        info.path = h.path.clone();
+        info.host = h.host.clone().unwrap_or_default();
+        info.method = h.method.as_str().to_string();
+        info.response_codes = h.response_codes.to_string();
+        info.response_regex = h
+            .response_regex
+            .as_ref()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default();
+        if let Some(t) = &h.tls {
+            info.server_name = t.server_name.clone().unwrap_or_default();
+            info.insecure = t.insecure;
+        }
+    }
+    info
+}
+
+fn config_result(o: crate::daemon::ConfigOutcome) -> pb::ConfigResult {
+    pb::ConfigResult {
+        ok: o.ok,
+        parse_error: o.parse_error,
+        semantic_error: o.semantic_error,
+        warnings: o.warnings,
+    }
+}
+
+impl MaglevService {
+    async fn overrides(&self) -> Overrides {
+        self.daemon
+            .reconciler
+            .desired()
+            .await
+            .map(|(_, _, o)| o)
+            .unwrap_or_default()
+    }
+
+    /// VPP's bucket counts for the VIP of `f`, when VPP can say.
+    async fn buckets(&self, f: &Frontend) -> BTreeMap<IpAddr, u32> {
+        match self.daemon.reconciler.vpp_state().await {
+            Ok(state) => state
+                .vips
+                .get(&vip_key(f))
+                .map(|v| {
+                    v.ases
+                        .iter()
+                        .filter_map(|(a, s)| s.buckets.map(|b| (*a, b)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maglev for MaglevService {
+    async fn list_frontends(
+        &self,
+        _: Request<pb::ListFrontendsRequest>,
+    ) -> Result<Response<pb::ListFrontendsResponse>, Status> {
+        let config = self.daemon.config();
+        let states = self.daemon.checker.states();
+        let overrides = self.overrides().await;
+        let none = BTreeMap::new();
+        Ok(Response::new(pb::ListFrontendsResponse {
+            frontends: config
+                .frontends
+                .values()
+                .map(|f| frontend_info(&config, f, &states, &overrides, &none))
+                .collect(),
+        }))
+    }
+
+    async fn get_frontend(
+        &self,
+        request: Request<pb::GetFrontendRequest>,
+    ) -> Result<Response<pb::FrontendInfo>, Status> {
+        let name = request.into_inner().name;
+        let config = self.daemon.config();
+        let f = config
+            .frontends
+            .get(&name)
+            .ok_or_else(|| Status::not_found(format!("no such frontend: {name}")))?;
+        let buckets = self.buckets(f).await;
+        let overrides = self.overrides().await;
+        Ok(Response::new(frontend_info(
+            &config,
+            f,
+            &self.daemon.checker.states(),
+            &overrides,
+            &buckets,
+        )))
+    }
+
+    async fn list_backends(
+        &self,
+        _: Request<pb::ListBackendsRequest>,
+    ) -> Result<Response<pb::ListBackendsResponse>, Status> {
+        let config = self.daemon.config();
+        Ok(Response::new(pb::ListBackendsResponse {
+            backends: self
+                .daemon
+                .checker
+                .backends()
+                .iter()
+                .map(|b| backend_info(&config, b))
+                .collect(),
+        }))
+    }
+
+    async fn get_backend(
+        &self,
+        request: Request<pb::GetBackendRequest>,
+    ) -> Result<Response<pb::BackendInfo>, Status> {
+        let name = request.into_inner().name;
+        let b = self
+            .daemon
+            .checker
+            .backend(&name)
+            .ok_or_else(|| Status::not_found(format!("no such backend: {name}")))?;
+        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+    }
+
+    async fn pause_backend(
+        &self,
+        request: Request<pb::BackendActionRequest>,
+    ) -> Result<Response<pb::BackendInfo>, Status> {
+        let name = request.into_inner().name;
+        let b = self
+            .daemon
+            .checker
+            .pause(&name, "grpc")
+            .map_err(checker_status)?;
+        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+    }
+
+    async fn resume_backend(
+        &self,
+        request: Request<pb::BackendActionRequest>,
+    ) -> Result<Response<pb::BackendInfo>, Status> {
+        let name = request.into_inner().name;
+        let b = self
+            .daemon
+            .checker
+            .resume(&name, "grpc")
+            .map_err(checker_status)?;
+        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+    }
+
+    async fn enable_backend(
+        &self,
+        request: Request<pb::BackendActionRequest>,
+    ) -> Result<Response<pb::BackendInfo>, Status> {
+        let name = request.into_inner().name;
+        let b = self
+            .daemon
+            .checker
+            .enable(&name, "grpc")
+            .map_err(checker_status)?;
+        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+    }
+
+    async fn disable_backend(
+        &self,
+        request: Request<pb::BackendActionRequest>,
+    ) -> Result<Response<pb::BackendInfo>, Status> {
+        let name = request.into_inner().name;
+        let b = self
+            .daemon
+            .checker
+            .disable(&name, "grpc")
+            .map_err(checker_status)?;
+        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+    }
+
+    async fn list_health_checks(
+        &self,
+        _: Request<pb::ListHealthChecksRequest>,
+    ) -> Result<Response<pb::ListHealthChecksResponse>, Status> {
+        let config = self.daemon.config();
+        Ok(Response::new(pb::ListHealthChecksResponse {
+            healthchecks: config
+                .healthchecks
+                .values()
+                .map(|hc| healthcheck_info(&config, hc))
+                .collect(),
+        }))
+    }
+
+    async fn get_health_check(
+        &self,
+        request: Request<pb::GetHealthCheckRequest>,
+    ) -> Result<Response<pb::HealthCheckInfo>, Status> {
+        let name = request.into_inner().name;
+        let config = self.daemon.config();
+        let hc = config
+            .healthchecks
+            .get(&name)
+            .ok_or_else(|| Status::not_found(format!("no such health check: {name}")))?;
+        Ok(Response::new(healthcheck_info(&config, hc)))
+    }
+
+    async fn set_frontend_pool_backend_weight(
+        &self,
+        request: Request<pb::SetWeightRequest>,
+    ) -> Result<Response<pb::FrontendInfo>, Status> {
+        let r = request.into_inner();
+        self.daemon
+            .reconciler
+            .set_weight(&r.frontend, &r.pool, &r.backend, r.weight)
+            .await
+            .map_err(sync_status)?;
+        let config = self.daemon.config();
+        let overrides = self.overrides().await;
+        let f = &config.frontends[&r.frontend];
+        Ok(Response::new(frontend_info(
+            &config,
+            f,
+            &self.daemon.checker.states(),
+            &overrides,
+            &BTreeMap::new(),
+        )))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<Self::WatchEventsStream>, Status> {
+        let r = request.into_inner();
+        let level = match r.log_level.to_ascii_lowercase().as_str() {
+            "" | "info" => tracing::Level::INFO,
+            "debug" => tracing::Level::DEBUG,
+            "trace" => tracing::Level::TRACE,
+            "warn" | "warning" => tracing::Level::WARN,
+            "error" => tracing::Level::ERROR,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "log_level {other:?}: use debug, info, warn or error"
+                )))
+            }
+        };
+        let none = !r.log && !r.backend && !r.frontend;
+        let (want_backend, want_frontend) = (r.backend || none, r.frontend || none);
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        let mut backends = self.daemon.checker.subscribe();
+        let mut frontends = self.daemon.reconciler.frontend_events();
+        let mut logs = r.log.then(|| self.daemon.logs.subscribe());
+
+        // The current state of every frontend first.
+        let now = unix_ns(SystemTime::now());
+        for (name, state) in self.daemon.reconciler.status().frontends {
+            let ev = pb::Event {
+                at_unix_ns: now,
+                event: Some(pb::event::Event::Frontend(pb::FrontendEvent {
+                    frontend: name,
+                    from: state.to_string(),
+                    to: state.to_string(),
+                })),
+            };
+            let _ = tx.try_send(Ok(ev));
+        }
+
+        tokio::spawn(async move {
+            let mut missed: u64 = 0;
+            loop {
+                let event = tokio::select! {
+                    _ = tx.closed() => return,
+                    ev = backends.recv() => match ev {
+                        Ok(ev) if want_backend => Some(pb::event::Event::Backend(pb::BackendEvent {
+                            backend: ev.backend,
+                            address: ev.address.to_string(),
+                            transition: Some(transition(&ev.transition)),
+                        })),
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(n)) => { missed += n; None }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    ev = frontends.recv() => match ev {
+                        Ok(ev) if want_frontend => Some(pb::event::Event::Frontend(pb::FrontendEvent {
+                            frontend: ev.frontend,
+                            from: ev.from.to_string(),
+                            to: ev.to.to_string(),
+                        })),
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(n)) => { missed += n; None }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                    rec = async { match logs.as_mut() { Some(l) => l.recv().await, None => std::future::pending().await } } => match rec {
+                        Ok(rec) if rec.level <= level => Some(pb::event::Event::Log(pb::LogEvent {
+                            level: rec.level.to_string().to_ascii_lowercase(),
+                            target: rec.target,
+                            message: rec.message,
+                            fields: rec.fields.into_iter().collect(),
+                        })),
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(n)) => { missed += n; None }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    },
+                };
+                let Some(event) = event else { continue };
+                let at = unix_ns(SystemTime::now());
+                if missed > 0 {
+                    let note = pb::Event {
+                        at_unix_ns: at,
+                        event: Some(pb::event::Event::Missed(pb::MissedEvents { count: missed })),
+                    };
+                    if tx.try_send(Ok(note)).is_ok() {
+                        missed = 0;
+                    }
+                }
+                // Never wait for a slow subscriber: count what it misses.
+                if tx
+                    .try_send(Ok(pb::Event {
+                        at_unix_ns: at,
+                        event: Some(event),
+                    }))
+                    .is_err()
+                {
+                    missed += 1;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn check_config(
+        &self,
+        request: Request<pb::CheckConfigRequest>,
+    ) -> Result<Response<pb::ConfigResult>, Status> {
+        let path = request.into_inner().path;
+        let path = (!path.is_empty()).then(|| Path::new(&path).to_path_buf());
+        Ok(Response::new(config_result(
+            self.daemon.check(path.as_deref()),
+        )))
+    }
+
+    async fn reload_config(
+        &self,
+        _: Request<pb::ReloadConfigRequest>,
+    ) -> Result<Response<pb::ConfigResult>, Status> {
+        Ok(Response::new(config_result(self.daemon.reload().await)))
+    }
+
+    async fn get_vpp_info(
+        &self,
+        _: Request<pb::GetVppInfoRequest>,
+    ) -> Result<Response<pb::VppInfo>, Status> {
+        let status = self.daemon.reconciler.status();
+        let info = match status.vpp {
+            Some(i) => i,
+            None if !status.vpp_enabled => {
+                return Err(Status::unavailable("VPP integration is disabled"))
+            }
+            None => return Err(Status::unavailable("VPP is not connected")),
+        };
+        Ok(Response::new(pb::VppInfo {
+            version: info.version,
+            build_date: info.build_date,
+            build_directory: info.build_directory,
+            pid: info.pid,
+            boottime_unix_ns: info
+                .boottime
+                .map_or(0, |s| (s as i64).saturating_mul(1_000_000_000)),
+            connected_unix_ns: unix_ns(info.connected_at),
+            lb_v2: info.lb_v2,
+        }))
+    }
+
+    async fn get_vpplb_state(
+        &self,
+        _: Request<pb::GetVpplbStateRequest>,
+    ) -> Result<Response<pb::VpplbState>, Status> {
+        let state = self
+            .daemon
+            .reconciler
+            .vpp_state()
+            .await
+            .map_err(sync_status)?;
+        let config = self.daemon.config();
+        let names: HashMap<_, _> = config
+            .frontends
+            .values()
+            .map(|f| (vip_key(f), f.name.clone()))
+            .collect();
+        Ok(Response::new(pb::VpplbState {
+            vips: state
+                .vips
+                .values()
+                .map(|v| pb::VppVip {
+                    prefix: format!("{}/{}", v.key.address, v.key.prefix_len),
+                    protocol: u32::from(v.key.protocol),
+                    port: u32::from(v.key.port),
+                    encap: format!("{:?}", v.encap).to_ascii_lowercase(),
+                    table_length: u32::from(v.table_len_u16),
+                    src_ip_sticky: v.src_ip_sticky,
+                    index: v.index,
+                    frontend: names.get(&v.key).cloned().unwrap_or_default(),
+                    ases: v
+                        .ases
+                        .iter()
+                        .map(|(a, s)| pb::VppAs {
+                            address: a.to_string(),
+                            weight: s.weight.map(u32::from),
+                            buckets: s.buckets,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn sync_vpplb_state(
+        &self,
+        request: Request<pb::SyncVpplbStateRequest>,
+    ) -> Result<Response<pb::SyncVpplbStateResponse>, Status> {
+        let r = request.into_inner();
+        let frontend = (!r.frontend.is_empty()).then_some(r.frontend);
+        let report = self
+            .daemon
+            .reconciler
+            .sync(frontend, r.dry_run)
+            .await
+            .map_err(sync_status)?;
+        let stats = report.applied.unwrap_or_default();
+        Ok(Response::new(pb::SyncVpplbStateResponse {
+            scope: report.scope.to_string(),
+            dry_run: r.dry_run,
+            plan: report.plan.ops.iter().map(ToString::to_string).collect(),
+            notes: report.plan.notes.clone(),
+            applied: report.applied.map(|_| pb::SyncStats {
+                vip_added: stats.vip_added,
+                vip_removed: stats.vip_removed,
+                as_added: stats.as_added,
+                as_removed: stats.as_removed,
+                as_weight_updated: stats.as_weight_updated,
+            }),
+            failures: report.failures,
+        }))
+    }
+
+    async fn get_vpplb_counters(
+        &self,
+        _: Request<pb::GetVpplbCountersRequest>,
+    ) -> Result<Response<pb::VpplbCounters>, Status> {
+        let counters = self
+            .daemon
+            .reconciler
+            .counters()
+            .await
+            .map_err(sync_status)?;
+        let state = self
+            .daemon
+            .reconciler
+            .vpp_state()
+            .await
+            .map_err(sync_status)?;
+        let config = self.daemon.config();
+        let names: HashMap<_, _> = config
+            .frontends
+            .values()
+            .map(|f| (vip_key(f), f.name.clone()))
+            .collect();
+        let vips = state
+            .vips
+            .values()
+            .filter_map(|v| {
+                let i = v.index?;
+                let c = counters.get(i as usize).copied().unwrap_or_default();
+                Some(pb::VipCounters {
+                    frontend: names.get(&v.key).cloned().unwrap_or_default(),
+                    prefix: format!("{}/{}", v.key.address, v.key.prefix_len),
+                    protocol: u32::from(v.key.protocol),
+                    port: u32::from(v.key.port),
+                    index: i,
+                    existing_session_packets: c.existing_session,
+                    first_packets: c.first_packet,
+                    untracked_packets: c.untracked,
+                    no_server_packets: c.no_server,
+                })
+            })
+            .collect();
+        Ok(Response::new(pb::VpplbCounters { vips }))
+    }
+}
