@@ -9,10 +9,13 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 mod binapi;
+mod demo;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
+  demo                    maglevd + three local HTTP backends + the VPP
+                          simulator, on loopback, until Ctrl-C
   test                    cargo fmt --check, cargo clippy -D warnings,
                           cargo test --workspace (what CI runs; see README.md)
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("binapi") => gen_binapi(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("demo") => demo::run(&workspace_root(), &cargo),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
