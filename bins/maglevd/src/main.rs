@@ -7,10 +7,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{ArgAction, Parser};
-use maglev_config::{Diagnostic, ErrorClass, LoadError};
+use maglev_config::{CheckReport, ErrorClass, LoadError};
+use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
+use maglev_metrics::{GrpcMetricsLayer, Metrics};
 use maglev_service::{logs::LogBroadcast, Daemon};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
@@ -65,6 +68,15 @@ struct Flags {
         default_value = "localhost:9090"
     )]
     grpc_addr: String,
+    /// Prometheus `/metrics` listen address (`:9091` listens on every
+    /// address); empty disables it.
+    #[arg(
+        long,
+        env = "MAGLEV_METRICS_ADDR",
+        value_name = "ADDR",
+        default_value = ":9091"
+    )]
+    metrics_addr: String,
     /// VPP API socket; empty runs health checking without VPP.
     #[arg(
         long,
@@ -153,39 +165,54 @@ fn main() -> ExitCode {
 async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) -> u8 {
     info!(event = "starting", version = %version(), config = %flags.config.display());
     let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+    let metrics = Arc::new(Metrics::new());
     let vpp = ReconcilerOptions {
         api_socket: path(&flags.vpp_api_addr),
         stats_socket: path(&flags.vpp_stats_addr),
+        api_observer: Some(metrics.clone()),
         ..Default::default()
     };
-    let daemon = match Daemon::start(flags.config.clone(), config, vpp, logs) {
+    let probes = CheckerOptions {
+        observer: Some(metrics.clone()),
+        ..Default::default()
+    };
+    let daemon = match Daemon::start(flags.config.clone(), config, vpp, probes, logs) {
         Ok(d) => d,
         Err(e) => {
             error!(event = "start-failed", error = %e);
             return EXIT_UNAVAILABLE;
         }
     };
-    let addr = match flags.grpc_addr.strip_prefix(':') {
-        Some(port) => format!("[::]:{port}"),
-        None => flags.grpc_addr.clone(),
+    let Some(listener) = listen(&flags.grpc_addr, "grpc-listen").await else {
+        return EXIT_UNAVAILABLE;
     };
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            error!(event = "start-failed", grpc_addr = %flags.grpc_addr, error = %e);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    if !flags.metrics_addr.is_empty() {
+        let Some(ml) = listen(&flags.metrics_addr, "metrics-listen").await else {
             return EXIT_UNAVAILABLE;
-        }
-    };
-    info!(event = "grpc-listen", addr = %listener.local_addr().map_or(addr, |a| a.to_string()));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(maglev_service::serve(
+        };
+        maglev_metrics::count_transitions(metrics.clone(), &daemon.checker);
+        let (c, r) = (daemon.checker.clone(), daemon.reconciler.clone());
+        tokio::spawn(maglev_metrics::serve(
+            ml,
+            metrics.clone(),
+            c,
+            r,
+            stopped(stop_rx.clone()),
+        ));
+    }
+    let layer = Some(GrpcMetricsLayer(metrics));
+    let api = maglev_service::serve(
         listener,
         daemon.clone(),
         flags.reflection,
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+        layer,
+        stopped(stop_rx),
+    );
+    let server = tokio::spawn(api);
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -202,9 +229,27 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
         }
     }
     info!(event = "stopping", "VPP keeps what was programmed");
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(true);
     let _ = server.await;
     EXIT_OK
+}
+
+/// Binds `addr` (`:port` means every address) and logs `event`.
+async fn listen(addr: &str, event: &str) -> Option<tokio::net::TcpListener> {
+    let bind = match addr.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => addr.to_string(),
+    };
+    match tokio::net::TcpListener::bind(&bind).await {
+        Ok(l) => {
+            info!(event, addr = %l.local_addr().map_or(bind, |a| a.to_string()));
+            Some(l)
+        }
+        Err(e) => {
+            error!(event = "start-failed", addr, error = %e);
+            None
+        }
+    }
 }
 
 fn version() -> String {
@@ -222,52 +267,17 @@ fn report(
     loaded: &Result<maglev_config::Loaded, LoadError>,
     verdict: bool,
 ) -> u8 {
-    let source = path.display().to_string();
-    let line = |d: &Diagnostic, level: &str| match d.location {
-        Some(l) => format!("{source}:{}:{}: {level}: {d}", l.line, l.column),
-        None => format!("{source}: {level}: {d}"),
-    };
-    match loaded {
-        Ok(l) => {
-            l.warnings
-                .iter()
-                .for_each(|w| eprintln!("{}", line(w, "warning")));
-            let c = &l.config;
-            if verdict {
-                println!(
-                    "{source}: OK ({} frontends, {} backends, {} health checks, {} warnings)",
-                    c.frontends.len(),
-                    c.backends.len(),
-                    c.healthchecks.len(),
-                    l.warnings.len()
-                );
-            }
-            EXIT_OK
-        }
-        Err(e) => {
-            e.diagnostics()
-                .iter()
-                .for_each(|d| eprintln!("{}", line(d, "error")));
-            if let LoadError::Semantic(s) = e {
-                s.warnings
-                    .iter()
-                    .for_each(|w| eprintln!("{}", line(w, "warning")));
-            }
-            let n = e.diagnostics().len();
-            let (code, what) = match e.class() {
-                ErrorClass::Parse => (EXIT_PARSE, "parse error".to_string()),
-                ErrorClass::Semantic => (
-                    EXIT_SEMANTIC,
-                    format!("{n} semantic error{}", if n == 1 { "" } else { "s" }),
-                ),
-            };
-            if verdict {
-                println!("{source}: {what}");
-            } else {
-                eprintln!("maglevd: {source}: {what}; not starting");
-            }
-            code
-        }
+    let r = CheckReport::new(&path.display().to_string(), loaded);
+    r.lines.iter().for_each(|l| eprintln!("{l}"));
+    match (verdict, r.class) {
+        (true, _) => println!("{}", r.verdict),
+        (false, Some(_)) => eprintln!("maglevd: {}; not starting", r.verdict),
+        (false, None) => {}
+    }
+    match r.class {
+        None => EXIT_OK,
+        Some(ErrorClass::Parse) => EXIT_PARSE,
+        Some(ErrorClass::Semantic) => EXIT_SEMANTIC,
     }
 }
 

@@ -47,6 +47,7 @@ async fn backend(ip: &str, port: u16) -> Backend {
 struct Daemon {
     child: Child,
     grpc: String,
+    metrics: String,
 }
 
 impl Drop for Daemon {
@@ -66,11 +67,14 @@ fn free_port() -> u16 {
 
 fn start(config: &Path, api: &Path, stats: &Path) -> Daemon {
     let port = free_port();
+    let metrics = format!("127.0.0.1:{}", free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_maglevd"))
         .arg("--config")
         .arg(config)
         .arg("--grpc-addr")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--metrics-addr")
+        .arg(&metrics)
         .arg("--vpp-api-addr")
         .arg(api)
         .arg("--vpp-stats-addr")
@@ -83,6 +87,7 @@ fn start(config: &Path, api: &Path, stats: &Path) -> Daemon {
     Daemon {
         child,
         grpc: format!("http://127.0.0.1:{port}"),
+        metrics,
     }
 }
 
@@ -95,6 +100,17 @@ async fn client(d: &Daemon) -> MaglevClient<tonic::transport::Channel> {
         assert!(Instant::now() < deadline, "maglevd did not come up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `GET /metrics`, the body.
+async fn scrape(addr: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }
 
 async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Duration {
@@ -302,6 +318,58 @@ async fn end_to_end() {
         .unwrap()
         .into_inner();
     assert!(report.dry_run && report.applied.is_none());
+
+    // Metrics: every family, with the values of the moment.
+    let m = scrape(&r.daemon.metrics).await;
+    for line in [
+        "maglev_backend_state{backend=\"web1\",state=\"up\"} 1",
+        "maglev_backend_state{backend=\"web2\",state=\"down\"} 1",
+        "maglev_backend_health{backend=\"web1\"} 1",
+        "maglev_backend_enabled{backend=\"web1\"} 1",
+        "maglev_frontend_pool_backend_weight{frontend=\"www\",pool=\"primary\",backend=\"web1\",kind=\"effective\"} 42",
+        "maglev_frontend_state{frontend=\"www\",state=\"up\"} 1",
+        "maglev_vpp_connected 1",
+        "maglev_backend_transitions_total{backend=\"web2\",from=\"up\",to=\"down\"} 1",
+        "maglev_vpp_lbsync_total{scope=\"vip\",kind=\"as_weight_updated\"}",
+        "maglev_vpp_api_total{msg=\"lb_as_set_weight\",direction=\"send\",result=\"success\"}",
+        "maglev_probe_total{backend=\"web1\",type=\"http\",result=\"pass\",code=\"L7OK\"}",
+        "maglev_probe_duration_seconds_bucket{",
+        "maglev_vpp_info{version=",
+        "maglev_vpp_uptime_seconds ",
+        "maglev_vip_packets{frontend=\"www\",kind=\"first_packet\"} 0",
+        "grpc_server_handled_total{grpc_service=\"maglev.Maglev\",grpc_method=\"PauseBackend\",grpc_code=\"FailedPrecondition\"} 1",
+        "grpc_server_started_total{grpc_service=\"maglev.Maglev\",grpc_method=\"GetFrontend\"}",
+        "grpc_server_handling_seconds_bucket{",
+    ] {
+        assert!(m.contains(line), "/metrics lacks {line}\n{m}");
+    }
+
+    // Reflection lists the service.
+    let channel = tonic::transport::Channel::from_shared(r.daemon.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut refl =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let req = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = format!("{:?}", resp.message().await.unwrap().unwrap());
+    assert!(
+        listed.contains("maglev.Maglev") && listed.contains("grpc.health.v1.Health"),
+        "{listed}"
+    );
 
     // Watch: the current state of every frontend comes first.
     let mut stream = c

@@ -127,6 +127,67 @@ pub fn load_str(text: &str, source_name: &str) -> Result<Loaded, LoadError> {
     }
 }
 
+/// What `maglevd --check` prints for a load result: every problem and
+/// warning as `file:line:col: level: path: message` (the shape editors jump
+/// to), and a one-line verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// One line per error and warning.
+    pub lines: Vec<String>,
+    /// `file: OK (…)`, `file: parse error` or `file: N semantic errors`.
+    pub verdict: String,
+    /// The error class, `None` when valid.
+    pub class: Option<ErrorClass>,
+}
+
+impl CheckReport {
+    /// The report of loading `source`.
+    pub fn new(source: &str, loaded: &Result<Loaded, LoadError>) -> CheckReport {
+        let line = |d: &Diagnostic, level: &str| match d.location {
+            Some(l) => format!("{source}:{}:{}: {level}: {d}", l.line, l.column),
+            None => format!("{source}: {level}: {d}"),
+        };
+        match loaded {
+            Ok(l) => {
+                let c = &l.config;
+                CheckReport {
+                    lines: l.warnings.iter().map(|w| line(w, "warning")).collect(),
+                    verdict: format!(
+                        "{source}: OK ({} frontends, {} backends, {} health checks, {} warnings)",
+                        c.frontends.len(),
+                        c.backends.len(),
+                        c.healthchecks.len(),
+                        l.warnings.len()
+                    ),
+                    class: None,
+                }
+            }
+            Err(e) => {
+                let mut lines: Vec<String> =
+                    e.diagnostics().iter().map(|d| line(d, "error")).collect();
+                if let LoadError::Semantic(s) = e {
+                    lines.extend(s.warnings.iter().map(|w| line(w, "warning")));
+                }
+                let n = e.diagnostics().len();
+                let verdict = match e.class() {
+                    ErrorClass::Parse => format!("{source}: parse error"),
+                    ErrorClass::Semantic => {
+                        format!(
+                            "{source}: {n} semantic error{}",
+                            if n == 1 { "" } else { "s" }
+                        )
+                    }
+                };
+                CheckReport {
+                    lines,
+                    verdict,
+                    class: Some(e.class()),
+                }
+            }
+        }
+    }
+}
+
 fn parse_error(source_name: &str, diagnostic: Diagnostic) -> LoadError {
     LoadError::Parse(ParseError {
         source_name: source_name.to_string(),

@@ -38,7 +38,7 @@ use crate::plan::{plan, Capabilities, FlushLedger, Plan, Scope, SyncStats};
 use crate::warmup::{Gate, Warmup};
 
 /// How the reconciler reaches VPP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReconcilerOptions {
     /// VPP's API socket; `None` runs without VPP (health checking only).
     pub api_socket: Option<PathBuf>,
@@ -52,6 +52,21 @@ pub struct ReconcilerOptions {
     pub ping_interval: Duration,
     /// Deadline of one VPP call.
     pub call_timeout: Duration,
+    /// Optional observer of every VPP API message (metrics).
+    pub api_observer: Option<Arc<dyn maglev_vpp::ApiObserver>>,
+}
+
+impl std::fmt::Debug for ReconcilerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcilerOptions")
+            .field("api_socket", &self.api_socket)
+            .field("stats_socket", &self.stats_socket)
+            .field("client_name", &self.client_name)
+            .field("retry_interval", &self.retry_interval)
+            .field("ping_interval", &self.ping_interval)
+            .field("call_timeout", &self.call_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ReconcilerOptions {
@@ -63,6 +78,7 @@ impl Default for ReconcilerOptions {
             retry_interval: Duration::from_secs(5),
             ping_interval: Duration::from_secs(10),
             call_timeout: Duration::from_secs(5),
+            api_observer: None,
         }
     }
 }
@@ -645,6 +661,7 @@ impl Reconciler {
             ClientOptions {
                 name: self.options.client_name.clone(),
                 timeout: self.options.call_timeout,
+                observer: self.options.api_observer.clone(),
                 ..Default::default()
             },
         )

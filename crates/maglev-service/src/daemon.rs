@@ -66,9 +66,10 @@ impl Daemon {
         config_path: PathBuf,
         config: Config,
         vpp: ReconcilerOptions,
+        checker_options: CheckerOptions,
         logs: LogBroadcast,
     ) -> Result<Arc<Daemon>, SetupError> {
-        let checker = Checker::start(&config, CheckerOptions::default())?;
+        let checker = Checker::start(&config, checker_options)?;
         let config = Arc::new(config);
         let reconciler = reconciler::spawn(Arc::clone(&config), checker.clone(), vpp);
         Ok(Arc::new(Daemon {

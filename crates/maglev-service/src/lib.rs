@@ -17,11 +17,13 @@ use maglev_proto::maglev_server::MaglevServer;
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// Serves the API on an already-bound `listener` until `shutdown`
-/// completes; `reflection` adds gRPC server reflection.
+/// completes; `reflection` adds gRPC server reflection, `metrics` counts
+/// every RPC.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     daemon: Arc<Daemon>,
     reflection: bool,
+    metrics: Option<maglev_metrics::GrpcMetricsLayer>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -38,6 +40,7 @@ pub async fn serve(
         None
     };
     tonic::transport::Server::builder()
+        .layer(tower::util::option_layer(metrics))
         .add_service(health_service)
         .add_optional_service(reflection_service)
         .add_service(MaglevServer::new(MaglevService::new(daemon)))

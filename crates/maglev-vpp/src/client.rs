@@ -29,8 +29,34 @@ use crate::wire::{decode_message, encode_message, peek_msg_id, Dump, Message, Ms
 /// `sockclnt_create` has a static id; everything else comes from the table.
 const SOCKCLNT_CREATE_ID: u16 = 15;
 
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// To VPP.
+    Send,
+    /// From VPP.
+    Recv,
+}
+
+impl Direction {
+    /// `send` or `recv`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Direction::Send => "send",
+            Direction::Recv => "recv",
+        }
+    }
+}
+
+/// Sees every API message (for metrics); must not block.
+pub trait ApiObserver: Send + Sync {
+    /// `msg` went `direction`; `ok` is false for a failed send, a timeout,
+    /// a malformed reply or a non-zero retval.
+    fn observe(&self, msg: &'static str, direction: Direction, ok: bool);
+}
+
 /// How a client connects.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// Name VPP shows for this client (at most 63 bytes).
     pub name: String,
@@ -39,6 +65,19 @@ pub struct ClientOptions {
     /// How long the reader keeps polling the socket after a message before
     /// it sleeps (see [`FrameReader`]); zero always sleeps.
     pub spin: Duration,
+    /// Optional observer of every message.
+    pub observer: Option<Arc<dyn ApiObserver>>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("name", &self.name)
+            .field("timeout", &self.timeout)
+            .field("spin", &self.spin)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Default for ClientOptions {
@@ -49,6 +88,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(5),
             // A round trip to VPP is tens of microseconds; this covers it.
             spin: Duration::from_micros(200),
+            observer: None,
         }
     }
 }
@@ -60,8 +100,8 @@ pub struct Client {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
+    observer: Option<Arc<dyn ApiObserver>>,
     frames: mpsc::UnboundedSender<Vec<u8>>,
     pending: Arc<Pending>,
     table: Arc<MessageTable>,
@@ -75,6 +115,15 @@ struct Shared {
 pub struct MessageTable {
     by_name: HashMap<String, u16>,
     by_id: HashMap<u16, String>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("client_index", &self.client_index)
+            .field("messages", &self.table.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MessageTable {
@@ -180,6 +229,7 @@ impl Client {
         ));
         Ok(Client {
             shared: Arc::new(Shared {
+                observer: options.observer.clone(),
                 frames,
                 pending,
                 table,
@@ -251,17 +301,35 @@ impl Client {
             .map_err(|_| Error::Disconnected)
     }
 
+    fn observe(&self, msg: &'static str, direction: Direction, ok: bool) {
+        if let Some(o) = &self.shared.observer {
+            o.observe(msg, direction, ok);
+        }
+    }
+
     /// Sends `msg` and waits for its reply. A non-zero `retval` becomes
     /// [`Error::Vpp`].
     pub async fn request<M: Request>(&self, msg: &M) -> Result<M::Reply, Error> {
-        let reply = self.request_unchecked(msg).await?;
-        match reply.retval() {
-            Some(0) | None => Ok(reply),
-            Some(code) => Err(Error::Vpp {
-                msg: M::NAME,
-                error: VppError::from_retval(code),
-            }),
+        let reply = self.request_unchecked(msg).await;
+        let result = match reply {
+            Ok(reply) => match reply.retval() {
+                Some(0) | None => Ok(reply),
+                Some(code) => Err(Error::Vpp {
+                    msg: M::NAME,
+                    error: VppError::from_retval(code),
+                }),
+            },
+            Err(e) => Err(e),
+        };
+        let sent = !matches!(
+            result,
+            Err(Error::Disconnected | Error::Encode { .. } | Error::UnknownMessage { .. })
+        );
+        self.observe(M::NAME, Direction::Send, sent);
+        if sent {
+            self.observe(<M::Reply as Message>::NAME, Direction::Recv, result.is_ok());
         }
+        result
     }
 
     /// Sends `msg` and returns its reply whatever its `retval`.
@@ -293,6 +361,23 @@ impl Client {
 
     /// Sends the dump `msg` and collects its details.
     pub async fn dump<M: Dump>(&self, msg: &M) -> Result<Vec<M::Details>, Error> {
+        let result = self.dump_inner(msg).await;
+        let sent = !matches!(
+            result,
+            Err(Error::Disconnected | Error::Encode { .. } | Error::UnknownMessage { .. })
+        );
+        self.observe(M::NAME, Direction::Send, sent);
+        if sent {
+            self.observe(
+                <M::Details as Message>::NAME,
+                Direction::Recv,
+                result.is_ok(),
+            );
+        }
+        result
+    }
+
+    async fn dump_inner<M: Dump>(&self, msg: &M) -> Result<Vec<M::Details>, Error> {
         self.id_of::<M>()?;
         let details_id = self.id_of::<M::Details>()?;
         let done_id = self.id_of::<ControlPingReply>()?;

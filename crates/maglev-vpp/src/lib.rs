@@ -26,6 +26,6 @@ pub mod maglev;
 pub mod stats;
 pub mod wire;
 
-pub use client::{Client, ClientOptions, MessageTable};
+pub use client::{ApiObserver, Client, ClientOptions, Direction, MessageTable};
 pub use error::{Error, VppError};
 pub use lb::{AsInfo, Encap, LbApi, LbConfig, VersionInfo, VipInfo, VipKey, VipSpec};

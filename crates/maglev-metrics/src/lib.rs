@@ -1,0 +1,402 @@
+//! maglevd's Prometheus metrics: the families, the observers that feed the
+//! counters (probes, VPP API messages, gRPC calls), the gauges computed at
+//! scrape time, and the `/metrics` HTTP server.
+//!
+//! Label values come from the config (names, which are bounded and
+//! validated), from fixed vocabularies (states, codes, message names) or
+//! from VPP's version — never from client input.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod grpc;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use maglev_health::{Checker, ProbeObserver, ProbeResult, State};
+use maglev_lbsync::desired::{effective_weights, vip_key};
+use maglev_lbsync::reconciler::ReconcilerHandle;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+pub use grpc::GrpcMetricsLayer;
+
+type Labels = Vec<(&'static str, String)>;
+
+fn histogram() -> Histogram {
+    // 100 µs .. ~6.5 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// Every metric family of maglevd.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    backend_state: Family<Labels, Gauge>,
+    backend_health: Family<Labels, Gauge>,
+    backend_enabled: Family<Labels, Gauge>,
+    pool_weight: Family<Labels, Gauge>,
+    frontend_state: Family<Labels, Gauge>,
+    probe_total: Family<Labels, Counter>,
+    probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    transitions: Family<Labels, Counter>,
+    vpp_connected: Gauge,
+    vpp_uptime: Gauge<f64, std::sync::atomic::AtomicU64>,
+    vpp_info: Family<Labels, Gauge>,
+    vpp_api: Family<Labels, Counter>,
+    lbsync: Family<Labels, Counter>,
+    vip_packets: Family<Labels, Gauge>,
+    pub(crate) grpc_started: Family<Labels, Counter>,
+    pub(crate) grpc_handled: Family<Labels, Counter>,
+    pub(crate) grpc_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Every family, registered.
+    pub fn new() -> Metrics {
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            backend_state: Family::default(),
+            backend_health: Family::default(),
+            backend_enabled: Family::default(),
+            pool_weight: Family::default(),
+            frontend_state: Family::default(),
+            probe_total: Family::default(),
+            probe_duration: Family::new_with_constructor(histogram),
+            transitions: Family::default(),
+            vpp_connected: Gauge::default(),
+            vpp_uptime: Gauge::default(),
+            vpp_info: Family::default(),
+            vpp_api: Family::default(),
+            lbsync: Family::default(),
+            vip_packets: Family::default(),
+            grpc_started: Family::default(),
+            grpc_handled: Family::default(),
+            grpc_seconds: Family::new_with_constructor(histogram),
+        };
+        {
+            let mut r = m.registry.lock().expect("registry");
+            let r = r.sub_registry_with_prefix("maglev");
+            r.register(
+                "backend_state",
+                "1 for the state each backend is in",
+                m.backend_state.clone(),
+            );
+            r.register(
+                "backend_health",
+                "1 if the backend is up, else 0",
+                m.backend_health.clone(),
+            );
+            r.register(
+                "backend_enabled",
+                "Operator enabled flag",
+                m.backend_enabled.clone(),
+            );
+            r.register(
+                "frontend_pool_backend_weight",
+                "Pool member weight: kind=configured (after overrides) or effective (what VPP gets)",
+                m.pool_weight.clone(),
+            );
+            r.register(
+                "frontend_state",
+                "1 for the state each frontend is in",
+                m.frontend_state.clone(),
+            );
+            r.register(
+                "probe",
+                "Health probes by result and code",
+                m.probe_total.clone(),
+            );
+            r.register(
+                "probe_duration_seconds",
+                "Health probe durations",
+                m.probe_duration.clone(),
+            );
+            r.register(
+                "backend_transitions",
+                "Backend state transitions",
+                m.transitions.clone(),
+            );
+            r.register(
+                "vpp_connected",
+                "1 while VPP is connected",
+                m.vpp_connected.clone(),
+            );
+            r.register(
+                "vpp_uptime_seconds",
+                "Seconds since VPP booted",
+                m.vpp_uptime.clone(),
+            );
+            r.register("vpp_info", "The connected VPP", m.vpp_info.clone());
+            r.register(
+                "vpp_api",
+                "VPP API messages by name, direction and result",
+                m.vpp_api.clone(),
+            );
+            r.register(
+                "vpp_lbsync",
+                "Successful VPP writes by sync scope and kind",
+                m.lbsync.clone(),
+            );
+            r.register(
+                "vip_packets",
+                "Packets per VIP from VPP's lb counters, by kind",
+                m.vip_packets.clone(),
+            );
+        }
+        {
+            let mut r = m.registry.lock().expect("registry");
+            let r = r.sub_registry_with_prefix("grpc_server");
+            r.register("started", "RPCs started", m.grpc_started.clone());
+            r.register("handled", "RPCs completed, by code", m.grpc_handled.clone());
+            r.register(
+                "handling_seconds",
+                "RPC handling time",
+                m.grpc_seconds.clone(),
+            );
+        }
+        m
+    }
+
+    /// Counts a backend transition (fed from the checker's events).
+    pub fn transition(&self, backend: &str, from: State, to: State) {
+        self.transitions
+            .get_or_create(&vec![
+                ("backend", backend.to_string()),
+                ("from", from.to_string()),
+                ("to", to.to_string()),
+            ])
+            .inc();
+    }
+
+    /// Refreshes the scrape-time gauges and encodes everything.
+    pub async fn render(&self, checker: &Checker, reconciler: &ReconcilerHandle) -> String {
+        let states = checker.states();
+        self.backend_state.clear();
+        self.backend_health.clear();
+        self.backend_enabled.clear();
+        for b in checker.backends() {
+            for s in State::ALL {
+                self.backend_state
+                    .get_or_create(&vec![("backend", b.name.clone()), ("state", s.to_string())])
+                    .set(i64::from(b.state == s));
+            }
+            self.backend_health
+                .get_or_create(&vec![("backend", b.name.clone())])
+                .set(i64::from(b.state == State::Up));
+            self.backend_enabled
+                .get_or_create(&vec![("backend", b.name.clone())])
+                .set(i64::from(b.enabled));
+        }
+        self.pool_weight.clear();
+        self.frontend_state.clear();
+        self.vip_packets.clear();
+        if let Ok((config, _, overrides)) = reconciler.desired().await {
+            for f in config.frontends.values() {
+                for w in effective_weights(&config, f, &states, &overrides) {
+                    for (kind, v) in [("configured", w.configured), ("effective", w.weight)] {
+                        self.pool_weight
+                            .get_or_create(&vec![
+                                ("frontend", f.name.clone()),
+                                ("pool", f.pools[w.pool].name.clone()),
+                                ("backend", w.backend.clone()),
+                                ("kind", kind.to_string()),
+                            ])
+                            .set(i64::from(v));
+                    }
+                }
+            }
+            let status = reconciler.status();
+            for (name, state) in &status.frontends {
+                for s in ["up", "down", "unknown"] {
+                    self.frontend_state
+                        .get_or_create(&vec![("frontend", name.clone()), ("state", s.to_string())])
+                        .set(i64::from(state.as_str() == s));
+                }
+            }
+            // Per-VIP packet counters need VPP's VIP indexes.
+            if let (Ok(counters), Ok(actual)) =
+                (reconciler.counters().await, reconciler.vpp_state().await)
+            {
+                for f in config.frontends.values() {
+                    let Some(index) = actual.vips.get(&vip_key(f)).and_then(|v| v.index) else {
+                        continue;
+                    };
+                    let Some(c) = counters.get(index as usize) else {
+                        continue;
+                    };
+                    for (kind, v) in [
+                        ("existing_session", c.existing_session),
+                        ("first_packet", c.first_packet),
+                        ("untracked", c.untracked),
+                        ("no_server", c.no_server),
+                    ] {
+                        self.vip_packets
+                            .get_or_create(&vec![
+                                ("frontend", f.name.clone()),
+                                ("kind", kind.to_string()),
+                            ])
+                            .set(v as i64);
+                    }
+                }
+            }
+        }
+        let status = reconciler.status();
+        self.vpp_connected.set(i64::from(status.vpp.is_some()));
+        self.vpp_info.clear();
+        match &status.vpp {
+            Some(v) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
+                let up = v.boottime.map_or(0.0, |b| now.as_secs_f64() - b as f64);
+                self.vpp_uptime.set(up.max(0.0));
+                self.vpp_info
+                    .get_or_create(&vec![
+                        ("version", v.version.clone()),
+                        ("build_date", v.build_date.clone()),
+                        ("pid", v.pid.to_string()),
+                    ])
+                    .set(1);
+            }
+            None => {
+                self.vpp_uptime.set(0.0);
+            }
+        }
+        // The reconciler keeps the totals; the counter catches up to them.
+        for ((scope, kind), n) in &status.totals {
+            let c = self.lbsync.get_or_create(&vec![
+                ("scope", scope.to_string()),
+                ("kind", kind.to_string()),
+            ]);
+            let seen = c.get();
+            if *n > seen {
+                c.inc_by(n - seen);
+            }
+        }
+        let mut out = String::new();
+        let r = self.registry.lock().expect("registry");
+        let _ = encode(&mut out, &r);
+        out
+    }
+}
+
+impl ProbeObserver for Metrics {
+    fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult) {
+        self.probe_total
+            .get_or_create(&vec![
+                ("backend", backend.to_string()),
+                ("type", check_type.to_string()),
+                (
+                    "result",
+                    if result.pass { "pass" } else { "fail" }.to_string(),
+                ),
+                ("code", result.code.to_string()),
+            ])
+            .inc();
+        self.probe_duration
+            .get_or_create(&vec![
+                ("backend", backend.to_string()),
+                ("type", check_type.to_string()),
+            ])
+            .observe(result.duration.as_secs_f64());
+    }
+}
+
+impl maglev_vpp::ApiObserver for Metrics {
+    fn observe(&self, msg: &'static str, direction: maglev_vpp::Direction, ok: bool) {
+        self.vpp_api
+            .get_or_create(&vec![
+                ("msg", msg.to_string()),
+                ("direction", direction.as_str().to_string()),
+                ("result", if ok { "success" } else { "failure" }.to_string()),
+            ])
+            .inc();
+    }
+}
+
+/// Counts the checker's transitions into `metrics` until the checker goes.
+pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::task::JoinHandle<()> {
+    let mut rx = checker.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => metrics.transition(&ev.backend, ev.transition.from, ev.transition.to),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    })
+}
+
+/// Serves `GET /metrics` (OpenMetrics text) on an already-bound listener
+/// until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    checker: Checker,
+    reconciler: ReconcilerHandle,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let (metrics, checker, reconciler) =
+            (Arc::clone(&metrics), checker.clone(), reconciler.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let (metrics, checker, reconciler) =
+                    (Arc::clone(&metrics), checker.clone(), reconciler.clone());
+                async move {
+                    let response = if req.uri().path() == "/metrics" {
+                        let body = metrics.render(&checker, &reconciler).await;
+                        Response::builder()
+                            .header(
+                                hyper::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )
+                            .body(Full::new(Bytes::from(body)))
+                    } else {
+                        Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                    };
+                    Ok::<_, std::convert::Infallible>(response.expect("valid response"))
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
