@@ -385,6 +385,64 @@ async fn end_to_end() {
         other => panic!("{other:?}"),
     }
 
+    // Log records at the subscriber's own level, with backend transitions.
+    let mut watch = c
+        .watch_events(pb::WatchEventsRequest {
+            log: true,
+            log_level: "info".into(),
+            backend: true,
+            frontend: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    c.pause_backend(pb::BackendActionRequest {
+        name: "web1".into(),
+    })
+    .await
+    .unwrap();
+    let (mut saw_log, mut saw_backend) = (false, false);
+    while !(saw_log && saw_backend) {
+        let ev = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        match ev.event {
+            Some(pb::event::Event::Log(l)) => {
+                assert_ne!(l.level, "debug", "below the subscriber's level");
+                if l.fields.get("event").map(String::as_str) == Some("backend-transition") {
+                    saw_log = true;
+                }
+            }
+            Some(pb::event::Event::Backend(b)) => {
+                assert_eq!(
+                    (b.backend.as_str(), b.transition.unwrap().to.as_str()),
+                    ("web1", "paused")
+                );
+                saw_backend = true;
+            }
+            Some(pb::event::Event::Frontend(f)) => {
+                assert_eq!(f.from, f.to, "only the initial states")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let e = c
+        .watch_events(pb::WatchEventsRequest {
+            log: true,
+            log_level: "loud".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    c.resume_backend(pb::BackendActionRequest {
+        name: "web1".into(),
+    })
+    .await
+    .unwrap();
+
     // A broken file on SIGHUP changes nothing; ReloadConfig says why.
     std::fs::write(&r.config, "maglev: [ broken\n").unwrap();
     let pid = r.daemon.child.id();
