@@ -27,7 +27,9 @@ tasks:
                           maglev-health vs HAProxy probing 1,000 and 5,000
                           HTTP backends at 1 s (needs root and haproxy)
   bench lbsync            planning, full sync and per-VIP sync latency at
-                          1,000 VIPs x 64 ASes";
+                          1,000 VIPs x 64 ASes
+  bench daemon            failover latency (detection, controller overhead)
+                          and idle CPU/RSS of maglevd with 1,000 backends";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -218,8 +220,9 @@ fn bench(args: &[String]) -> Result<(), String> {
             "--bench",
             "lbsync",
         ]),
+        Some("daemon") => cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"]),
         _ => Err(format!(
-            "usage: cargo xtask bench vpp|health|lbsync\n\n{USAGE}"
+            "usage: cargo xtask bench vpp|health|lbsync|daemon\n\n{USAGE}"
         )),
     }
 }

@@ -92,6 +92,8 @@ pub struct CallRecord {
     pub client: u32,
     /// When the request was handled.
     pub at: Instant,
+    /// The same, on the wall clock (to compare with other processes' times).
+    pub wall: SystemTime,
 }
 
 impl CallRecord {
@@ -102,6 +104,7 @@ impl CallRecord {
             retval,
             client,
             at: Instant::now(),
+            wall: SystemTime::now(),
         }
     }
 }
