@@ -438,6 +438,18 @@ impl Maglev for MaglevService {
             loop {
                 let event = tokio::select! {
                     _ = tx.closed() => return,
+                    // Tell a slow subscriber what it lost as soon as it has
+                    // room again, even if nothing else happens.
+                    permit = tx.reserve(), if missed > 0 => {
+                        if let Ok(permit) = permit {
+                            permit.send(Ok(pb::Event {
+                                at_unix_ns: unix_ns(SystemTime::now()),
+                                event: Some(pb::event::Event::Missed(pb::MissedEvents { count: missed })),
+                            }));
+                            missed = 0;
+                        }
+                        None
+                    }
                     ev = backends.recv() => match ev {
                         Ok(ev) if want_backend => Some(pb::event::Event::Backend(pb::BackendEvent {
                             backend: ev.backend,
