@@ -245,25 +245,11 @@ async fn idle(dir: &std::path::Path, api: &std::path::Path, checked: bool) -> (f
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let api = dir.path().join("api.sock");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let api2 = api.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let sim = Simulator::start(SimOptions {
-                api_socket: api2,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            tx.send(sim).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let sim = rx.recv().unwrap();
+    let sim = Simulator::start_on_thread(SimOptions {
+        api_socket: api.clone(),
+        ..Default::default()
+    })
+    .unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

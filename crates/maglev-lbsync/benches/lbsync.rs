@@ -84,25 +84,11 @@ fn main() {
     // The simulator on its own thread and runtime.
     let dir = tempfile::tempdir().unwrap();
     let api = dir.path().join("api.sock");
-    let (sim_tx, sim_rx) = std::sync::mpsc::channel();
-    let api2 = api.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let sim = Simulator::start(SimOptions {
-                api_socket: api2,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            sim_tx.send(sim).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    let sim = sim_rx.recv().unwrap();
+    let sim = Simulator::start_on_thread(SimOptions {
+        api_socket: api.clone(),
+        ..Default::default()
+    })
+    .unwrap();
 
     // The daemon side: checker and reconciler on one current-thread runtime.
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -194,6 +194,17 @@ fn config_result(o: crate::daemon::ConfigOutcome) -> pb::ConfigResult {
 }
 
 impl MaglevService {
+    /// One operator action on a backend, answered with its new state.
+    fn act(
+        &self,
+        request: Request<pb::BackendActionRequest>,
+        action: fn(&maglev_health::Checker, &str, &str) -> Result<BackendStatus, CheckerError>,
+    ) -> Result<Response<pb::BackendInfo>, Status> {
+        let name = request.into_inner().name;
+        let b = action(&self.daemon.checker, &name, "grpc").map_err(checker_status)?;
+        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+    }
+
     async fn overrides(&self) -> Overrides {
         self.daemon
             .reconciler
@@ -296,52 +307,28 @@ impl Maglev for MaglevService {
         &self,
         request: Request<pb::BackendActionRequest>,
     ) -> Result<Response<pb::BackendInfo>, Status> {
-        let name = request.into_inner().name;
-        let b = self
-            .daemon
-            .checker
-            .pause(&name, "grpc")
-            .map_err(checker_status)?;
-        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+        self.act(request, maglev_health::Checker::pause)
     }
 
     async fn resume_backend(
         &self,
         request: Request<pb::BackendActionRequest>,
     ) -> Result<Response<pb::BackendInfo>, Status> {
-        let name = request.into_inner().name;
-        let b = self
-            .daemon
-            .checker
-            .resume(&name, "grpc")
-            .map_err(checker_status)?;
-        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+        self.act(request, maglev_health::Checker::resume)
     }
 
     async fn enable_backend(
         &self,
         request: Request<pb::BackendActionRequest>,
     ) -> Result<Response<pb::BackendInfo>, Status> {
-        let name = request.into_inner().name;
-        let b = self
-            .daemon
-            .checker
-            .enable(&name, "grpc")
-            .map_err(checker_status)?;
-        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+        self.act(request, maglev_health::Checker::enable)
     }
 
     async fn disable_backend(
         &self,
         request: Request<pb::BackendActionRequest>,
     ) -> Result<Response<pb::BackendInfo>, Status> {
-        let name = request.into_inner().name;
-        let b = self
-            .daemon
-            .checker
-            .disable(&name, "grpc")
-            .map_err(checker_status)?;
-        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+        self.act(request, maglev_health::Checker::disable)
     }
 
     async fn list_health_checks(

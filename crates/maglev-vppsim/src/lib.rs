@@ -264,6 +264,37 @@ impl Simulator {
         })
     }
 
+    /// Starts a simulator on a thread and runtime of its own, so it does not
+    /// compete with the caller's tasks (benchmarks). It runs until the
+    /// process ends.
+    pub fn start_on_thread(options: SimOptions) -> std::io::Result<Simulator> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("maglev-vppsim".to_string())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                rt.block_on(async {
+                    let started = Simulator::start(options).await;
+                    let ok = started.is_ok();
+                    let _ = tx.send(started);
+                    if ok {
+                        std::future::pending::<()>().await;
+                    }
+                });
+            })?;
+        rx.recv()
+            .map_err(|_| std::io::Error::other("simulator thread died"))?
+    }
+
     /// The options it runs with.
     pub fn options(&self) -> &SimOptions {
         &self.inner.options
