@@ -17,7 +17,6 @@ use maglev_metrics::{GrpcMetricsLayer, Metrics};
 use maglev_service::{logs::LogBroadcast, Daemon};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
-use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter, Layer};
 
 const EXIT_OK: u8 = 0;
 const EXIT_PARSE: u8 = 1;
@@ -133,18 +132,7 @@ fn main() -> ExitCode {
     if flags.check {
         return ExitCode::from(report(&flags.config, &loaded, true));
     }
-    let logs = LogBroadcast::default();
-    let filter = EnvFilter::try_new(&flags.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = if flags.log_format == "json" {
-        fmt.json().flatten_event(true).boxed()
-    } else {
-        fmt.boxed()
-    };
-    tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
-        .with(logs.clone())
-        .init();
+    let logs = maglev_service::logs::init(&flags.log_level, flags.log_format == "json");
     let config = match loaded {
         Ok(l) => l.config,
         Err(_) => return ExitCode::from(report(&flags.config, &loaded, false)),
@@ -234,22 +222,12 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
     EXIT_OK
 }
 
-/// Binds `addr` (`:port` means every address) and logs `event`.
+/// Binds `addr` for `event`, logging a failure.
 async fn listen(addr: &str, event: &str) -> Option<tokio::net::TcpListener> {
-    let bind = match addr.strip_prefix(':') {
-        Some(port) => format!("[::]:{port}"),
-        None => addr.to_string(),
-    };
-    match tokio::net::TcpListener::bind(&bind).await {
-        Ok(l) => {
-            info!(event, addr = %l.local_addr().map_or(bind, |a| a.to_string()));
-            Some(l)
-        }
-        Err(e) => {
-            error!(event = "start-failed", addr, error = %e);
-            None
-        }
-    }
+    maglev_service::listen(addr, event)
+        .await
+        .map_err(|e| error!(event = "start-failed", addr, error = %e))
+        .ok()
 }
 
 fn version() -> String {

@@ -47,3 +47,15 @@ pub async fn serve(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }
+
+/// Binds a listen address; `:port` means every address (as the Go daemon
+/// took it). Logs `event` with the bound address.
+pub async fn listen(addr: &str, event: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let bind = match addr.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => addr.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    tracing::info!(event, addr = %listener.local_addr().map_or(bind, |a| a.to_string()));
+    Ok(listener)
+}

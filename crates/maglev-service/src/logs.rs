@@ -92,3 +92,26 @@ impl<S: Subscriber> Layer<S> for LogBroadcast {
         });
     }
 }
+
+/// Sets up logging for the process: one event per line on stderr, text or
+/// JSON, filtered by `level` (a level or a tracing filter; an invalid one
+/// falls back to `info`), plus the broadcast that `WatchEvents`
+/// subscribers read at their own level. Returns the broadcast.
+pub fn init(level: &str, json: bool) -> LogBroadcast {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+    let logs = LogBroadcast::default();
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().flatten_event(true).boxed()
+    } else {
+        fmt.boxed()
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(logs.clone())
+        .init();
+    logs
+}
