@@ -116,6 +116,8 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
 
 Try, in another terminal:
   tail -f {calls}                       # every VPP call maglevd makes
+  cargo run -q -p maglevc -- --server {GRPC} show frontend www
+  cargo run -q -p maglevc -- --server {GRPC} watch events
   grpcurl -plaintext {GRPC} list        # reflection (if grpcurl is installed)
   grpcurl -plaintext -d '{{\"name\":\"www\"}}' {GRPC} maglev.Maglev/GetFrontend
   grpcurl -plaintext -d '{{\"name\":\"web1\"}}' {GRPC} maglev.Maglev/DisableBackend
