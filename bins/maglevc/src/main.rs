@@ -9,11 +9,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser};
+use maglev_cli::events::watch;
 use maglev_cli::render::Style;
-use maglev_cli::run::{run, CliError};
+use maglev_cli::run::{connect, run, CliError};
 use maglev_cli::{resolve, Command};
 use maglev_proto as pb;
-use maglev_proto::maglev_client::MaglevClient;
 
 const EXIT_OK: u8 = 0;
 const EXIT_SERVER: u8 = 1;
@@ -87,19 +87,10 @@ async fn main() -> ExitCode {
     if cmd == Command::Quit {
         return ExitCode::from(EXIT_OK);
     }
-    let url = if flags.server.contains("://") {
-        flags.server.clone()
-    } else {
-        format!("http://{}", flags.server)
-    };
-    let mut client = match MaglevClient::connect(url).await {
+    let mut client = match connect(&flags.server).await {
         Ok(c) => c,
         Err(e) => {
-            let err = CliError::Connect {
-                server: flags.server.clone(),
-                why: e.to_string(),
-            };
-            eprintln!("{}", style.error(&err.to_string()));
+            eprintln!("{}", style.error(&e.to_string()));
             return ExitCode::from(EXIT_SERVER);
         }
     };
@@ -110,7 +101,15 @@ async fn main() -> ExitCode {
             level,
             backend,
             frontend,
-        } => watch(&mut client, *num, *log, level.clone(), *backend, *frontend).await,
+        } => {
+            let req = pb::WatchEventsRequest {
+                log: *log,
+                log_level: level.clone().unwrap_or_default(),
+                backend: *backend,
+                frontend: *frontend,
+            };
+            watch(&mut client, req, *num, |v| println!("{v}")).await
+        }
         _ => run(&mut client, &cmd, style).await.map(|out| {
             if flags.output == "json" {
                 println!("{}", out.json);
@@ -127,41 +126,6 @@ async fn main() -> ExitCode {
                 CliError::Usage(_) => EXIT_USAGE,
                 _ => EXIT_SERVER,
             })
-        }
-    }
-}
-
-/// `watch events`: one JSON object per line until `num` events or Ctrl-C.
-async fn watch(
-    client: &mut MaglevClient<tonic::transport::Channel>,
-    num: Option<u64>,
-    log: bool,
-    level: Option<String>,
-    backend: bool,
-    frontend: bool,
-) -> Result<(), CliError> {
-    let req = pb::WatchEventsRequest {
-        log,
-        log_level: level.unwrap_or_default(),
-        backend,
-        frontend,
-    };
-    let mut stream = client
-        .watch_events(req)
-        .await
-        .map_err(|s| CliError::Server(s.message().to_string()))?
-        .into_inner();
-    let mut seen = 0u64;
-    loop {
-        let msg = tokio::select! {
-            m = stream.message() => m.map_err(|s| CliError::Server(s.message().to_string()))?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        let Some(ev) = msg else { return Ok(()) };
-        println!("{}", maglev_cli::events::to_json(&ev));
-        seen += 1;
-        if num.is_some_and(|n| seen >= n) {
-            return Ok(());
         }
     }
 }

@@ -1,7 +1,35 @@
 //! `watch events` output: one compact JSON object per event.
 
 use maglev_proto as pb;
+use maglev_proto::maglev_client::MaglevClient;
 use serde_json::{json, Value};
+use tonic::transport::Channel;
+
+use crate::run::{server, CliError};
+
+/// Streams events as JSON lines to `emit` until `num` events have been
+/// seen, the server ends the stream, or Ctrl-C.
+pub async fn watch(
+    client: &mut MaglevClient<Channel>,
+    req: pb::WatchEventsRequest,
+    num: Option<u64>,
+    mut emit: impl FnMut(Value),
+) -> Result<(), CliError> {
+    let mut stream = client.watch_events(req).await.map_err(server)?.into_inner();
+    let mut seen = 0u64;
+    loop {
+        let msg = tokio::select! {
+            m = stream.message() => m.map_err(server)?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(ev) = msg else { return Ok(()) };
+        emit(to_json(&ev));
+        seen += 1;
+        if num.is_some_and(|n| seen >= n) {
+            return Ok(());
+        }
+    }
+}
 
 /// The JSON line of one event.
 pub fn to_json(ev: &pb::Event) -> Value {

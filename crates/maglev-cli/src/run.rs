@@ -42,8 +42,23 @@ pub enum CliError {
     Usage(String),
 }
 
-fn server(s: tonic::Status) -> CliError {
+pub(crate) fn server(s: tonic::Status) -> CliError {
     CliError::Server(s.message().to_string())
+}
+
+/// Connects to maglevd at `server` (`host:port`, or a URL with a scheme).
+pub async fn connect(server: &str) -> Result<MaglevClient<Channel>, CliError> {
+    let url = if server.contains("://") {
+        server.to_string()
+    } else {
+        format!("http://{server}")
+    };
+    MaglevClient::connect(url)
+        .await
+        .map_err(|e| CliError::Connect {
+            server: server.to_string(),
+            why: e.to_string(),
+        })
 }
 
 fn since(ns: i64) -> String {
