@@ -2,6 +2,7 @@
 //!
 //! - `test`: the one test command (fmt, clippy, every test) that CI runs.
 //! - `binapi`: regenerate the VPP bindings from `.api.json` files.
+//! - `dist`: man pages and shell completions.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,8 @@ tasks:
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
+  dist [DIR]              man pages and shell completions (bash, zsh, fish)
+                          under DIR (default target/dist)
   bench vpp               Rust VPP client vs vpp_papi against the simulator,
                           and a bulk load (see docs/benchmarks.md)
   bench health [--seconds S] [--backends N,N]
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("binapi") => gen_binapi(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::run(&workspace_root(), &cargo),
+        Some("dist") => dist(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -52,6 +56,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Man pages and completions, rendered by each tool's crate from the flag
+/// definitions its binary parses.
+fn dist(args: &[String]) -> Result<(), String> {
+    let dir = match args {
+        [] => workspace_root().join("target/dist"),
+        [dir] => PathBuf::from(dir),
+        _ => return Err("usage: cargo xtask dist [DIR]".to_string()),
+    };
+    let dir = dir.to_string_lossy().into_owned();
+    cargo(&[
+        "run",
+        "--quiet",
+        "-p",
+        "maglev-cli",
+        "--example",
+        "dist",
+        "--",
+        &dir,
+    ])
 }
 
 /// Runs a cargo subcommand at the workspace root, failing on a non-zero exit.

@@ -1,123 +1,12 @@
 //! maglevc one-shot against a real maglevd (static backends) and the
 //! simulator: text output with colour off, JSON shapes, exit codes.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn maglevd_bin() -> PathBuf {
-    // maglevd is a sibling binary in the same target directory.
-    let me = PathBuf::from(env!("CARGO_BIN_EXE_maglevc"));
-    me.with_file_name("maglevd")
-}
-
-struct Rig {
-    _dir: tempfile::TempDir,
-    _sim: Kill,
-    _daemon: Kill,
-    server: String,
-}
-
-fn rig() -> Rig {
-    let dir = tempfile::tempdir().unwrap();
-    let api = dir.path().join("api.sock");
-    let sim_bin = maglevd_bin().with_file_name("maglev-vppsim");
-    let sim = Kill(
-        Command::new(&sim_bin)
-            .arg("--api-socket")
-            .arg(&api)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (build it: cargo build -p maglev-vppsim)",
-                    sim_bin.display()
-                )
-            }),
-    );
-    let config = dir.path().join("maglev.yaml");
-    std::fs::write(
-        &config,
-        "maglev:
-  vpp:
-    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1', startup-min-delay: 0, startup-max-delay: 0 }
-  backends:
-    s1: { address: 10.0.0.2 }
-    s2: { address: 10.0.0.10 }
-  frontends:
-    www:
-      address: 203.0.113.80
-      port: 443
-      pools:
-        - { name: primary, backends: { s1: { weight: 60 }, s2: {} } }
-",
-    )
-    .unwrap();
-    let port = free_port();
-    let daemon = Kill(
-        Command::new(maglevd_bin())
-            .arg("--config")
-            .arg(&config)
-            .args([
-                "--grpc-addr",
-                &format!("127.0.0.1:{port}"),
-                "--metrics-addr",
-                "",
-                "--vpp-stats-addr",
-                "",
-            ])
-            .arg("--vpp-api-addr")
-            .arg(&api)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let rig = Rig {
-        _dir: dir,
-        _sim: sim,
-        _daemon: daemon,
-        server: format!("127.0.0.1:{port}"),
-    };
-    // Ready when VPP has the VIP's buckets.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let o = rig.run(&["-o", "json", "show", "frontend", "www"]);
-        if o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"vpp_buckets\":392")
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "maglevd never programmed VPP");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    rig
-}
-
-impl Rig {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_maglevc"));
-        c.args(["--server", &self.server, "--color", "false"]);
-        c
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-}
+use common::{free_port, rig};
 
 fn text(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -256,4 +145,113 @@ fn unreachable_server_is_exit_1() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("cannot reach maglevd at 127.0.0.1:"));
+}
+
+/// Drops SGR colour sequences.
+fn uncolour(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("\x1b[") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let end = after.find('m').expect("SGR ends with m");
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn colour_on_keeps_alignment_and_errors_are_red() {
+    let r = rig();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_maglevc"));
+    let o = c
+        .args([
+            "--server",
+            &r.server,
+            "--color",
+            "true",
+            "show",
+            "frontends",
+        ])
+        .output()
+        .unwrap();
+    let coloured = text(&o);
+    assert_eq!(
+        coloured,
+        "\x1b[34mNAME\x1b[0m  \x1b[34mADDRESS\x1b[0m       \x1b[34mPROTOCOL\x1b[0m  \x1b[34mPORT\x1b[0m  \x1b[34mSTATE\x1b[0m  \x1b[34mACTIVE POOL\x1b[0m\nwww   203.0.113.80  tcp       443   up     primary\n"
+    );
+    assert_eq!(uncolour(&coloured), text(&r.run(&["show", "frontends"])));
+    for words in [["show", "backend", "s1"], ["show", "frontend", "www"]] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_maglevc"));
+        let on = c
+            .args(["--server", &r.server, "--color", "true"])
+            .args(words)
+            .output()
+            .unwrap();
+        let off = text(&r.run(&words));
+        // Lines with an age ("158ms ago") tick between the two runs.
+        let strip_times = |s: &str| -> Vec<String> {
+            s.lines()
+                .map(|l| if l.contains(" ago") { "(age)" } else { l }.to_string())
+                .collect()
+        };
+        assert_eq!(strip_times(&uncolour(&text(&on))), strip_times(&off));
+        assert!(text(&on).contains("\x1b[34m"), "labels are coloured");
+    }
+    let mut c = Command::new(env!("CARGO_BIN_EXE_maglevc"));
+    let o = c
+        .args([
+            "--server", &r.server, "--color", "true", "show", "backend", "nope",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "\x1b[31mno such backend: nope\x1b[0m\n"
+    );
+}
+
+#[test]
+fn commands_piped_into_the_shell() {
+    use std::io::Write;
+    let r = rig();
+    let run = |input: &str| {
+        let mut child = r
+            .cmd()
+            .args(["--history", "none"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = run("sh fr\nshow version\n");
+    assert_eq!(o.status.code(), Some(0));
+    let t = text(&o);
+    assert!(
+        t.contains("www   203.0.113.80  tcp       443   up     primary\n"),
+        "{t}"
+    );
+    assert!(
+        t.contains(concat!("maglevc ", env!("CARGO_PKG_VERSION"), "\n")),
+        "{t}"
+    );
+    // A failed command makes the exit code, and the rest still runs.
+    let o = run("show backend nope\nsh fr\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("www   203.0.113.80"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "no such backend: nope\n"
+    );
+    assert_eq!(run("show nonsense\n").status.code(), Some(2));
 }

@@ -6,9 +6,31 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 
 use crate::run::{server, CliError};
+use crate::tree::Command;
+
+/// The request of a `watch events` command (an empty one for any other
+/// command).
+pub fn request(cmd: &Command) -> pb::WatchEventsRequest {
+    match cmd {
+        Command::WatchEvents {
+            log,
+            level,
+            backend,
+            frontend,
+            ..
+        } => pb::WatchEventsRequest {
+            log: *log,
+            log_level: level.clone().unwrap_or_default(),
+            backend: *backend,
+            frontend: *frontend,
+        },
+        _ => pb::WatchEventsRequest::default(),
+    }
+}
 
 /// Streams events as JSON lines to `emit` until `num` events have been
-/// seen, the server ends the stream, or Ctrl-C.
+/// seen or the server ends the stream. Stopping on a key or Ctrl-C is
+/// [`crate::term::until_interrupted`]'s.
 pub async fn watch(
     client: &mut MaglevClient<Channel>,
     req: pb::WatchEventsRequest,
@@ -18,11 +40,9 @@ pub async fn watch(
     let mut stream = client.watch_events(req).await.map_err(server)?.into_inner();
     let mut seen = 0u64;
     loop {
-        let msg = tokio::select! {
-            m = stream.message() => m.map_err(server)?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+        let Some(ev) = stream.message().await.map_err(server)? else {
+            return Ok(());
         };
-        let Some(ev) = msg else { return Ok(()) };
         emit(to_json(&ev));
         seen += 1;
         if num.is_some_and(|n| seen >= n) {

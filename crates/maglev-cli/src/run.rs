@@ -267,6 +267,22 @@ fn name_of(f: &pb::FrontendInfo, addr: IpAddr) -> String {
         .map_or(addr.to_string(), |b| b.name.clone())
 }
 
+/// The answer of a command that needs no server (`show version`).
+pub fn local(cmd: &Command) -> Option<Output> {
+    match cmd {
+        Command::ShowVersion => Some(version()),
+        _ => None,
+    }
+}
+
+fn version() -> Output {
+    let v = env!("CARGO_PKG_VERSION");
+    Output {
+        text: format!("maglevc {v}\n"),
+        json: json!({ "version": v }),
+    }
+}
+
 /// Runs `cmd`. `Quit` and `WatchEvents` are the caller's (they are about
 /// the terminal, not a request and a reply).
 pub async fn run(
@@ -276,10 +292,7 @@ pub async fn run(
 ) -> Result<Output, CliError> {
     let out = |text: String, json: Value| Ok(Output { text, json });
     match cmd {
-        Command::ShowVersion => {
-            let v = env!("CARGO_PKG_VERSION");
-            out(format!("maglevc {v}\n"), json!({ "version": v }))
-        }
+        Command::ShowVersion => Ok(version()),
         Command::ShowFrontends => {
             let r = client
                 .list_frontends(pb::ListFrontendsRequest {})

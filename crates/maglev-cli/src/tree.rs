@@ -42,8 +42,9 @@ impl Slot {
 
 /// Live names for slot completion.
 pub trait Names {
-    /// Candidate values of `slot` (empty when unknown).
-    fn names(&self, slot: Slot) -> Vec<String>;
+    /// Candidate values of `slot` (empty when unknown). `frontend` is the
+    /// frontend named earlier on the line, if any: pools belong to one.
+    fn names(&self, slot: Slot, frontend: Option<&str>) -> Vec<String>;
 }
 
 /// No names known.
@@ -51,7 +52,7 @@ pub trait Names {
 pub struct NoNames;
 
 impl Names for NoNames {
-    fn names(&self, slot: Slot) -> Vec<String> {
+    fn names(&self, slot: Slot, _frontend: Option<&str>) -> Vec<String> {
         match slot {
             Slot::LogLevel => ["debug", "info", "warn", "error"]
                 .map(String::from)
@@ -589,9 +590,13 @@ pub fn help(words: &[&str]) -> Result<Vec<(String, String)>, ResolveError> {
 /// values from `names`.
 pub fn complete(words: &[&str], partial: &str, names: &dyn Names) -> Vec<String> {
     let root = tree();
-    let Ok((_, offer, _)) = walk(&root, words) else {
+    let Ok((matched, offer, _)) = walk(&root, words) else {
         return Vec::new();
     };
+    let frontend = matched.iter().find_map(|m| match m {
+        Matched::Value(Slot::Frontend, v) => Some(v.as_str()),
+        _ => None,
+    });
     let mut out: Vec<String> = Vec::new();
     for n in offer {
         match n.tok {
@@ -599,7 +604,7 @@ pub fn complete(words: &[&str], partial: &str, names: &dyn Names) -> Vec<String>
             Tok::Kw(_) => {}
             Tok::Slot(s) => out.extend(
                 names
-                    .names(s)
+                    .names(s, frontend)
                     .into_iter()
                     .filter(|v| v.starts_with(partial)),
             ),
@@ -766,10 +771,12 @@ mod tests {
 
     struct Fixed;
     impl Names for Fixed {
-        fn names(&self, slot: Slot) -> Vec<String> {
-            match slot {
-                Slot::Backend => vec!["web1".into(), "web2".into(), "dns".into()],
-                _ => NoNames.names(slot),
+        fn names(&self, slot: Slot, frontend: Option<&str>) -> Vec<String> {
+            match (slot, frontend) {
+                (Slot::Backend, _) => vec!["web1".into(), "web2".into(), "dns".into()],
+                (Slot::Pool, Some("www")) => vec!["primary".into(), "fallback".into()],
+                (Slot::Pool, _) => Vec::new(),
+                _ => NoNames.names(slot, frontend),
             }
         }
     }
@@ -792,6 +799,12 @@ mod tests {
             ["backend"]
         );
         assert!(complete(&["bogus"], "", &Fixed).is_empty());
+        // Pools come from the frontend named earlier on the line.
+        assert_eq!(
+            complete(&["set", "fr", "www", "pool"], "", &Fixed),
+            ["fallback", "primary"]
+        );
+        assert!(complete(&["set", "fr", "api", "pool"], "", &Fixed).is_empty());
     }
 
     #[test]

@@ -1,0 +1,103 @@
+//! maglevc's flags. They live here, not in the binary, so that
+//! `cargo xtask dist` can render the man page and shell completions from
+//! the same definition.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+/// The command summary shown by `--help` and in the man page.
+pub const COMMANDS: &str = "\
+Commands (unique prefixes work: `sh ba` = `show backends`):
+  show version | frontends | frontend N [buckets] | backends | backend N |
+       healthchecks | healthcheck N | vpp info | vpp lb state | vpp lb counters
+  sync vpp lb state [N] [--dry-run]
+  set backend N pause|resume|enable|disable
+  set frontend N pool P backend B weight W
+  config check | config reload
+  watch events [num N] [log [level L]] [backend] [frontend]
+  lookup frontend N SRC[:PORT] [DST-PORT]
+  quit | exit (in the shell)
+
+Without a command, maglevc is an interactive shell: Tab completes keywords
+and live names, `?` lists what may follow without changing the line, Up and
+Down walk the history (kept in --history / $MAGLEVC_HISTORY, default
+~/.maglevc_history), Ctrl-D or `quit` leaves.
+
+Exit codes: 0 ok, 1 error from maglevd (or maglevd unreachable), 2 usage
+error.";
+
+/// The runbook CLI for maglevd: one command per invocation, or an
+/// interactive shell.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "maglevc", version, after_help = COMMANDS)]
+pub struct Flags {
+    /// maglevd's gRPC address.
+    #[arg(
+        long,
+        env = "MAGLEV_SERVER",
+        value_name = "ADDR",
+        default_value = "localhost:9090"
+    )]
+    pub server: String,
+    /// Colour labels and errors (default: when stdout is a terminal and
+    /// NO_COLOR is unset).
+    #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
+    pub color: Option<bool>,
+    /// Output: text or json (a stable shape for scripts).
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub output: String,
+    /// The shell's history file [default: ~/.maglevc_history]; `none`
+    /// keeps no history.
+    #[arg(long, env = "MAGLEVC_HISTORY", value_name = "FILE")]
+    pub history: Option<String>,
+    /// The command; none starts the interactive shell.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub words: Vec<String>,
+}
+
+impl Flags {
+    /// The clap command, for the man page and completions.
+    pub fn command() -> clap::Command {
+        <Flags as CommandFactory>::command()
+    }
+
+    /// Whether JSON output was asked for.
+    pub fn json(&self) -> bool {
+        self.output == "json"
+    }
+
+    /// The history file: `--history`, else `~/.maglevc_history`; `None`
+    /// for `none` or when there is no home directory.
+    pub fn history_file(&self) -> Option<PathBuf> {
+        match self.history.as_deref() {
+            Some("none" | "") => None,
+            Some(p) => Some(PathBuf::from(p)),
+            None => std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".maglevc_history")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Flags::command().debug_assert();
+    }
+
+    #[test]
+    fn history_file_choice() {
+        let f = |h: &[&str]| {
+            Flags::try_parse_from(["maglevc"].iter().chain(h))
+                .unwrap()
+                .history_file()
+        };
+        assert_eq!(f(&["--history", "/x/h"]), Some(PathBuf::from("/x/h")));
+        assert_eq!(f(&["--history", "none"]), None);
+    }
+}
