@@ -41,6 +41,14 @@ pub(crate) struct TlsConfigs {
     insecure: Arc<OnceLock<Arc<ClientConfig>>>,
 }
 
+/// A TLS client configuration for HTTP probes (ALPN http/1.1): the system
+/// CA store, or with `insecure` any certificate whose handshake signature
+/// checks out. Built once per kind and shared; maglevt uses it too.
+pub fn tls_client_config(insecure: bool) -> Arc<ClientConfig> {
+    static SHARED: OnceLock<TlsConfigs> = OnceLock::new();
+    SHARED.get_or_init(TlsConfigs::default).get(insecure)
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }

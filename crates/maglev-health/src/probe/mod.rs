@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use maglev_config::{CheckSpec, HealthCheck};
 
+pub use http::tls_client_config;
 pub use netns::Sockets;
 
 use crate::result::{Code, ProbeResult};
