@@ -470,7 +470,7 @@ mod tests {
             "2d03h"
         );
         assert_eq!(
-            fmt_clock(UNIX_EPOCH + Duration::from_millis(86400_000 + 3_723_045)),
+            fmt_clock(UNIX_EPOCH + Duration::from_millis(86_400_000 + 3_723_045)),
             "01:02:03.045"
         );
         assert_eq!(fmt_interval(Duration::from_millis(100)), "100ms");
