@@ -290,7 +290,7 @@ fn render_table(f: &mut Frame<'_>, area: Rect, view: &View, offset: usize, theme
     let block = titled(" VIPs ".to_string(), theme);
     // OK% P50 P95 P99 MAX N FAIL LAST, and a space between columns.
     let with_kind = area.width >= 100;
-    let mut fixed_w: Vec<u16> = vec![5, 6, 6, 6, 6, 7, 5, 7];
+    let mut fixed_w: Vec<u16> = vec![5, 5, 5, 5, 5, 7, 5, 7];
     if with_kind {
         fixed_w.insert(0, 5);
     }

@@ -97,10 +97,10 @@ fn layout_80x24() {
     let want = [
         "maglevt  lb1.example.net  up 10m30s  3 VIPs  every 100ms ±10%  timeout 2s",
         " VIPs ──────────────────────────────────────────────────────────────────────────",
-        "NAME ADDRESS              OK%    P50    P95    P99    MAX       N  FAIL LAST",
-        "www  203.0.113.80:443   100.0  0.4ms  1.2ms  3.1ms   12ms    6300     0 204",
-        "api  [2001:db8::80]:443  97.0  0.4ms  1.2ms  3.1ms   12ms    6290     3 503",
-        "smtp 203.0.113.25:25    100.0  0.4ms  1.2ms  3.1ms   12ms    6310     0 ok",
+        "NAME ADDRESS              OK%   P50   P95   P99   MAX       N  FAIL LAST",
+        "www  203.0.113.80:443   100.0 0.4ms 1.2ms 3.1ms  12ms    6300     0 204",
+        "api  [2001:db8::80]:443  97.0 0.4ms 1.2ms 3.1ms  12ms    6290     3 503",
+        "smtp 203.0.113.25:25    100.0 0.4ms 1.2ms 3.1ms  12ms    6310     0 ok",
         " Answered by (X-IPng-Frontend) ─────────────────────────────────────────────────",
         "www   nginx0 3150 50%  nginx1 3150 50%",
         "api   api0 6287 100%",
@@ -139,7 +139,7 @@ fn layout_200x60_shows_the_kind_and_the_whole_address() {
     let got = lines(&b);
     assert_eq!(
         got[2],
-        "NAME ADDRESS            KIND    OK%    P50    P95    P99    MAX       N  FAIL LAST"
+        "NAME ADDRESS            KIND    OK%   P50   P95   P99   MAX       N  FAIL LAST"
     );
     assert!(
         got[4].starts_with("api  [2001:db8::80]:443 https  97.0"),

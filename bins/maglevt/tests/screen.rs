@@ -1,0 +1,318 @@
+//! maglevt as a process on a pseudo-terminal, read back through a VT100
+//! emulator (what tmux's capture-pane shows): every VIP in the table, the
+//! tally, pause, quit and SIGTERM with the terminal restored. When tmux is
+//! installed the same is checked in a real tmux pane at 80×24.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use nix::pty::{openpty, Winsize};
+
+/// A local HTTP server answering with `X-IPng-Frontend: <names in turn>`.
+fn http_server(names: &'static [&'static str]) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (i, s) in l.incoming().enumerate() {
+            let Ok(mut s) = s else { continue };
+            let name = names[i % names.len()];
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 204 No Content\r\nX-IPng-Frontend: {name}\r\nConnection: close\r\n\r\n"
+                );
+            });
+        }
+    });
+    port
+}
+
+/// A config with three VIPs on loopback: two HTTP servers and a plain TCP
+/// listener (probed by connect: `--kind` is not needed, its backend has
+/// no HTTP check).
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    let web = http_server(&["nginx0", "nginx1"]);
+    let api = http_server(&["api0"]);
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    std::thread::spawn(move || for _ in tcp.incoming() {});
+    let path = dir.join("maglev.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "maglev:
+  vpp:
+    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }}
+  healthchecks:
+    web: {{ type: http, port: 80 }}
+    conn: {{ type: tcp, port: 25 }}
+  backends:
+    b1: {{ address: 10.0.0.1, healthcheck: web }}
+    c1: {{ address: 10.0.0.2, healthcheck: conn }}
+  frontends:
+    web:
+      address: 127.0.0.1
+      port: {web}
+      pools: [{{ name: p, backends: {{ b1: {{}} }} }}]
+    api:
+      address: 127.0.0.1
+      port: {api}
+      pools: [{{ name: p, backends: {{ b1: {{}} }} }}]
+    plain-tcp:
+      address: 127.0.0.1
+      port: {tcp_port}
+      pools: [{{ name: p, backends: {{ c1: {{}} }} }}]
+"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+struct Tui {
+    master: File,
+    rx: Receiver<Vec<u8>>,
+    vt: vt100::Parser,
+    child: Child,
+}
+
+impl Tui {
+    fn spawn(args: &[&str]) -> Tui {
+        let ws = Winsize {
+            ws_row: 30,
+            ws_col: 100,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = openpty(Some(&ws), None).unwrap();
+        let slave = File::from(pty.slave);
+        let child = Command::new(env!("CARGO_BIN_EXE_maglevt"))
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .unwrap();
+        let master = File::from(pty.master);
+        let mut reader = master.try_clone().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Tui {
+            master,
+            rx,
+            vt: vt100::Parser::new(30, 100, 0),
+            child,
+        }
+    }
+
+    fn pump(&mut self, wait: Duration) {
+        if let Ok(b) = self.rx.recv_timeout(wait) {
+            self.vt.process(&b);
+        }
+        while let Ok(b) = self.rx.try_recv() {
+            self.vt.process(&b);
+        }
+    }
+
+    /// Waits until the screen satisfies `ok`; returns the screen.
+    fn until(&mut self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            self.pump(Duration::from_millis(50));
+            let screen = self.vt.screen().contents();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never saw {what}; screen:\n{screen}"
+            );
+        }
+    }
+
+    fn exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.pump(Duration::from_millis(20));
+            if let Some(st) = self.child.try_wait().unwrap() {
+                self.pump(Duration::from_millis(100));
+                return st.code();
+            }
+            assert!(Instant::now() < deadline, "maglevt did not exit");
+        }
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The table row of `name` shows a positive N (third column from the end:
+/// N, FAIL, LAST).
+fn probed(screen: &str, name: &str) -> bool {
+    screen.lines().any(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        cols.first() == Some(&name)
+            && cols.len() >= 10
+            && cols[cols.len() - 3].parse::<u64>().is_ok_and(|n| n > 0)
+    })
+}
+
+#[test]
+fn every_vip_on_screen_pause_and_quit_restore_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let udp = dir.path().join("udp.yaml");
+    std::fs::write(
+        &udp,
+        "maglev:
+  vpp:
+    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }
+  backends:
+    d1: { address: 10.0.0.53 }
+  frontends:
+    dns:
+      address: 127.0.0.1
+      protocol: udp
+      port: 53
+      pools: [{ name: p, backends: { d1: {} } }]
+",
+    )
+    .unwrap();
+    let both = format!("{},{}", cfg.display(), udp.display());
+    let mut t = Tui::spawn(&["--config", &both, "--interval", "50ms"]);
+    let screen = t.until("every VIP probed", |s| {
+        ["api", "plain-tcp", "web"].iter().all(|n| probed(s, n)) && s.contains("nginx1")
+    });
+    assert!(t.vt.screen().alternate_screen());
+    assert!(screen.contains("3 VIPs"), "{screen}");
+    assert!(screen.contains("Answered by (X-IPng-Frontend)"), "{screen}");
+    assert!(screen.contains("api0 "), "{screen}");
+    assert!(screen.contains("Errors: none"), "{screen}");
+    let kinds: Vec<&str> = screen
+        .lines()
+        .filter(|l| probed(l, "plain-tcp") || probed(l, "web"))
+        .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["tcp", "http"], "{screen}");
+    t.master.write_all(b"p").unwrap();
+    t.until("PAUSED", |s| {
+        s.lines().next().is_some_and(|l| l.contains("PAUSED"))
+    });
+    t.master.write_all(b"q").unwrap();
+    assert_eq!(t.exit(), Some(0));
+    assert!(!t.vt.screen().alternate_screen(), "alternate screen left");
+    // The skipped UDP VIP is reported once the screen is gone.
+    let after = t.vt.screen().contents();
+    assert!(after.contains("not probing dns: udp VIP"), "{after}");
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let mut t = Tui::spawn(&["--config", cfg.to_str().unwrap()]);
+    t.until("the table", |s| s.contains("NAME"));
+    assert!(t.vt.screen().alternate_screen());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(t.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(t.exit(), Some(0));
+    assert!(!t.vt.screen().alternate_screen());
+}
+
+#[test]
+fn bad_input_is_named_before_the_screen() {
+    let o = Command::new(env!("CARGO_BIN_EXE_maglevt"))
+        .args(["--config", "/nonexistent/maglev.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("/nonexistent/maglev.yaml") && err.contains("cannot read file"),
+        "{err}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_maglevt"))
+        .args(["--interval", "fast"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--interval"));
+}
+
+/// The same screen in a real tmux pane at 80×24, when tmux is installed.
+#[test]
+fn in_tmux_when_available() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("tmux not installed: the pty test covers the screen");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let sock = dir.path().join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&sock)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cmd = format!(
+        "{} --config {}",
+        env!("CARGO_BIN_EXE_maglevt"),
+        cfg.display()
+    );
+    let o = tmux(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-x",
+        "80",
+        "-y",
+        "24",
+        &cmd,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pane = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+        if ["api", "plain-tcp", "web"].iter().all(|n| probed(&pane, n)) {
+            assert!(pane.contains("q quit"), "{pane}");
+            assert!(pane.lines().all(|l| l.chars().count() <= 80), "{pane}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tmux pane never showed every VIP:\n{pane}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux(&["send-keys", "q"]);
+    let _ = tmux(&["kill-server"]);
+}
