@@ -22,8 +22,9 @@ tasks:
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
-  dist [DIR]              man pages and shell completions (bash, zsh, fish)
-                          under DIR (default target/dist)
+  dist [DIR]              man pages (maglevc.1, maglevt.1) and maglevc's
+                          shell completions (bash, zsh, fish) under DIR
+                          (default target/dist)
   bench vpp               Rust VPP client vs vpp_papi against the simulator,
                           and a bulk load (see docs/benchmarks.md)
   bench health [--seconds S] [--backends N,N]
@@ -32,7 +33,9 @@ tasks:
   bench lbsync            planning, full sync and per-VIP sync latency at
                           1,000 VIPs x 64 ASes
   bench daemon            failover latency (detection, controller overhead)
-                          and idle CPU/RSS of maglevd with 1,000 backends";
+                          and idle CPU/RSS of maglevd with 1,000 backends
+  bench maglevt           maglevt's probe rate and CPU share, 100 VIPs at
+                          100 ms";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -67,16 +70,19 @@ fn dist(args: &[String]) -> Result<(), String> {
         _ => return Err("usage: cargo xtask dist [DIR]".to_string()),
     };
     let dir = dir.to_string_lossy().into_owned();
-    cargo(&[
-        "run",
-        "--quiet",
-        "-p",
-        "maglev-cli",
-        "--example",
-        "dist",
-        "--",
-        &dir,
-    ])
+    for krate in ["maglev-cli", "maglev-monitor"] {
+        cargo(&[
+            "run",
+            "--quiet",
+            "-p",
+            krate,
+            "--example",
+            "dist",
+            "--",
+            &dir,
+        ])?;
+    }
+    Ok(())
 }
 
 /// Runs a cargo subcommand at the workspace root, failing on a non-zero exit.
@@ -246,8 +252,16 @@ fn bench(args: &[String]) -> Result<(), String> {
             "lbsync",
         ]),
         Some("daemon") => cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"]),
+        Some("maglevt") => cargo(&[
+            "bench",
+            "--quiet",
+            "-p",
+            "maglev-monitor",
+            "--bench",
+            "rate",
+        ]),
         _ => Err(format!(
-            "usage: cargo xtask bench vpp|health|lbsync|daemon\n\n{USAGE}"
+            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt\n\n{USAGE}"
         )),
     }
 }

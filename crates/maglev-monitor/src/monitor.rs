@@ -202,9 +202,9 @@ pub fn jitter(d: Duration) -> Duration {
 impl Monitor {
     /// Starts one probe loop per target on the current runtime. Each loop
     /// starts at a random point of its first interval (so 100 VIPs do not
-    /// fire together) and then keeps a cadence of `interval` ±10 % from
-    /// the start of one probe to the start of the next; a probe slower
-    /// than that is followed by the next at once, with no catching up.
+    /// fire together) and then keeps a cadence of `interval` ±10 % between
+    /// scheduled starts; a probe slower than that is followed by the next
+    /// at once, with no catching up.
     pub fn start(targets: Vec<Target>, interval: Duration, opts: ProbeOptions) -> Monitor {
         let opts = Arc::new(opts);
         let model = Arc::new(Mutex::new(Model::new(targets.clone())));
@@ -282,14 +282,15 @@ async fn probe_loop(
                 return;
             }
         }
-        let start = tokio::time::Instant::now();
         let wall = SystemTime::now();
         let probe = prober.probe().await;
         model
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .record(vip, wall, &probe);
-        next = (start + jitter(interval)).max(tokio::time::Instant::now());
+        // From the scheduled time, not from when the timer fired, so the
+        // timer's millisecond rounding does not slow the cadence down.
+        next = (next + jitter(interval)).max(tokio::time::Instant::now());
     }
 }
 
