@@ -4,23 +4,19 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{rig, Kill};
-use nix::pty::{openpty, Winsize};
+use common::rig;
+use maglev_testkit::Pty;
 
-struct Pty {
-    master: File,
-    rx: Receiver<Vec<u8>>,
+/// The shell on a terminal, with what it showed so far in plain text.
+struct Shell {
+    pty: Pty,
     /// Everything printed so far, escape sequences removed.
     screen: String,
     /// How far `expect` has matched.
     mark: usize,
-    child: Kill,
 }
 
 /// Drops ANSI escape sequences (CSI and two-byte ones) and carriage
@@ -47,48 +43,21 @@ fn plain(raw: &[u8]) -> String {
     out
 }
 
-impl Pty {
-    fn spawn(server: &str, history: &std::path::Path) -> Pty {
-        let ws = Winsize {
-            ws_row: 40,
-            ws_col: 120,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let pty = openpty(Some(&ws), None).unwrap();
-        let slave = File::from(pty.slave);
-        let child = Command::new(env!("CARGO_BIN_EXE_maglevc"))
-            .args(["--server", server, "--color", "false"])
+impl Shell {
+    fn spawn(server: &str, history: &std::path::Path) -> Shell {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_maglevc"));
+        cmd.args(["--server", server, "--color", "false"])
             .env("MAGLEVC_HISTORY", history)
-            .env("TERM", "xterm")
-            .stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave))
-            .spawn()
-            .unwrap();
-        let master = File::from(pty.master);
-        let mut reader = master.try_clone().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            // EIO once the child has gone and the slave is closed.
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Pty {
-            master,
-            rx,
+            .env("TERM", "xterm");
+        Shell {
+            pty: Pty::spawn(cmd, 120, 40),
             screen: String::new(),
             mark: 0,
-            child: Kill(child),
         }
     }
 
     fn send(&mut self, keys: &str) {
-        self.master.write_all(keys.as_bytes()).unwrap();
+        self.pty.send(keys.as_bytes());
     }
 
     /// Waits until `needle` shows after what was matched before.
@@ -99,27 +68,18 @@ impl Pty {
                 self.mark += i + needle.len();
                 return;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
             assert!(
-                !left.is_zero(),
+                Instant::now() < deadline,
                 "waited for {needle:?}; the terminal shows after the last match:\n{}",
                 &self.screen[self.mark..]
             );
-            if let Ok(chunk) = self.rx.recv_timeout(left.min(Duration::from_millis(100))) {
-                self.screen.push_str(&plain(&chunk));
-            }
+            let chunk = self.pty.recv(Duration::from_millis(100));
+            self.screen.push_str(&plain(&chunk));
         }
     }
 
     fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(st) = self.child.0.try_wait().unwrap() {
-                return st.code();
-            }
-            assert!(Instant::now() < deadline, "the shell did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.pty.wait_exit(Duration::from_secs(10), |_| {})
     }
 }
 
@@ -129,7 +89,7 @@ fn interactive_shell_through_a_pty() {
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history");
 
-    let mut sh = Pty::spawn(&r.server, &history);
+    let mut sh = Shell::spawn(&r.server, &history);
     sh.expect("maglev> ");
 
     // A prefix command.
@@ -194,7 +154,7 @@ fn interactive_shell_through_a_pty() {
     }
 
     // A new shell has the history: Up Up is `sh ve` (Up is `quit`).
-    let mut sh = Pty::spawn(&r.server, &history);
+    let mut sh = Shell::spawn(&r.server, &history);
     sh.expect("maglev> ");
     sh.send("\x1b[A\x1b[A\r");
     sh.expect(concat!("maglevc ", env!("CARGO_PKG_VERSION")));
@@ -208,7 +168,7 @@ fn interactive_shell_through_a_pty() {
 fn shell_starts_while_maglevd_is_down_and_says_so_per_command() {
     let dir = tempfile::tempdir().unwrap();
     let port = common::free_port();
-    let mut sh = Pty::spawn(&format!("127.0.0.1:{port}"), &dir.path().join("h"));
+    let mut sh = Shell::spawn(&format!("127.0.0.1:{port}"), &dir.path().join("h"));
     sh.expect("maglev> ");
     sh.send("show frontends\r");
     sh.expect(&format!("cannot reach maglevd at 127.0.0.1:{port}"));

@@ -10,7 +10,8 @@
 //!    every second (against a closed loopback port), with VPP connected;
 //!    CPU from /proc/<pid>/stat over a window after warm-up, RSS from VmHWM.
 
-use std::process::{Child, Command, Stdio};
+use maglev_testkit::{free_port, Kill};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,22 +23,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TRIALS: usize = 100;
 const WINDOW: Duration = Duration::from_secs(10);
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -56,8 +41,8 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn maglevd(config: &std::path::Path, api: &std::path::Path, grpc: u16) -> Proc {
-    Proc(
+fn maglevd(config: &std::path::Path, api: &std::path::Path, grpc: u16) -> Kill {
+    Kill(
         Command::new(env!("CARGO_BIN_EXE_maglevd"))
             .arg("--config")
             .arg(config)

@@ -1,5 +1,6 @@
 //! maglevd as a real process with real HTTP backends and the VPP simulator.
 
+use maglev_testkit::free_port;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -55,14 +56,6 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start(config: &Path, api: &Path, stats: &Path) -> Daemon {

@@ -3,14 +3,12 @@
 //! tally, pause, quit and SIGTERM with the terminal restored. When tmux is
 //! installed the same is checked in a real tmux pane at 80×24.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::pty::{openpty, Winsize};
+use maglev_testkit::Pty;
 
 /// A local HTTP server answering with `X-IPng-Frontend: <names in turn>`.
 fn http_server(names: &'static [&'static str]) -> u16 {
@@ -81,57 +79,21 @@ fn config(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// maglevt on a 100×30 terminal, read through a VT100 emulator.
 struct Tui {
-    master: File,
-    rx: Receiver<Vec<u8>>,
+    pty: Pty,
     vt: vt100::Parser,
-    child: Child,
 }
 
 impl Tui {
     fn spawn(args: &[&str]) -> Tui {
-        let ws = Winsize {
-            ws_row: 30,
-            ws_col: 100,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let pty = openpty(Some(&ws), None).unwrap();
-        let slave = File::from(pty.slave);
-        let child = Command::new(env!("CARGO_BIN_EXE_maglevt"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_maglevt"));
+        cmd.args(args)
             .env("TERM", "xterm-256color")
-            .env_remove("NO_COLOR")
-            .stdin(Stdio::from(slave.try_clone().unwrap()))
-            .stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave))
-            .spawn()
-            .unwrap();
-        let master = File::from(pty.master);
-        let mut reader = master.try_clone().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
+            .env_remove("NO_COLOR");
         Tui {
-            master,
-            rx,
+            pty: Pty::spawn(cmd, 100, 30),
             vt: vt100::Parser::new(30, 100, 0),
-            child,
-        }
-    }
-
-    fn pump(&mut self, wait: Duration) {
-        if let Ok(b) = self.rx.recv_timeout(wait) {
-            self.vt.process(&b);
-        }
-        while let Ok(b) = self.rx.try_recv() {
-            self.vt.process(&b);
         }
     }
 
@@ -139,7 +101,8 @@ impl Tui {
     fn until(&mut self, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            self.pump(Duration::from_millis(50));
+            let chunk = self.pty.recv(Duration::from_millis(50));
+            self.vt.process(&chunk);
             let screen = self.vt.screen().contents();
             if ok(&screen) {
                 return screen;
@@ -152,22 +115,9 @@ impl Tui {
     }
 
     fn exit(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            self.pump(Duration::from_millis(20));
-            if let Some(st) = self.child.try_wait().unwrap() {
-                self.pump(Duration::from_millis(100));
-                return st.code();
-            }
-            assert!(Instant::now() < deadline, "maglevt did not exit");
-        }
-    }
-}
-
-impl Drop for Tui {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let vt = &mut self.vt;
+        self.pty
+            .wait_exit(Duration::from_secs(10), |b| vt.process(b))
     }
 }
 
@@ -219,11 +169,11 @@ fn every_vip_on_screen_pause_and_quit_restore_the_terminal() {
         .map(|l| l.split_whitespace().nth(2).unwrap_or(""))
         .collect();
     assert_eq!(kinds, ["tcp", "http"], "{screen}");
-    t.master.write_all(b"p").unwrap();
+    t.pty.send(b"p");
     t.until("PAUSED", |s| {
         s.lines().next().is_some_and(|l| l.contains("PAUSED"))
     });
-    t.master.write_all(b"q").unwrap();
+    t.pty.send(b"q");
     assert_eq!(t.exit(), Some(0));
     assert!(!t.vt.screen().alternate_screen(), "alternate screen left");
     // The skipped UDP VIP is reported once the screen is gone.
@@ -238,7 +188,7 @@ fn sigterm_restores_the_terminal() {
     let mut t = Tui::spawn(&["--config", cfg.to_str().unwrap()]);
     t.until("the table", |s| s.contains("NAME"));
     assert!(t.vt.screen().alternate_screen());
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(t.child.id()).unwrap());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(t.pty.child.0.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(t.exit(), Some(0));
     assert!(!t.vt.screen().alternate_screen());
