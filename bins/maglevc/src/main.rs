@@ -9,7 +9,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use maglev_cli::args::Flags;
 use maglev_cli::events::{request, watch};
 use maglev_cli::render::Style;
@@ -23,7 +22,7 @@ const EXIT_SERVER: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse() {
+    let flags = match Flags::parse_args() {
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();

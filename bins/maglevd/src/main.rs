@@ -117,13 +117,14 @@ struct Flags {
 }
 
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse_from(go_style_args(std::env::args())) {
-        Ok(flags) => flags,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
-        }
-    };
+    let flags =
+        match Flags::try_parse_from(maglev_config::go_style_args(std::env::args(), LONG_FLAGS)) {
+            Ok(flags) => flags,
+            Err(e) => {
+                let _ = e.print();
+                return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+            }
+        };
     if flags.version {
         println!("maglevd {}", version());
         return ExitCode::from(EXIT_OK);
@@ -257,20 +258,4 @@ fn report(
         Some(ErrorClass::Parse) => EXIT_PARSE,
         Some(ErrorClass::Semantic) => EXIT_SEMANTIC,
     }
-}
-
-/// The Go daemon took `-config FILE`; rewrite such words to `--config` so
-/// existing unit files keep working.
-fn go_style_args(args: impl Iterator<Item = String>) -> Vec<String> {
-    args.map(|arg| {
-        let name = arg
-            .strip_prefix('-')
-            .filter(|rest| !rest.starts_with('-'))
-            .map(|rest| rest.split('=').next().unwrap_or(rest));
-        match name {
-            Some(n) if LONG_FLAGS.contains(&n) => format!("-{arg}"),
-            _ => arg,
-        }
-    })
-    .collect()
 }

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use maglev_monitor::args::Flags;
 use maglev_monitor::targets::targets;
 use maglev_monitor::{host, render, Header, Monitor, Theme, Ui};
@@ -22,7 +21,7 @@ use ratatui::DefaultTerminal;
 const FRAME: Duration = Duration::from_millis(250);
 
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse() {
+    let flags = match Flags::parse_args() {
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();

@@ -25,7 +25,7 @@ Down walk the history (kept in --history / $MAGLEVC_HISTORY, default
 ~/.maglevc_history), Ctrl-D or `quit` leaves.
 
 Exit codes: 0 ok, 1 error from maglevd (or maglevd unreachable), 2 usage
-error.";
+error. Go-style single-dash flags (-color=false, -server ADDR) work too.";
 
 /// The runbook CLI for maglevd: one command per invocation, or an
 /// interactive shell.
@@ -63,6 +63,12 @@ impl Flags {
         <Flags as CommandFactory>::command()
     }
 
+    /// Parses the process's arguments; Go-style single-dash long flags
+    /// (`-color=false`, `-server ADDR`) are accepted as the Go maglevc did.
+    pub fn parse_args() -> Result<Flags, clap::Error> {
+        Flags::try_parse_from(go_style(std::env::args()))
+    }
+
     /// Whether JSON output was asked for.
     pub fn json(&self) -> bool {
         self.output == "json"
@@ -81,6 +87,14 @@ impl Flags {
     }
 }
 
+/// The process arguments with single-dash long flags made double.
+fn go_style(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut cmd = Flags::command();
+    cmd.build();
+    let long: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    maglev_config::go_style_args(args, &long)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +102,24 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Flags::command().debug_assert();
+    }
+
+    #[test]
+    fn go_style_flags() {
+        let f = Flags::try_parse_from(go_style(
+            [
+                "maglevc",
+                "-color=false",
+                "-server",
+                "lb1:9090",
+                "show",
+                "backends",
+            ]
+            .map(String::from),
+        ))
+        .unwrap();
+        assert_eq!((f.color, f.server.as_str()), (Some(false), "lb1:9090"));
+        assert_eq!(f.words, ["show", "backends"]);
     }
 
     #[test]

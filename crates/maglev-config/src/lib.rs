@@ -33,6 +33,7 @@
 
 mod duration;
 mod error;
+mod goflags;
 mod locate;
 pub mod model;
 mod raw;
@@ -42,6 +43,7 @@ use std::path::Path;
 
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use error::{Diagnostic, ErrorClass, LoadError, Location, ParseError, SemanticError};
+pub use goflags::go_style_args;
 pub use model::*;
 
 use locate::SourceIndex;

@@ -28,7 +28,8 @@ answers are in the window).
 
 Keys: q (or Ctrl-C) quit, p pause/resume probing, r reset counters,
 Up/Down scroll VIPs, PgUp/PgDn scroll errors, Home/End back to the top.
-NO_COLOR turns colour off.";
+NO_COLOR turns colour off. Go-style single-dash flags (-config FILE) work
+too.";
 
 /// Out-of-band VIP monitor for failover drills: probes every VIP of
 /// maglev.yaml from outside the load balancer, no maglevd needed.
@@ -105,6 +106,13 @@ impl Flags {
         <Flags as CommandFactory>::command()
     }
 
+    /// Parses the process's arguments; Go-style single-dash long flags
+    /// (`-config FILE`, `-interval 50ms`) are accepted as the Go maglevt
+    /// did.
+    pub fn parse_args() -> Result<Flags, clap::Error> {
+        Flags::try_parse_from(go_style(std::env::args()))
+    }
+
     /// `--kind`.
     pub fn kind_choice(&self) -> KindChoice {
         match self.kind.as_str() {
@@ -127,6 +135,21 @@ impl Flags {
             keepalive: self.keepalive,
         }
     }
+}
+
+/// The process arguments with single-dash long flags made double.
+fn go_style(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut cmd = Flags::command();
+    cmd.build();
+    let long: Vec<&str> = cmd
+        .get_arguments()
+        .flat_map(|a| {
+            a.get_long()
+                .into_iter()
+                .chain(a.get_all_aliases().unwrap_or_default())
+        })
+        .collect();
+    maglev_config::go_style_args(args, &long)
 }
 
 /// maglevt's man page, `maglevt.1`.
@@ -191,6 +214,14 @@ mod tests {
                 "{bad:?}"
             );
         }
+        let go = Flags::try_parse_from(go_style(
+            ["maglevt", "-config", "x.yaml", "-path=/h", "-insecure"].map(String::from),
+        ))
+        .unwrap();
+        assert_eq!(
+            (go.config[0].to_str(), go.uri.as_str(), go.insecure),
+            (Some("x.yaml"), "/h", true)
+        );
         let man = String::from_utf8(man_page().unwrap()).unwrap();
         assert!(man.contains("\\-\\-keepalive") && man.contains("spike"));
     }
