@@ -31,7 +31,9 @@ fn main() -> ExitCode {
     };
     let style = Style {
         color: flags.color.unwrap_or_else(|| {
-            std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            // NO_COLOR counts when set and not empty (no-color.org).
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }),
     };
     // Current-thread, built by hand: the shell calls block_on from the
