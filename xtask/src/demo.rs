@@ -13,6 +13,8 @@ use std::time::Duration;
 const BACKENDS: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 const PORT: u16 = 18080;
 const GRPC: &str = "127.0.0.1:9090";
+/// The VIP of `examples/demo.yaml`, served by the simulator's data plane.
+const VIP: &str = "127.0.0.80:18080";
 /// web2 switches between healthy and failing this often.
 const FLAP: Duration = Duration::from_secs(20);
 
@@ -25,11 +27,12 @@ impl Drop for Kill {
     }
 }
 
-/// A tiny HTTP server answering `/healthz`; `healthy` decides 200 or 503.
-fn serve(ip: &str, healthy: Arc<AtomicBool>) -> Result<(), String> {
+/// A tiny HTTP server answering any path; `healthy` decides 200 or 503.
+/// `X-IPng-Frontend` names it, for maglevt's tally.
+fn serve(ip: &str, name: &str, healthy: Arc<AtomicBool>) -> Result<(), String> {
     let listener =
         TcpListener::bind((ip, PORT)).map_err(|e| format!("cannot listen on {ip}:{PORT}: {e}"))?;
-    let name = ip.to_string();
+    let name = name.to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
@@ -43,7 +46,7 @@ fn serve(ip: &str, healthy: Arc<AtomicBool>) -> Result<(), String> {
             };
             let _ = write!(
                 s,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nX-IPng-Frontend: {name}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -61,13 +64,13 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
     let calls = dir.join("vpp-calls.log");
 
     let flapping = Arc::new(AtomicBool::new(true));
-    for ip in BACKENDS {
-        let healthy = if ip == BACKENDS[1] {
+    for (i, ip) in BACKENDS.iter().enumerate() {
+        let healthy = if i == 1 {
             Arc::clone(&flapping)
         } else {
             Arc::new(AtomicBool::new(true))
         };
-        serve(ip, healthy)?;
+        serve(ip, &format!("web{}", i + 1), healthy)?;
     }
     let f = Arc::clone(&flapping);
     std::thread::spawn(move || loop {
@@ -84,6 +87,7 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
             .arg(&stats)
             .arg("--call-log")
             .arg(&calls)
+            .arg("--dataplane")
             .spawn()
             .map_err(|e| format!("cannot start maglev-vppsim: {e}"))?,
     );
@@ -111,13 +115,16 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
 ==> maglev demo running (Ctrl-C stops everything)
 
   backends   web1 {b0}:{PORT}, web2 {b1}:{PORT} (flaps every {flap} s), web3 {b2}:{PORT}
-  VPP        the simulator at {api}
+  VPP        the simulator at {api}; it serves the VIP www at {VIP}
+             like VPP's data plane would (Maglev table and flow hash)
   maglevd    gRPC on {GRPC} (pid {pid}), config examples/demo.yaml
 
 Try, in another terminal:
   tail -f {calls}                       # every VPP call maglevd makes
   cargo run -q -p maglevc -- --server {GRPC} show frontend www
   cargo run -q -p maglevc -- --server {GRPC} watch events
+  cargo run -q -p maglevt -- --config examples/demo.yaml   # the VIP from outside
+  curl -si http://{VIP}/ | grep X-IPng                     # one flow, one backend
   grpcurl -plaintext {GRPC} list        # reflection (if grpcurl is installed)
   grpcurl -plaintext -d '{{\"name\":\"www\"}}' {GRPC} maglev.Maglev/GetFrontend
   grpcurl -plaintext -d '{{\"name\":\"web1\"}}' {GRPC} maglev.Maglev/DisableBackend

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use std::io;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,8 @@ use std::time::{Duration, Instant};
 use maglev_monitor::args::Flags;
 use maglev_monitor::targets::targets;
 use maglev_monitor::{host, render, Header, Monitor, Theme, Ui};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::DefaultTerminal;
 
@@ -99,6 +102,36 @@ async fn stop_on_signal(quit: Arc<AtomicBool>) {
         _ = tokio::signal::ctrl_c() => {},
     }
     quit.store(true, Ordering::Relaxed);
+    // The screen notices within a frame. Should it be stuck on a terminal
+    // that has gone away, leave anyway rather than linger.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ratatui::restore();
+    std::process::exit(0);
+}
+
+/// Waits up to `timeout` for a key. An error when the terminal has hung
+/// up: crossterm would read end-of-file forever instead.
+fn key_waiting(timeout: Duration) -> io::Result<bool> {
+    let stdin = io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(0) | Err(Errno::EINTR) => Ok(false),
+        Ok(_) => {
+            let hung_up = fds[0].revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+            });
+            if hung_up {
+                Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the terminal has gone away",
+                ))
+            } else {
+                Ok(true)
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn screen(
@@ -126,7 +159,7 @@ fn screen(
             page = usize::from(f.area().height / 2).max(1);
             render(f, &view, &mut ui, theme, &header_name);
         })?;
-        if !event::poll(FRAME)? {
+        if !key_waiting(FRAME)? || !event::poll(Duration::ZERO)? {
             continue;
         }
         let Event::Key(key) = event::read()? else {

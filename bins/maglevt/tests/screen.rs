@@ -214,7 +214,29 @@ fn bad_input_is_named_before_the_screen() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--interval"));
 }
 
-/// The same screen in a real tmux pane at 80×24, when tmux is installed.
+/// Kills its tmux server when dropped, also when the test fails.
+struct TmuxServer(std::path::PathBuf);
+
+impl TmuxServer {
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The same screen in a real tmux pane at 80×24, when tmux is installed;
+/// and when tmux goes away (its terminal hangs up) maglevt exits instead
+/// of lingering.
 #[test]
 fn in_tmux_when_available() {
     if Command::new("tmux").arg("-V").output().is_err() {
@@ -223,21 +245,13 @@ fn in_tmux_when_available() {
     }
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let sock = dir.path().join("tmux.sock");
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&sock)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let tmux = TmuxServer(dir.path().join("tmux.sock"));
     let cmd = format!(
-        "{} --config {}",
+        "exec {} --config {}",
         env!("CARGO_BIN_EXE_maglevt"),
         cfg.display()
     );
-    let o = tmux(&[
+    let o = tmux.run(&[
         "-f",
         "/dev/null",
         "new-session",
@@ -249,9 +263,12 @@ fn in_tmux_when_available() {
         &cmd,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pid = String::from_utf8_lossy(&tmux.run(&["list-panes", "-F", "#{pane_pid}"]).stdout)
+        .trim()
+        .to_string();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let pane = String::from_utf8_lossy(&tmux(&["capture-pane", "-p"]).stdout).into_owned();
+        let pane = String::from_utf8_lossy(&tmux.run(&["capture-pane", "-p"]).stdout).into_owned();
         if ["api", "plain-tcp", "web"].iter().all(|n| probed(&pane, n)) {
             assert!(pane.contains("q quit"), "{pane}");
             assert!(pane.lines().all(|l| l.chars().count() <= 80), "{pane}");
@@ -263,6 +280,15 @@ fn in_tmux_when_available() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    tmux(&["send-keys", "q"]);
-    let _ = tmux(&["kill-server"]);
+    let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    assert!(proc_dir.exists(), "pane pid {pid}");
+    tmux.run(&["kill-server"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc_dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "maglevt (pid {pid}) is still running after its terminal went away"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

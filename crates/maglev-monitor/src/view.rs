@@ -234,8 +234,9 @@ pub fn render(f: &mut Frame<'_>, view: &View, ui: &mut Ui, theme: Theme, header_
     }
     head.push(Span::styled(
         format!(
-            "  {} VIPs  every {} ±10%  timeout {}",
+            "  {} VIP{}  every {} ±10%  timeout {}",
             view.rows.len(),
+            if view.rows.len() == 1 { "" } else { "s" },
             fmt_interval(view.interval),
             fmt_interval(view.timeout)
         ),

@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+mod dataplane;
 pub mod lb;
 mod server;
 pub mod stats;
@@ -383,6 +384,14 @@ impl Simulator {
     /// Runs lb garbage collection now, ignoring its timers.
     pub fn collect_garbage(&self) {
         self.with_lb_mut(|lb, now| lb.collect_garbage(now, true));
+    }
+
+    /// Starts the data-plane stand-in: loopback TCP VIPs are served by a
+    /// proxy that picks the AS with VPP's Maglev table and flow hash (see
+    /// the `dataplane` module). Stopped by [`Simulator::shutdown`].
+    pub fn serve_dataplane(&self) {
+        let task = tokio::spawn(dataplane::run(Arc::clone(&self.inner)));
+        self.tasks.lock().expect("tasks").push(task);
     }
 
     /// Adds to a VIP's counters (by pool index), as traffic would.

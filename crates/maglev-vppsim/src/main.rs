@@ -1,6 +1,8 @@
 //! `maglev-vppsim`: the VPP stand-in as a process, for tests and the demo.
 //!
-//! Runs until killed and removes its sockets on exit. Faults on signals:
+//! Runs until killed and removes its sockets on exit. With `--dataplane`
+//! it also proxies connections to loopback VIPs like VPP would forward
+//! them. Faults on signals:
 //! SIGUSR1 drops every client connection, SIGUSR2 toggles "stop answering",
 //! SIGHUP restarts VPP (new pid and boot time, empty lb state).
 
@@ -34,6 +36,11 @@ struct Flags {
         default_value = "26.10-rc0~374-gb575ec2c56d"
     )]
     vpp_version: String,
+    /// Also stand in for the data plane: TCP VIPs on loopback are served by
+    /// a proxy that sends each connection to the AS VPP's Maglev table
+    /// picks (for demos and end-to-end tests; loopback only).
+    #[arg(long)]
+    dataplane: bool,
     /// Append every received request to this file, one line each:
     /// `msg<TAB>retval<TAB>detail`.
     #[arg(long, value_name = "FILE")]
@@ -66,6 +73,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if flags.dataplane {
+        sim.serve_dataplane();
+    }
     let (Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut usr2), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
