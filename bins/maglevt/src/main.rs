@@ -5,7 +5,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,6 +113,10 @@ async fn stop_on_signal(quit: Arc<AtomicBool>) {
 /// up: crossterm would read end-of-file forever instead.
 fn key_waiting(timeout: Duration) -> io::Result<bool> {
     let stdin = io::stdin();
+    if !stdin.is_terminal() {
+        // crossterm reads keys from /dev/tty then; stdin tells nothing.
+        return event::poll(timeout);
+    }
     let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
     let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
     match poll(&mut fds, PollTimeout::from(ms)) {
