@@ -8,9 +8,11 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use maglev_cli::args::Flags;
 use maglev_cli::events::{request, watch};
+use maglev_cli::names::{candidates, fetch};
 use maglev_cli::render::Style;
 use maglev_cli::run::{connect, local, run, CliError};
 use maglev_cli::shell::{print_output, shell, ShellOptions};
@@ -48,6 +50,13 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_SERVER);
         }
     };
+    if flags.complete {
+        let names = rt.block_on(fetch(&flags.server, Duration::from_secs(1)));
+        for c in candidates(&flags.words, &names) {
+            println!("{c}");
+        }
+        return ExitCode::from(EXIT_OK);
+    }
     if flags.words.is_empty() {
         let opts = ShellOptions {
             server: flags.server.clone(),

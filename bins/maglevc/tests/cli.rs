@@ -255,3 +255,55 @@ fn commands_piped_into_the_shell() {
     );
     assert_eq!(run("show nonsense\n").status.code(), Some(2));
 }
+
+#[test]
+fn bash_completion_offers_words_and_live_names() {
+    let r = rig();
+    let o = r.run(&["--complete", "set", "backend", ""]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o), "s1\ns2\n");
+    assert_eq!(
+        text(&r.run(&["--complete", "sh", "ba"])),
+        "backend\nbackends\n"
+    );
+    assert_eq!(
+        text(&r.run(&["--complete", "set", "fr", "www", "pool", "p"])),
+        "primary\n"
+    );
+    // maglevd unreachable: keywords still complete, names do not.
+    let down = format!("127.0.0.1:{}", free_port());
+    let o = Command::new(env!("CARGO_BIN_EXE_maglevc"))
+        .args(["--server", &down, "--complete", "set", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&o), "backend\n");
+
+    // The generated script, run by bash itself.
+    let dir = tempfile::tempdir().unwrap();
+    maglev_cli::dist::write_all(dir.path()).unwrap();
+    let script = dir.path().join("completions/maglevc.bash");
+    let complete = |words: &[&str]| -> String {
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg(
+                r#"source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _maglevc; printf '%s\n' "${COMPREPLY[@]}""#,
+            )
+            .arg("_")
+            .arg(&script)
+            .arg(env!("CARGO_BIN_EXE_maglevc"))
+            .args(words)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(
+        complete(&["--server", &r.server, "set", "backend", ""]),
+        "s1\ns2\n"
+    );
+    assert_eq!(
+        complete(&["--server", &r.server, "show", "fr"]),
+        "frontend\nfrontends\n"
+    );
+    assert_eq!(complete(&["--co"]), "--color\n");
+    assert_eq!(complete(&["-o", ""]), "text\njson\n");
+}

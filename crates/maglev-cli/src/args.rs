@@ -52,6 +52,10 @@ pub struct Flags {
     /// keeps no history.
     #[arg(long, env = "MAGLEVC_HISTORY", value_name = "FILE")]
     pub history: Option<String>,
+    /// Print the completions of the last word (used by the bash
+    /// completion script) and exit.
+    #[arg(long, hide = true)]
+    pub complete: bool,
     /// The command; none starts the interactive shell.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub words: Vec<String>,

@@ -8,6 +8,7 @@
 pub mod args;
 pub mod dist;
 pub mod events;
+pub mod names;
 pub mod render;
 pub mod run;
 pub mod shell;
