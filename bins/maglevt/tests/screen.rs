@@ -283,8 +283,15 @@ fn in_tmux_when_available() {
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
     assert!(proc_dir.exists(), "pane pid {pid}");
     tmux.run(&["kill-server"]);
+    // Gone, or a zombie waiting for whoever adopted it to reap it.
+    let running = || {
+        std::fs::read_to_string(proc_dir.join("stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while proc_dir.exists() {
+    while running() {
         assert!(
             Instant::now() < deadline,
             "maglevt (pid {pid}) is still running after its terminal went away"
