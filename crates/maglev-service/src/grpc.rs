@@ -184,6 +184,26 @@ fn healthcheck_info(config: &Config, hc: &maglev_config::HealthCheck) -> pb::Hea
     info
 }
 
+fn find_frontend<'a>(config: &'a Config, name: &str) -> Result<&'a Frontend, Status> {
+    config
+        .frontends
+        .get(name)
+        .ok_or_else(|| Status::not_found(format!("no such frontend: {name}")))
+}
+
+/// Frontend names by VIP, to label what VPP reports.
+fn frontend_names(config: &Config) -> HashMap<maglev_vpp::VipKey, String> {
+    config
+        .frontends
+        .values()
+        .map(|f| (vip_key(f), f.name.clone()))
+        .collect()
+}
+
+fn prefix(key: &maglev_vpp::VipKey) -> String {
+    format!("{}/{}", key.address, key.prefix_len)
+}
+
 fn config_result(o: crate::daemon::ConfigOutcome) -> pb::ConfigResult {
     pb::ConfigResult {
         ok: o.ok,
@@ -259,10 +279,7 @@ impl Maglev for MaglevService {
     ) -> Result<Response<pb::FrontendInfo>, Status> {
         let name = request.into_inner().name;
         let config = self.daemon.config();
-        let f = config
-            .frontends
-            .get(&name)
-            .ok_or_else(|| Status::not_found(format!("no such frontend: {name}")))?;
+        let f = find_frontend(&config, &name)?;
         let buckets = self.buckets(f).await;
         let overrides = self.overrides().await;
         Ok(Response::new(frontend_info(
@@ -370,7 +387,8 @@ impl Maglev for MaglevService {
             .map_err(sync_status)?;
         let config = self.daemon.config();
         let overrides = self.overrides().await;
-        let f = &config.frontends[&r.frontend];
+        // A reload may have removed it since the weight was set.
+        let f = find_frontend(&config, &r.frontend)?;
         Ok(Response::new(frontend_info(
             &config,
             f,
@@ -548,18 +566,13 @@ impl Maglev for MaglevService {
             .vpp_state()
             .await
             .map_err(sync_status)?;
-        let config = self.daemon.config();
-        let names: HashMap<_, _> = config
-            .frontends
-            .values()
-            .map(|f| (vip_key(f), f.name.clone()))
-            .collect();
+        let names = frontend_names(&self.daemon.config());
         Ok(Response::new(pb::VpplbState {
             vips: state
                 .vips
                 .values()
                 .map(|v| pb::VppVip {
-                    prefix: format!("{}/{}", v.key.address, v.key.prefix_len),
+                    prefix: prefix(&v.key),
                     protocol: u32::from(v.key.protocol),
                     port: u32::from(v.key.port),
                     encap: format!("{:?}", v.encap).to_ascii_lowercase(),
@@ -626,12 +639,7 @@ impl Maglev for MaglevService {
             .vpp_state()
             .await
             .map_err(sync_status)?;
-        let config = self.daemon.config();
-        let names: HashMap<_, _> = config
-            .frontends
-            .values()
-            .map(|f| (vip_key(f), f.name.clone()))
-            .collect();
+        let names = frontend_names(&self.daemon.config());
         let vips = state
             .vips
             .values()
@@ -640,7 +648,7 @@ impl Maglev for MaglevService {
                 let c = counters.get(i as usize).copied().unwrap_or_default();
                 Some(pb::VipCounters {
                     frontend: names.get(&v.key).cloned().unwrap_or_default(),
-                    prefix: format!("{}/{}", v.key.address, v.key.prefix_len),
+                    prefix: prefix(&v.key),
                     protocol: u32::from(v.key.protocol),
                     port: u32::from(v.key.port),
                     index: i,
