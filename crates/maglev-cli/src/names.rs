@@ -1,10 +1,12 @@
-//! Live names fetched in one go, for completion outside the shell
-//! (`maglevc --complete`, which the bash completion script calls).
+//! Live names fetched in one go, for completion: the shell's Tab and
+//! `maglevc --complete` (which the bash completion script calls).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use maglev_proto as pb;
+use maglev_proto::maglev_client::MaglevClient;
+use tonic::transport::Channel;
 
 use crate::run::connect;
 use crate::tree::{complete, Names, NoNames, Slot};
@@ -35,39 +37,44 @@ impl Names for Fetched {
     }
 }
 
-/// Asks maglevd at `server` for every name, within `limit`; what it could
-/// not get stays empty (completion then offers keywords only).
+/// Asks maglevd for every name over `client`; a list it cannot get stays
+/// empty (completion then offers keywords only).
+pub async fn fetch_from(c: &mut MaglevClient<Channel>) -> Fetched {
+    let mut out = Fetched::default();
+    if let Ok(r) = c.list_frontends(pb::ListFrontendsRequest {}).await {
+        out.frontends = r
+            .into_inner()
+            .frontends
+            .into_iter()
+            .map(|f| (f.name, f.pools.into_iter().map(|p| p.name).collect()))
+            .collect();
+    }
+    if let Ok(r) = c.list_backends(pb::ListBackendsRequest {}).await {
+        out.backends = r
+            .into_inner()
+            .backends
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+    }
+    if let Ok(r) = c.list_health_checks(pb::ListHealthChecksRequest {}).await {
+        out.healthchecks = r
+            .into_inner()
+            .healthchecks
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
+    }
+    out
+}
+
+/// Connects to maglevd at `server` and fetches every name, within `limit`.
 pub async fn fetch(server: &str, limit: Duration) -> Fetched {
     let work = async {
-        let mut out = Fetched::default();
-        let Ok(mut c) = connect(server).await else {
-            return out;
-        };
-        if let Ok(r) = c.list_frontends(pb::ListFrontendsRequest {}).await {
-            out.frontends = r
-                .into_inner()
-                .frontends
-                .into_iter()
-                .map(|f| (f.name, f.pools.into_iter().map(|p| p.name).collect()))
-                .collect();
+        match connect(server).await {
+            Ok(mut c) => fetch_from(&mut c).await,
+            Err(_) => Fetched::default(),
         }
-        if let Ok(r) = c.list_backends(pb::ListBackendsRequest {}).await {
-            out.backends = r
-                .into_inner()
-                .backends
-                .into_iter()
-                .map(|b| b.name)
-                .collect();
-        }
-        if let Ok(r) = c.list_health_checks(pb::ListHealthChecksRequest {}).await {
-            out.healthchecks = r
-                .into_inner()
-                .healthchecks
-                .into_iter()
-                .map(|h| h.name)
-                .collect();
-        }
-        out
     };
     tokio::time::timeout(limit, work).await.unwrap_or_default()
 }

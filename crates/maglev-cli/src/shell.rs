@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use maglev_proto as pb;
 use maglev_proto::maglev_client::MaglevClient;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
@@ -28,6 +27,7 @@ use tokio::runtime::Runtime;
 use tonic::transport::Channel;
 
 use crate::events::watch;
+use crate::names::fetch_from;
 use crate::render::Style;
 use crate::run::{connect, local, run, CliError};
 use crate::term::until_interrupted;
@@ -88,55 +88,11 @@ impl Names for Link<'_> {
         let Ok(mut c) = self.client() else {
             return Vec::new();
         };
-        let fetch = async move {
-            let names: Vec<String> = match slot {
-                Slot::Frontend => c
-                    .list_frontends(pb::ListFrontendsRequest {})
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .frontends
-                    .into_iter()
-                    .map(|f| f.name)
-                    .collect(),
-                Slot::Backend => c
-                    .list_backends(pb::ListBackendsRequest {})
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .backends
-                    .into_iter()
-                    .map(|b| b.name)
-                    .collect(),
-                Slot::HealthCheck => c
-                    .list_health_checks(pb::ListHealthChecksRequest {})
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .healthchecks
-                    .into_iter()
-                    .map(|h| h.name)
-                    .collect(),
-                _ => c
-                    .get_frontend(pb::GetFrontendRequest {
-                        name: frontend?.to_string(),
-                    })
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .pools
-                    .into_iter()
-                    .map(|p| p.name)
-                    .collect(),
-            };
-            Some(names)
-        };
         // The timer is made inside block_on: it needs the runtime.
         self.rt
-            .block_on(async { tokio::time::timeout(NAMES_TIMEOUT, fetch).await })
-            .ok()
-            .flatten()
+            .block_on(async { tokio::time::timeout(NAMES_TIMEOUT, fetch_from(&mut c)).await })
             .unwrap_or_default()
+            .names(slot, frontend)
     }
 }
 
