@@ -11,12 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use maglev_cli::args::Flags;
-use maglev_cli::events::{request, watch};
+use maglev_cli::events::watch_command;
 use maglev_cli::names::{candidates, fetch};
 use maglev_cli::render::Style;
 use maglev_cli::run::{connect, local, run, CliError};
 use maglev_cli::shell::{print_output, shell, ShellOptions};
-use maglev_cli::term::until_interrupted;
 use maglev_cli::{resolve, Command};
 
 const EXIT_OK: u8 = 0;
@@ -101,11 +100,8 @@ async fn one_shot(flags: &Flags, cmd: &Command, style: Style) -> Result<(), CliE
         return Ok(());
     }
     let mut client = connect(&flags.server).await?;
-    if let Command::WatchEvents { num, .. } = cmd {
-        // Stops after `num` events, on any key, or on Ctrl-C.
-        let emit = |v: serde_json::Value| println!("{v}");
-        let stream = watch(&mut client, request(cmd), *num, emit);
-        return until_interrupted(stream, true).await.unwrap_or(Ok(()));
+    if let Command::WatchEvents { .. } = cmd {
+        return watch_command(&mut client, cmd).await;
     }
     let out = run(&mut client, cmd, style).await?;
     print_output(&out, flags.json());

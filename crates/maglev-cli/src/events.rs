@@ -6,11 +6,27 @@ use serde_json::{json, Value};
 use tonic::transport::Channel;
 
 use crate::run::{server, CliError};
+use crate::term::until_interrupted;
 use crate::tree::Command;
+
+/// Runs a `watch events …` command as typed: one JSON line per event on
+/// stdout until its `num`, any key (stdin a terminal) or Ctrl-C, with the
+/// terminal restored. The one path for the one-shot CLI and the shell.
+pub async fn watch_command(
+    client: &mut MaglevClient<Channel>,
+    cmd: &Command,
+) -> Result<(), CliError> {
+    let num = match cmd {
+        Command::WatchEvents { num, .. } => *num,
+        _ => None,
+    };
+    let stream = watch(client, request(cmd), num, |v| println!("{v}"));
+    until_interrupted(stream, true).await.unwrap_or(Ok(()))
+}
 
 /// The request of a `watch events` command (an empty one for any other
 /// command).
-pub fn request(cmd: &Command) -> pb::WatchEventsRequest {
+fn request(cmd: &Command) -> pb::WatchEventsRequest {
     match cmd {
         Command::WatchEvents {
             log,

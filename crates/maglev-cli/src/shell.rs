@@ -26,7 +26,7 @@ use rustyline::{
 use tokio::runtime::Runtime;
 use tonic::transport::Channel;
 
-use crate::events::watch;
+use crate::events::watch_command;
 use crate::names::fetch_from;
 use crate::render::Style;
 use crate::run::{connect, local, run, CliError};
@@ -301,14 +301,7 @@ fn execute(
     }
     let mut client = link.client()?;
     match cmd {
-        Command::WatchEvents { num, .. } => {
-            let req = crate::events::request(cmd);
-            let done = rt.block_on(until_interrupted(
-                watch(&mut client, req, *num, |v| println!("{v}")),
-                true,
-            ));
-            done.unwrap_or(Ok(()))
-        }
+        Command::WatchEvents { .. } => rt.block_on(watch_command(&mut client, cmd)),
         _ => match rt.block_on(until_interrupted(run(&mut client, cmd, opts.style), false)) {
             Some(r) => r.map(|out| print_output(&out, opts.json)),
             None => Err(CliError::Usage("interrupted".to_string())),
