@@ -19,7 +19,7 @@ pub async fn fqdn(timeout: Duration) -> String {
 
 fn canonical(host: &str) -> Option<String> {
     let hints = dns_lookup::AddrInfoHints {
-        flags: libc_ai_canonname(),
+        flags: AI_CANONNAME,
         ..Default::default()
     };
     let mut it = dns_lookup::getaddrinfo(Some(host), None, Some(hints)).ok()?;
@@ -27,7 +27,5 @@ fn canonical(host: &str) -> Option<String> {
         .filter(|n| !n.is_empty())
 }
 
-/// `AI_CANONNAME` (2 on Linux and the BSDs).
-const fn libc_ai_canonname() -> i32 {
-    2
-}
+/// `AI_CANONNAME` (2 on Linux and the BSDs; dns-lookup does not export it).
+const AI_CANONNAME: i32 = 2;
