@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use maglev_monitor::args::Flags;
 use maglev_monitor::targets::targets;
-use maglev_monitor::{host, render, Header, Monitor, Theme, Ui};
+use maglev_monitor::{host, render, Monitor, Theme, Ui};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -150,14 +150,7 @@ fn screen(
     let mut ui = Ui::default();
     let header_name = flags.header.clone();
     while !quit.load(Ordering::Relaxed) {
-        let header = Header {
-            host: host.to_string(),
-            uptime: started.elapsed(),
-            interval: monitor.interval(),
-            timeout: monitor.timeout(),
-            paused: monitor.paused(),
-        };
-        let view = monitor.model().view(Instant::now(), header);
+        let view = monitor.view(host, started.elapsed());
         let mut page = 10usize;
         terminal.draw(|f| {
             page = usize::from(f.area().height / 2).max(1);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use maglev_monitor::targets::{Kind, Target};
-use maglev_monitor::{render, Header, Monitor, ProbeOptions, Theme, Ui};
+use maglev_monitor::{render, Monitor, ProbeOptions, Theme, Ui};
 use nix::sys::resource::{getrusage, UsageWho};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -117,14 +117,7 @@ fn run(ports: &[u16], keepalive: bool) -> (f64, f64, u64) {
             let mut ui = Ui::default();
             let started = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let header = Header {
-                    host: "bench".into(),
-                    uptime: started.elapsed(),
-                    interval: INTERVAL,
-                    timeout: m.timeout(),
-                    paused: false,
-                };
-                let view = m.model().view(Instant::now(), header);
+                let view = m.view("bench", started.elapsed());
                 t.draw(|f| render(f, &view, &mut ui, Theme { color: true }, "X-IPng-Frontend"))
                     .unwrap();
                 std::thread::sleep(Duration::from_millis(250));

@@ -247,14 +247,17 @@ impl Monitor {
         *self.paused.borrow()
     }
 
-    /// The probe interval.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// The probe timeout.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+    /// What the screen shows now, with `host` and the run time in the
+    /// header.
+    pub fn view(&self, host: &str, uptime: Duration) -> View {
+        let header = Header {
+            host: host.to_string(),
+            uptime,
+            interval: self.interval,
+            timeout: self.timeout,
+            paused: self.paused(),
+        };
+        self.model().view(Instant::now(), header)
     }
 }
 
