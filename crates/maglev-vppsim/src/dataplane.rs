@@ -105,16 +105,6 @@ fn pick(inner: &Inner, vip: SocketAddr, peer: SocketAddr) -> Option<(u32, Option
     Some((v.index, table[slot].map(|i| v.ases[i].address)))
 }
 
-fn count(inner: &Inner, vip_index: u32, counter: usize) {
-    {
-        let mut st = inner.state.lock().expect("sim state");
-        if let Some(Some(v)) = st.lb.vips.get_mut(vip_index as usize) {
-            v.counters[counter] += 1;
-        }
-    }
-    inner.publish_stats();
-}
-
 async fn accept(inner: Arc<Inner>, listener: TcpListener, vip: SocketAddr) {
     loop {
         let Ok((mut client, peer)) = listener.accept().await else {
@@ -125,11 +115,11 @@ async fn accept(inner: Arc<Inner>, listener: TcpListener, vip: SocketAddr) {
             continue;
         };
         let Some(server) = target else {
-            count(&inner, index, NO_SERVER);
+            inner.count_packets(index, NO_SERVER, 1);
             debug!(%vip, %peer, "data plane: no server");
             continue;
         };
-        count(&inner, index, FIRST);
+        inner.count_packets(index, FIRST, 1);
         tokio::spawn(async move {
             match TcpStream::connect((server, vip.port())).await {
                 Ok(mut up) => {

@@ -214,6 +214,25 @@ impl Inner {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Changes the lb state, then publishes the stats segment.
+    pub(crate) fn with_lb_mut<R>(&self, f: impl FnOnce(&mut LbState, u32) -> R) -> R {
+        let out = {
+            let mut st = self.state.lock().expect("sim state");
+            let now = st.uptime();
+            f(&mut st.lb, now)
+        };
+        self.publish_stats();
+        out
+    }
+
+    pub(crate) fn count_packets(&self, vip_index: u32, counter: usize, packets: u64) {
+        self.with_lb_mut(|lb, _| {
+            if let Some(Some(v)) = lb.vips.get_mut(vip_index as usize) {
+                v.counters[counter] += packets;
+            }
+        });
+    }
+
     pub(crate) fn publish_stats(&self) {
         if let Some(seg) = &self.stats {
             let st = self.state.lock().expect("sim state");
@@ -333,13 +352,7 @@ impl Simulator {
     /// Changes the lb state behind the API's back (e.g. delete an AS to
     /// test drift repair), with VPP's uptime in seconds.
     pub fn with_lb_mut<R>(&self, f: impl FnOnce(&mut LbState, u32) -> R) -> R {
-        let out = {
-            let mut st = self.inner.state.lock().expect("sim state");
-            let now = st.uptime();
-            f(&mut st.lb, now)
-        };
-        self.inner.publish_stats();
-        out
+        self.inner.with_lb_mut(f)
     }
 
     /// The pid `control_ping` reports.
@@ -396,11 +409,7 @@ impl Simulator {
 
     /// Adds to a VIP's counters (by pool index), as traffic would.
     pub fn count_packets(&self, vip_index: u32, counter: usize, packets: u64) {
-        self.with_lb_mut(|lb, _| {
-            if let Some(Some(v)) = lb.vips.get_mut(vip_index as usize) {
-                v.counters[counter] += packets;
-            }
-        });
+        self.inner.count_packets(vip_index, counter, packets);
     }
 
     /// Stops serving and removes the sockets.
