@@ -1,6 +1,6 @@
 //! maglevd as a real process with real HTTP backends and the VPP simulator.
 
-use maglev_testkit::free_port;
+use maglev_testkit::{eventually, free_port};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -104,18 +104,6 @@ async fn scrape(addr: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
-}
-
-async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < within,
-            "timed out ({within:?}) waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    start.elapsed()
 }
 
 /// Weight of `as_ip` in the simulator's live VIPs, if present.

@@ -2,6 +2,7 @@
 //! release, drift repair, VPP restart, old VPP, deterministic tables,
 //! dry runs, weight overrides, prediction.
 
+use maglev_testkit::eventually;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -103,13 +104,8 @@ fn sim_ases(sim: &Simulator) -> BTreeMap<(IpAddr, IpAddr), (u8, u32)> {
     out
 }
 
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
+/// How long the simulator tests wait for a condition.
+const WAIT: Duration = Duration::from_secs(5);
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -133,14 +129,14 @@ async fn cold_start_waits_for_the_warmup_then_programs_everything() {
     )
     .await;
     // Connected and conf pushed, but no lb writes inside the hands-off window.
-    eventually("connected", || r.handle.status().vpp.is_some()).await;
+    eventually("connected", WAIT, || r.handle.status().vpp.is_some()).await;
     tokio::time::sleep_until(r.start + Duration::from_millis(300)).await;
     assert_eq!(lb_writes(&r.sim), 0, "wrote during startup-min-delay");
     assert!(
         r.sim.calls().iter().any(|c| c.msg == "lb_conf"),
         "lb_conf is not held back"
     );
-    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     assert!(r.start.elapsed() >= Duration::from_millis(400));
     let ases = sim_ases(&r.sim);
     let vip = ip("203.0.113.80");
@@ -188,7 +184,7 @@ async fn a_frontend_is_released_as_soon_as_its_backends_are_known() {
     )
     .await;
     // www's backends are static (known at once); api's probe takes 3 s.
-    eventually("www programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("www programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     assert!(r.start.elapsed() < Duration::from_secs(2));
     assert!(
         !r.sim
@@ -203,7 +199,7 @@ async fn a_frontend_is_released_as_soon_as_its_backends_are_known() {
 #[tokio::test]
 async fn drift_is_repaired_by_the_periodic_full_sync() {
     let r = rig(config(NO_WARMUP, WWW), true).await;
-    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     let vip = vip_key(&r.handle.desired().await.unwrap().0.frontends["www"]);
     // Someone deletes an AS behind our back.
     r.sim.with_lb_mut(|lb, now| {
@@ -212,7 +208,7 @@ async fn drift_is_repaired_by_the_periodic_full_sync() {
         assert_eq!(lb.add_del_as(&p, 6, 443, &a, 0, true, false, now), 0);
     });
     assert_eq!(sim_ases(&r.sim).len(), 2);
-    eventually("restored by the periodic sync", || {
+    eventually("restored by the periodic sync", WAIT, || {
         sim_ases(&r.sim).len() == 3
     })
     .await;
@@ -221,17 +217,17 @@ async fn drift_is_repaired_by_the_periodic_full_sync() {
 #[tokio::test]
 async fn a_restarted_vpp_gets_everything_again() {
     let r = rig(config(NO_WARMUP, WWW), true).await;
-    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     let pid = r.handle.status().vpp.unwrap().pid;
     let boot = r.handle.status().vpp.unwrap().boottime;
     r.sim.restart();
     assert!(sim_ases(&r.sim).is_empty());
-    eventually("reconnected to the new VPP", || {
+    eventually("reconnected to the new VPP", WAIT, || {
         r.handle.status().vpp.is_some_and(|v| v.pid != pid)
     })
     .await;
     assert_ne!(r.handle.status().vpp.unwrap().boottime, boot);
-    eventually("resynced", || sim_ases(&r.sim).len() == 3).await;
+    eventually("resynced", WAIT, || sim_ases(&r.sim).len() == 3).await;
     assert_eq!(
         r.sim.lb().conf.ip4_src,
         [198, 51, 100, 1],
@@ -242,11 +238,11 @@ async fn a_restarted_vpp_gets_everything_again() {
 #[tokio::test]
 async fn health_transitions_reach_vpp() {
     let r = rig(config(NO_WARMUP, WWW), true).await;
-    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     r.sim.clear_calls();
     r.checker.disable("s2", "test").unwrap();
     let vip = ip("203.0.113.80");
-    eventually("s2 at weight 0", || {
+    eventually("s2 at weight 0", WAIT, || {
         sim_ases(&r.sim)[&(vip, ip("10.0.0.10"))].0 == 0
     })
     .await;
@@ -263,7 +259,7 @@ async fn health_transitions_reach_vpp() {
     );
     // Disable the whole primary pool: the standby takes over.
     r.checker.disable("s1", "test").unwrap();
-    eventually("standby active", || {
+    eventually("standby active", WAIT, || {
         sim_ases(&r.sim)[&(vip, ip("10.0.0.3"))].0 == 100
     })
     .await;
@@ -276,13 +272,13 @@ async fn health_transitions_reach_vpp() {
 #[tokio::test]
 async fn weight_override_dry_run_and_errors() {
     let r = rig(config(NO_WARMUP, WWW), true).await;
-    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     r.handle
         .set_weight("www", "primary", "s1", 7)
         .await
         .unwrap();
     let vip = ip("203.0.113.80");
-    eventually("override applied", || {
+    eventually("override applied", WAIT, || {
         sim_ases(&r.sim)[&(vip, ip("10.0.0.2"))].0 == 7
     })
     .await;
@@ -325,7 +321,7 @@ async fn weight_override_dry_run_and_errors() {
 #[tokio::test]
 async fn old_vpp_without_v2() {
     let r = rig(config(NO_WARMUP, WWW), false).await;
-    eventually("programmed", || sim_ases(&r.sim).len() == 2).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 2).await;
     assert!(!r.handle.status().vpp.unwrap().lb_v2);
     let vip = ip("203.0.113.80");
     assert!(
@@ -333,7 +329,7 @@ async fn old_vpp_without_v2() {
         "weight 0 is not added"
     );
     r.checker.disable("s2", "test").unwrap();
-    eventually("s2 deleted", || {
+    eventually("s2 deleted", WAIT, || {
         !sim_ases(&r.sim).contains_key(&(vip, ip("10.0.0.10")))
     })
     .await;
@@ -345,7 +341,7 @@ async fn old_vpp_without_v2() {
     ];
     assert!(r.sim.calls().iter().all(|c| !v2_only.contains(&c.msg)));
     r.checker.enable("s2", "test").unwrap();
-    eventually("s2 back", || {
+    eventually("s2 back", WAIT, || {
         sim_ases(&r.sim).contains_key(&(vip, ip("10.0.0.10")))
     })
     .await;
@@ -355,8 +351,8 @@ async fn old_vpp_without_v2() {
 async fn two_reconcilers_build_identical_tables_as_predicted() {
     let a = rig(config(NO_WARMUP, WWW), true).await;
     let b = rig(config(NO_WARMUP, WWW), true).await;
-    eventually("a programmed", || sim_ases(&a.sim).len() == 3).await;
-    eventually("b programmed", || sim_ases(&b.sim).len() == 3).await;
+    eventually("a programmed", WAIT, || sim_ases(&a.sim).len() == 3).await;
+    eventually("b programmed", WAIT, || sim_ases(&b.sim).len() == 3).await;
     let table = |sim: &Simulator| -> Vec<Option<IpAddr>> {
         let lb = sim.lb();
         let v = lb.live_vips().next().unwrap();
@@ -386,7 +382,7 @@ async fn two_reconcilers_build_identical_tables_as_predicted() {
 #[tokio::test]
 async fn counters_come_from_the_stats_segment() {
     let r = rig(config(NO_WARMUP, WWW), true).await;
-    eventually("programmed", || sim_ases(&r.sim).len() == 3).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
     r.sim.count_packets(1, 1, 42);
     let c = r.handle.counters().await.unwrap();
     assert_eq!(c[1].first_packet, 42);

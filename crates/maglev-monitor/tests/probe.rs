@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use maglev_monitor::stats::{Class, Outcome, VipStats, ACTIVE_FOR};
 use maglev_monitor::targets::{Kind, Target};
 use maglev_monitor::{probe::Prober, Header, Monitor, ProbeOptions};
+use maglev_testkit::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -207,12 +208,8 @@ async fn a_slow_server_is_a_timeout() {
     assert_eq!(stats.last.as_deref(), Some("timeout"));
 }
 
-async fn wait_for(m: &Monitor, pred: impl Fn(&maglev_monitor::Model) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !pred(&m.model()) {
-        assert!(Instant::now() < deadline, "condition never held");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn wait_for(m: &Monitor, what: &str, pred: impl Fn(&maglev_monitor::Model) -> bool) {
+    eventually(what, Duration::from_secs(10), || pred(&m.model())).await;
 }
 
 #[tokio::test]
@@ -224,12 +221,12 @@ async fn a_server_switched_off_is_net_err_and_turns_grey_after_5s() {
         Duration::from_millis(10),
         (*opts(false)).clone(),
     );
-    wait_for(&m, |md| md.stats[0].n >= 10).await;
+    wait_for(&m, "ten probes", |md| md.stats[0].n >= 10).await;
     drop(on); // the listener closes: connections are refused from now on
     let switched_off = Instant::now();
     // A probe in flight at the switch-off may end as a reset instead;
     // after that every connection is refused.
-    wait_for(&m, |md| {
+    wait_for(&m, "three refusals", |md| {
         md.errors
             .back()
             .is_some_and(|e| e.detail == "connection refused" && e.count >= 3)

@@ -1,6 +1,7 @@
 //! Test support for the workspace's process tests (dev-dependency only):
-//! a child-process guard, free loopback ports, and a pseudo-terminal that
-//! runs a program as an interactive user would.
+//! a child-process guard, free loopback ports, polling until a condition
+//! holds, and a pseudo-terminal that runs a program as an interactive user
+//! would.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +32,20 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
+}
+
+/// Polls `cond` every 10 ms until it holds and returns how long that took;
+/// fails the test, naming `what`, after `within`.
+pub async fn eventually(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "timed out ({within:?}) waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
 }
 
 /// A program on a pseudo-terminal of `cols`×`rows`: stdin, stdout and
