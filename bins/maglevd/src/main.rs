@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser};
 use maglev_config::{CheckReport, ErrorClass, LoadError};
 use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
@@ -25,18 +25,6 @@ const EXIT_SEMANTIC: u8 = 2;
 const EXIT_USAGE: u8 = 64;
 /// sysexits EX_UNAVAILABLE: cannot start (listen address, namespace).
 const EXIT_UNAVAILABLE: u8 = 69;
-const LONG_FLAGS: &[&str] = &[
-    "config",
-    "check",
-    "version",
-    "help",
-    "grpc-addr",
-    "vpp-api-addr",
-    "vpp-stats-addr",
-    "log-level",
-    "log-format",
-    "reflection",
-];
 
 /// Control plane for the VPP Maglev load balancer: probes backends and keeps
 /// VPP's VIPs and application servers in step with their health.
@@ -117,14 +105,13 @@ struct Flags {
 }
 
 fn main() -> ExitCode {
-    let flags =
-        match Flags::try_parse_from(maglev_config::go_style_args(std::env::args(), LONG_FLAGS)) {
-            Ok(flags) => flags,
-            Err(e) => {
-                let _ = e.print();
-                return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
-            }
-        };
+    let flags = match Flags::try_parse_from(go_style(std::env::args())) {
+        Ok(flags) => flags,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
     if flags.version {
         println!("maglevd {}", version());
         return ExitCode::from(EXIT_OK);
@@ -221,6 +208,15 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
     let _ = stop_tx.send(true);
     let _ = server.await;
     EXIT_OK
+}
+
+/// The Go daemon took `-config FILE`: single-dash long flags, every one
+/// the command defines, become double-dash.
+fn go_style(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut cmd = Flags::command();
+    cmd.build();
+    let long: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    maglev_config::go_style_args(args, &long)
 }
 
 /// Binds `addr` for `event`, logging a failure.

@@ -104,6 +104,17 @@ fn go_style_single_dash_flags() {
         .arg("-check")
         .arg(format!("-config={}", example().display())));
     assert_eq!(code, 0, "{out}{err}");
+    // Every long flag takes one dash, not just a listed few.
+    let (code, out, err) = run(maglevd()
+        .args([
+            "-check",
+            "-metrics-addr=",
+            "-reflection=false",
+            "-log-format",
+            "json",
+        ])
+        .arg(format!("-config={}", example().display())));
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]
