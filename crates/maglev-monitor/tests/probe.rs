@@ -47,15 +47,29 @@ async fn serve<S>(
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
-        let req = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+        let raw = String::from_utf8_lossy(&buf).into_owned();
+        let req = raw.to_ascii_lowercase();
         let close = req.contains("connection: close");
-        assert!(
-            req.starts_with("get /.well-known/ipng/healthz http/1.1"),
-            "{req}"
-        );
         buf.clear();
         tokio::time::sleep(delay).await;
-        let v = &tally[next.fetch_add(1, Ordering::Relaxed) % tally.len()];
+        let mut v = tally[next.fetch_add(1, Ordering::Relaxed) % tally.len()].clone();
+        if v != "<request>" {
+            assert!(
+                req.starts_with("get /.well-known/ipng/healthz http/1.1"),
+                "{req}"
+            );
+        } else {
+            // Echo what the probe sent: request line and Host header.
+            let line = raw.lines().next().unwrap_or_default().to_string();
+            let host = raw
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("host: ")
+                        .or_else(|| l.strip_prefix("Host: "))
+                })
+                .unwrap_or("-");
+            v = format!("{line} | {host}");
+        }
         let resp =
             format!("HTTP/1.1 {status} X\r\nX-IPng-Frontend: {v}\r\nContent-Length: 2\r\n\r\nok");
         if io.write_all(resp.as_bytes()).await.is_err() || close {
@@ -155,6 +169,32 @@ async fn counters_tally_and_percentiles_from_real_probes() {
     assert!(pc.max < Duration::from_secs(1));
     // Without keep-alive, one connection per probe.
     assert_eq!(s.connections.load(Ordering::Relaxed), 30);
+}
+
+#[tokio::test]
+async fn request_line_and_host_follow_the_options() {
+    let s = server(200, &["<request>"], Duration::ZERO).await;
+    let tally = |o: Outcome| match o {
+        Outcome::Answer { tally: Some(t), .. } => t,
+        o => panic!("{o:?}"),
+    };
+    // Defaults: the well-known path, and the VIP as Host (with its port,
+    // as it is not 80).
+    let mut p = Prober::new(target(s.addr, Kind::Http), opts(false));
+    assert_eq!(
+        tally(p.probe().await.outcome),
+        format!("GET /.well-known/ipng/healthz HTTP/1.1 | {}", s.addr)
+    );
+    let o = Arc::new(ProbeOptions {
+        uri: "/status?x=1".into(),
+        host: Some("www.example.net".into()),
+        ..ProbeOptions::default()
+    });
+    let mut p = Prober::new(target(s.addr, Kind::Http), o);
+    assert_eq!(
+        tally(p.probe().await.outcome),
+        "GET /status?x=1 HTTP/1.1 | www.example.net"
+    );
 }
 
 #[tokio::test]
