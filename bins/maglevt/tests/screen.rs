@@ -173,6 +173,14 @@ fn every_vip_on_screen_pause_and_quit_restore_the_terminal() {
     t.until("PAUSED", |s| {
         s.lines().next().is_some_and(|l| l.contains("PAUSED"))
     });
+    // Reset while paused: every counter back to 0, the tally empty.
+    t.pty.send(b"r");
+    t.until("counters reset", |s| {
+        s.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&"web") && cols.len() >= 10 && cols[cols.len() - 3] == "0"
+        }) && !s.contains("nginx1")
+    });
     t.pty.send(b"q");
     assert_eq!(t.exit(), Some(0));
     assert!(!t.vt.screen().alternate_screen(), "alternate screen left");
