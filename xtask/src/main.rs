@@ -11,14 +11,20 @@ use std::process::{Command, ExitCode};
 
 mod binapi;
 mod demo;
+mod vpp;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   demo                    maglevd + three local HTTP backends + the VPP
                           simulator, on loopback, until Ctrl-C
-  test                    cargo fmt --check, cargo clippy -D warnings,
-                          cargo test --workspace (what CI runs; see README.md)
+  test                    cargo fmt --check, cargo clippy -D warnings, the
+                          real VPP builds (cargo xtask vpp build), cargo test
+                          --workspace (what CI runs; see README.md)
+  vpp build [NAME…] [--src DIR|TARBALL]
+                          build real VPP (26.06, master) into
+                          ~/.cache/maglev/vpp for the real-VPP tests
+  vpp list                the VPP builds the tests will use
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("binapi") => gen_binapi(&args[1..]),
+        Some("vpp") => vpp::main(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::run(&workspace_root(), &cargo),
         Some("dist") => dist(&args[1..]),
@@ -123,9 +130,28 @@ fn test() -> Result<(), String> {
         // With this set, the vpp_papi cross-checks must run, not skip.
         std::env::set_var("MAGLEV_PAPI_PYTHON", python);
     }
+    real_vpp()?;
     cargo(&["test", "--workspace"])?;
     eprintln!("==> all checks passed");
     Ok(())
+}
+
+/// Builds (or finds in the cache) every real VPP for the real-VPP tests.
+/// Without one they skip, loudly; `MAGLEV_REQUIRE_REAL_VPP=1` (CI) makes
+/// that a failure instead.
+fn real_vpp() -> Result<(), String> {
+    let required = std::env::var("MAGLEV_REQUIRE_REAL_VPP").is_ok_and(|v| v == "1");
+    std::env::set_var("MAGLEV_VPP_CACHE", vpp::cache_dir());
+    match vpp::build(&[], None) {
+        Ok(_) => Ok(()),
+        Err(e) if required => Err(format!(
+            "real VPP required (MAGLEV_REQUIRE_REAL_VPP=1): {e}"
+        )),
+        Err(e) => {
+            eprintln!("\n*** no real VPP ({e}): the real-VPP tests will be SKIPPED ***\n");
+            Ok(())
+        }
+    }
 }
 
 fn gen_binapi(args: &[String]) -> Result<(), String> {

@@ -1,8 +1,12 @@
 //! The per-backend health state machine. Pure: no IO, no clocks of its
 //! own; the caller passes the time of every event.
 //!
-//! HAProxy's counter model: one counter in `[0, rise + fall − 1]`, +1 on a
-//! pass, −1 on a failure (clamped), up while `counter ≥ rise`. Entering
+//! HAProxy's counter model (`set_server_check_status`): one counter in
+//! `[0, rise + fall − 1]`, up while `counter ≥ rise`. A pass adds 1 and,
+//! once the counter reaches `rise`, snaps it to the top; a failure takes 1
+//! and, once it falls below `rise`, snaps it to 0. So `rise` consecutive
+//! passes bring a down backend up and `fall` consecutive failures take an
+//! up one down; a single result in between restarts the count. Entering
 //! `unknown` preloads `rise − 1`, so the first pass decides up, and any
 //! failure while unknown decides down at once.
 
@@ -185,11 +189,17 @@ impl Health {
         }
         if pass {
             self.counter = (self.counter + 1).min(self.max());
+            if self.counter >= self.rise {
+                self.counter = self.max();
+            }
         } else if self.state == State::Unknown {
             // Expedited: one failure decides an unknown backend.
             self.counter = 0;
         } else {
             self.counter = self.counter.saturating_sub(1);
+            if self.counter < self.rise {
+                self.counter = 0;
+            }
         }
         // From unknown the preload makes one pass reach `rise`.
         let to = if self.counter >= self.rise {
@@ -345,46 +355,85 @@ mod tests {
         // (rise, fall, results, expected (state, counter) after each)
         type Case<'a> = (u32, u32, &'a str, &'a [(State, u32)]);
         let cases: &[Case<'_>] = &[
-            // One pass decides an unknown backend up…
-            (2, 3, "+", &[(Up, 2)]),
+            // One pass decides an unknown backend up (to the top)…
+            (2, 3, "+", &[(Up, 4)]),
             // …and one failure decides it down.
             (2, 3, "-", &[(Down, 0)]),
-            // Up to the top, then fall=3 failures to go down.
+            // From the top, fall=3 consecutive failures to go down; below
+            // rise the counter snaps to 0.
             (
                 2,
                 3,
                 "+++---",
-                &[(Up, 2), (Up, 3), (Up, 4), (Up, 3), (Up, 2), (Down, 1)],
+                &[(Up, 4), (Up, 4), (Up, 4), (Up, 3), (Up, 2), (Down, 0)],
             ),
-            // Barely up: fall failures still needed? counter=rise needs 1.
-            (2, 3, "+-", &[(Up, 2), (Down, 1)]),
+            // One failure from the top keeps it up.
+            (2, 3, "+-", &[(Up, 4), (Up, 3)]),
+            // Just gone down: rise=2 passes, not one, bring it back.
+            (
+                2,
+                3,
+                "+---++",
+                &[(Up, 4), (Up, 3), (Up, 2), (Down, 0), (Down, 1), (Up, 4)],
+            ),
             // Fully down needs rise passes to come back.
             (
                 2,
                 3,
                 "---++",
-                &[(Down, 0), (Down, 0), (Down, 0), (Down, 1), (Up, 2)],
+                &[(Down, 0), (Down, 0), (Down, 0), (Down, 1), (Up, 4)],
             ),
-            // Alternating stays in the middle without flapping.
+            // Failures that are not consecutive never take it down: a pass
+            // snaps back to the top.
+            (
+                2,
+                3,
+                "+--+--+",
+                &[
+                    (Up, 4),
+                    (Up, 3),
+                    (Up, 2),
+                    (Up, 4),
+                    (Up, 3),
+                    (Up, 2),
+                    (Up, 4),
+                ],
+            ),
+            // Passes that are not consecutive never bring it up: a failure
+            // snaps back to 0.
+            (
+                3,
+                2,
+                "-++-++",
+                &[
+                    (Down, 0),
+                    (Down, 1),
+                    (Down, 2),
+                    (Down, 0),
+                    (Down, 1),
+                    (Down, 2),
+                ],
+            ),
+            // Alternating stays up without flapping.
             (
                 2,
                 3,
                 "++-+-+-+",
                 &[
-                    (Up, 2),
+                    (Up, 4),
+                    (Up, 4),
                     (Up, 3),
-                    (Up, 2),
+                    (Up, 4),
                     (Up, 3),
-                    (Up, 2),
+                    (Up, 4),
                     (Up, 3),
-                    (Up, 2),
-                    (Up, 3),
+                    (Up, 4),
                 ],
             ),
             // rise=fall=1: every result decides.
             (1, 1, "+-+", &[(Up, 1), (Down, 0), (Up, 1)]),
             // Clamped at both ends.
-            (3, 2, "++++", &[(Up, 3), (Up, 4), (Up, 4), (Up, 4)]),
+            (3, 2, "++++", &[(Up, 4), (Up, 4), (Up, 4), (Up, 4)]),
             (3, 2, "----", &[(Down, 0), (Down, 0), (Down, 0), (Down, 0)]),
         ];
         for (rise, fall, results, want) in cases {
@@ -427,13 +476,7 @@ mod tests {
         let mut h = Health::new(2, 3, true, 5);
         assert_eq!(h.next_interval(&c), c.fast_interval, "unknown");
         run(&mut h, "+");
-        assert_eq!(
-            h.next_interval(&c),
-            c.fast_interval,
-            "up but not at the top"
-        );
-        run(&mut h, "++");
-        assert_eq!(h.next_interval(&c), c.interval, "fully up");
+        assert_eq!(h.next_interval(&c), c.interval, "up snaps to the top");
         run(&mut h, "-");
         assert_eq!(h.next_interval(&c), c.fast_interval, "degraded");
         run(&mut h, "----");
@@ -509,7 +552,7 @@ mod tests {
         let t = h.restart(3, 1, true, t0()).unwrap();
         assert_eq!((t.from, t.to), (State::Disabled, State::Unknown));
         assert_eq!(h.counter(), 2);
-        assert_eq!(run(&mut h, "+-"), [(State::Up, 3), (State::Down, 2)]);
+        assert_eq!(run(&mut h, "+-"), [(State::Up, 3), (State::Down, 0)]);
     }
 
     #[test]

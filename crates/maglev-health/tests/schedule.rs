@@ -64,7 +64,7 @@ async fn intervals_follow_the_counter_with_jitter() {
         &["b"],
     );
     let fake = Arc::new(Scripted::default());
-    // up (2), 3, 4=top, then down to 0, then back up.
+    // up (snapped to the top), then down to 0, then back up.
     fake.script.lock().unwrap().insert(
         ip("127.0.0.1"),
         "+++----++".chars().map(|c| c == '+').collect(),
@@ -83,20 +83,20 @@ async fn intervals_follow_the_counter_with_jitter() {
 
     let calls = fake.calls.lock().unwrap()[&ip("127.0.0.1")].clone();
     let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1] - w[0]).collect();
-    // Interval after each result: counter 2 fast, 3 fast, 4 (top) interval,
-    // 3 fast, 2 fast, 1 (down) fast, 0 down-interval, 1 fast, 2 fast…
+    // Interval after each result: the first pass snaps to the top
+    // (interval) ×3, then 3 fast, 2 fast, below rise snaps to 0
+    // (down-interval) ×2, 1 fast, 2 snaps to the top (interval)…
     let s = Duration::from_secs;
     let want = [
-        s(1),
-        s(1),
+        s(10),
+        s(10),
         s(10),
         s(1),
         s(1),
-        s(1),
+        s(30),
         s(30),
         s(1),
-        s(1),
-        s(1),
+        s(10),
         s(10),
     ];
     for (i, (got, want)) in gaps.iter().zip(want).enumerate() {

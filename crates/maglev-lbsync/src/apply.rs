@@ -1,15 +1,15 @@
 //! Applying a plan through the VPP client.
 //!
-//! Calls for one VIP run in plan order; different VIPs proceed
-//! concurrently on the one connection (VPP serves a connection's messages
-//! in order, so pipelining changes nothing but the wall time). A failed
-//! call stops the rest of its VIP's calls, is reported, and the next sync
-//! repairs what is left.
+//! Calls for one VIP address run in plan order; different addresses
+//! proceed concurrently on the one connection (VPP serves a connection's
+//! messages in order, so pipelining changes nothing but the wall time). A
+//! failed call stops the rest of its address's calls, is reported, and the
+//! reconciler retries what is left.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use maglev_vpp::{Error, LbApi, VipKey};
+use maglev_vpp::{Error, LbApi};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -69,9 +69,11 @@ pub async fn call(lb: &LbApi, op: &Op) -> Result<(), Error> {
 
 /// Applies `plan`.
 pub async fn apply(lb: &LbApi, plan: &Plan) -> Applied {
-    let mut per_vip: BTreeMap<VipKey, Vec<Op>> = BTreeMap::new();
+    // One task per address, not per VIP: the VIPs of one address must see
+    // the plan's order (stale deletes before creates).
+    let mut per_vip: BTreeMap<std::net::IpAddr, Vec<Op>> = BTreeMap::new();
     for op in &plan.ops {
-        per_vip.entry(op.vip()).or_default().push(*op);
+        per_vip.entry(op.vip().address).or_default().push(*op);
     }
     let slots = Arc::new(Semaphore::new(PARALLEL_VIPS));
     let mut tasks = JoinSet::new();

@@ -117,16 +117,31 @@ fn state_of(states: &HashMap<String, State>, backend: &str) -> State {
     states.get(backend).copied().unwrap_or(State::Unknown)
 }
 
-/// Index of the active pool: the first with a backend up (0 if none).
-pub fn active_pool(f: &Frontend, states: &HashMap<String, State>) -> usize {
+/// Index of the active pool: the first with a backend that is up with a
+/// configured weight (after overrides) above 0 — a pool whose up backends
+/// are all drained to weight 0 would serve nothing (0 if none).
+pub fn active_pool(f: &Frontend, states: &HashMap<String, State>, overrides: &Overrides) -> usize {
     f.pools
         .iter()
         .position(|p| {
-            p.backends
-                .iter()
-                .any(|m| state_of(states, &m.backend) == State::Up)
+            p.backends.iter().any(|m| {
+                state_of(states, &m.backend) == State::Up
+                    && configured_weight(f, &p.name, m, overrides) > 0
+            })
         })
         .unwrap_or(0)
+}
+
+fn configured_weight(
+    f: &Frontend,
+    pool: &str,
+    m: &maglev_config::PoolMember,
+    overrides: &Overrides,
+) -> u8 {
+    overrides
+        .get(&(f.name.clone(), pool.to_string(), m.backend.clone()))
+        .copied()
+        .unwrap_or(m.weight)
 }
 
 /// The effective weight of every member of every pool of `f`.
@@ -136,15 +151,12 @@ pub fn effective_weights(
     states: &HashMap<String, State>,
     overrides: &Overrides,
 ) -> Vec<EffectiveWeight> {
-    let active = active_pool(f, states);
+    let active = active_pool(f, states, overrides);
     let mut out = Vec::new();
     for (i, pool) in f.pools.iter().enumerate() {
         for m in &pool.backends {
             let state = state_of(states, &m.backend);
-            let configured = overrides
-                .get(&(f.name.clone(), pool.name.clone(), m.backend.clone()))
-                .copied()
-                .unwrap_or(m.weight);
+            let configured = configured_weight(f, &pool.name, m, overrides);
             let (weight, flush) = match state {
                 State::Up if i == active => (configured, false),
                 State::Up => (0, false),

@@ -8,7 +8,10 @@
 //!   table length) is torn down (ASes deleted with flush, VIP deleted) and
 //!   re-created;
 //! - a stale VIP (full sync only): its ASes deleted with flush, then it;
-//! - ASes in numeric address order, IPv4 before IPv6;
+//! - stale VIPs are deleted before anything is created;
+//! - within a VIP, make before break: raises, then lowerings, then
+//!   flushes, then removals; within each, numeric address order, IPv4
+//!   before IPv6;
 //! - a weight call whenever flush is wanted, even at the right weight;
 //! - without VPP's v2 messages: weight 0 ⇒ delete the AS (flushing only
 //!   when flush is wanted), weight > 0 ⇒ add it; weights cannot change.
@@ -313,12 +316,19 @@ fn immutable_mismatch(d: &DesiredVip, a: &ActualVip) -> Option<String> {
             return Some(format!("src-ip-sticky {sticky} -> {}", d.src_ip_sticky));
         }
     }
-    // VPP reports the length in 16 bits; compare what it can say.
-    if a.table_len_u16 != d.table_len as u16 {
-        return Some(format!(
-            "table length {} -> {}",
-            a.table_len_u16, d.table_len
-        ));
+    // The CLI's new_size is the true length; the API's field is 16 bits
+    // (65536 and 131072 both read 0), so it is the fallback only.
+    match a.table_len {
+        Some(len) if len != d.table_len => {
+            return Some(format!("table length {len} -> {}", d.table_len));
+        }
+        None if a.table_len_u16 != d.table_len as u16 => {
+            return Some(format!(
+                "table length {} -> {}",
+                a.table_len_u16, d.table_len
+            ));
+        }
+        _ => {}
     }
     None
 }
@@ -338,31 +348,55 @@ fn create(d: &DesiredVip, caps: Capabilities, plan: &mut Plan) {
 }
 
 fn update(d: &DesiredVip, a: &ActualVip, caps: Capabilities, plan: &mut Plan) {
+    // Make before break: VPP rebuilds the table after every call, so every
+    // raise goes first, then the lowerings (flushing ones last, once the
+    // table already points elsewhere), then removals. Failing over the
+    // other way round leaves a moment with no server at all.
+    let mut raises = Vec::new();
+    let mut lowers = Vec::new();
+    let mut flushes = Vec::new();
     for (address, want) in &d.ases {
         match a.ases.get(address) {
-            None if caps.v2 || want.weight > 0 => plan.ops.push(Op::AsAdd {
+            None if caps.v2 || want.weight > 0 => raises.push(Op::AsAdd {
                 vip: d.key,
                 address: *address,
                 weight: want.weight,
             }),
             None => {}
             Some(have) if caps.v2 && (have.weight != Some(want.weight) || want.flush) => {
-                plan.ops.push(Op::AsSetWeight {
+                let op = Op::AsSetWeight {
                     vip: d.key,
                     address: *address,
                     weight: want.weight,
                     flush: want.flush,
-                })
+                };
+                if want.flush {
+                    flushes.push(op);
+                } else if have.weight.is_some_and(|w| want.weight < w) {
+                    lowers.push(op);
+                } else {
+                    raises.push(op);
+                }
             }
             Some(_) if caps.v2 => {}
-            Some(_) if want.weight == 0 => plan.ops.push(Op::AsDel {
-                vip: d.key,
-                address: *address,
-                flush: want.flush,
-            }),
+            Some(_) if want.weight == 0 => {
+                let op = Op::AsDel {
+                    vip: d.key,
+                    address: *address,
+                    flush: want.flush,
+                };
+                if want.flush {
+                    flushes.push(op);
+                } else {
+                    lowers.push(op);
+                }
+            }
             Some(_) => {}
         }
     }
+    plan.ops.extend(raises);
+    plan.ops.extend(lowers);
+    plan.ops.extend(flushes);
     for address in a.ases.keys().filter(|x| !d.ases.contains_key(*x)) {
         plan.ops.push(Op::AsDel {
             vip: d.key,
@@ -395,6 +429,17 @@ pub fn plan(
         Scope::All => true,
         Scope::Vips(keys) => keys.contains(k),
     };
+    // Stale VIPs go first: VPP refuses a per-port VIP while an all-port
+    // one holds the address (-81), and mixed encaps on one address (-73).
+    // `apply` keeps the calls of one address in this order.
+    if *scope == Scope::All {
+        for (key, a) in &actual.vips {
+            if !desired.vips.contains_key(key) {
+                plan.notes.push(format!("delete stale VIP {key}"));
+                tear_down(a, &mut plan);
+            }
+        }
+    }
     for (key, d) in desired.vips.iter().filter(|(k, _)| in_scope(k)) {
         match actual.vips.get(key) {
             None => create(d, caps, &mut plan),
@@ -407,14 +452,6 @@ pub fn plan(
                 }
                 None => update(d, a, caps, &mut plan),
             },
-        }
-    }
-    if *scope == Scope::All {
-        for (key, a) in &actual.vips {
-            if !desired.vips.contains_key(key) {
-                plan.notes.push(format!("delete stale VIP {key}"));
-                tear_down(a, &mut plan);
-            }
         }
     }
     plan

@@ -1,8 +1,10 @@
 //! The reconciler: one task, the only writer to VPP.
 //!
 //! It owns the VPP connection (API and stats sockets as one unit: both
-//! connect, or neither; retried every `retry_interval`, checked with
-//! `control_ping` every `ping_interval`) and runs syncs when:
+//! connect, or neither; checked with `control_ping` every `ping_interval`,
+//! and dropped the moment VPP closes the API socket; reconnected at once,
+//! then with a backoff from 100 ms doubling up to `retry_interval`) and
+//! runs syncs when:
 //! - a backend changes state: a per-VIP sync of the frontends using it;
 //! - the periodic full sync is due (`sync-interval`);
 //! - VPP (re)connects, possibly restarted (new pid or boot time): `lb_conf`
@@ -13,8 +15,11 @@
 //!
 //! The startup warmup ([`crate::warmup`]) gates all of these writes.
 //! Per-VIP syncs plan against a cache of VPP's state (this task is the only
-//! writer); a full sync always reads VPP afresh and so repairs drift, and
-//! any failed call drops the cache.
+//! writer); a full sync, and any sync an operator asks for, reads VPP
+//! afresh and so repairs drift. A failed call drops the cache and schedules
+//! a full sync within a second (backing off, doubling up to the
+//! sync-interval) instead of waiting for the next periodic one; every
+//! failed sync is logged with its cause and counted.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -46,7 +51,8 @@ pub struct ReconcilerOptions {
     pub stats_socket: Option<PathBuf>,
     /// Name VPP shows for this client.
     pub client_name: String,
-    /// Wait between connection attempts.
+    /// The longest wait between connection attempts (the backoff starts
+    /// at 100 ms and doubles up to this).
     pub retry_interval: Duration,
     /// Liveness check period of a connected VPP.
     pub ping_interval: Duration,
@@ -75,7 +81,7 @@ impl Default for ReconcilerOptions {
             api_socket: Some(PathBuf::from("/run/vpp/api.sock")),
             stats_socket: Some(PathBuf::from("/run/vpp/stats.sock")),
             client_name: "vpp-maglev".to_string(),
-            retry_interval: Duration::from_secs(5),
+            retry_interval: Duration::from_secs(1),
             ping_interval: Duration::from_secs(10),
             call_timeout: Duration::from_secs(5),
             api_observer: None,
@@ -126,6 +132,8 @@ pub struct Status {
     pub warmup_done: bool,
     /// Successful calls so far by (scope `all`/`vip`, kind).
     pub totals: BTreeMap<(&'static str, &'static str), u64>,
+    /// Syncs that failed (could not read VPP, or a call failed) by scope.
+    pub sync_failures: BTreeMap<&'static str, u64>,
 }
 
 /// Why a request could not be served.
@@ -311,6 +319,9 @@ struct Reconciler {
     last_identity: Option<(u32, Option<u64>)>,
     degraded_logged: bool,
     next_full_sync: Instant,
+    /// A full sync to retry after a failed one, and the backoff it used.
+    retry: Option<Instant>,
+    retry_backoff: Duration,
     frontend_states: BTreeMap<String, FrontendState>,
     status: watch::Sender<Status>,
     frontend_events: broadcast::Sender<FrontendEvent>,
@@ -348,6 +359,8 @@ pub fn spawn(
         users: users_of(&config),
         warmup: Warmup::new(config.lb.startup_min_delay, config.lb.startup_max_delay),
         next_full_sync: now + config.lb.sync_interval,
+        retry: None,
+        retry_backoff: Duration::ZERO,
         config,
         checker: checker.clone(),
         options,
@@ -382,7 +395,18 @@ impl Reconciler {
         let mut events_open = true;
         loop {
             let wake = self.next_wake();
+            let api = match &self.link {
+                Link::Up { lb, .. } => Some(lb.client().clone()),
+                _ => None,
+            };
+            let closed = async move {
+                match api {
+                    Some(c) => c.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                () = closed => self.disconnect("VPP closed the API socket"),
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => self.command(cmd).await,
                     None => return,
@@ -423,6 +447,9 @@ impl Reconciler {
         }
         if let Some(d) = self.warmup.next_deadline(self.started.elapsed()) {
             wake = wake.min(self.started + d);
+        }
+        if let Some(at) = self.retry {
+            wake = wake.min(at);
         }
         wake
     }
@@ -543,7 +570,7 @@ impl Reconciler {
                 event = "warmup-done",
                 "startup-max-delay reached: final full sync"
             );
-            let _ = self.sync(Scope::All, false).await;
+            self.sync_logged(Scope::All).await;
         }
         // Without VPP the next connect does the full sync.
         self.warmup.finish();
@@ -559,7 +586,31 @@ impl Reconciler {
         if keys.is_empty() || !matches!(self.link, Link::Up { .. }) {
             return;
         }
-        let _ = self.sync(Scope::Vips(keys), false).await;
+        self.sync_logged(Scope::Vips(keys)).await;
+    }
+
+    /// A sync nobody waits for: its failure is logged with the cause and
+    /// counted, and a full sync retried soon.
+    async fn sync_logged(&mut self, scope: Scope) {
+        let label = scope.label();
+        if let Err(e) = self.sync(scope, false).await {
+            warn!(event = "vpp-lbsync-failed", scope = label, error = %e, "sync failed");
+            self.status.send_modify(|s| {
+                *s.sync_failures.entry(label).or_default() += 1;
+            });
+            if matches!(self.link, Link::Up { .. }) {
+                self.schedule_retry();
+            }
+        }
+    }
+
+    fn schedule_retry(&mut self) {
+        self.retry_backoff = if self.retry_backoff.is_zero() {
+            Duration::from_millis(250)
+        } else {
+            (self.retry_backoff * 2).min(self.config.lb.sync_interval)
+        };
+        self.retry = Some(Instant::now() + self.retry_backoff);
     }
 
     async fn tick(&mut self) {
@@ -581,10 +632,12 @@ impl Reconciler {
                 self.sync_frontends(fresh).await;
             }
         }
-        if Instant::now() >= self.next_full_sync {
+        let retry_due = self.retry.is_some_and(|at| at <= Instant::now());
+        if retry_due || Instant::now() >= self.next_full_sync {
+            self.retry = None;
             self.next_full_sync = Instant::now() + self.config.lb.sync_interval;
             if self.warmup.is_done() && matches!(self.link, Link::Up { .. }) {
-                let _ = self.sync(Scope::All, false).await;
+                self.sync_logged(Scope::All).await;
             }
         }
     }
@@ -641,11 +694,18 @@ impl Reconciler {
                     debug!(event = "vpp-connect-failed", error = %e);
                 }
                 self.link = Link::Down {
-                    next_try: Instant::now() + self.options.retry_interval,
+                    next_try: Instant::now() + self.backoff(failures + 1),
                     failures: failures + 1,
                 };
             }
         }
+    }
+
+    /// The wait after `failures` failed attempts: 100 ms doubling, at most
+    /// `retry_interval`.
+    fn backoff(&self, failures: u32) -> Duration {
+        let exp = failures.saturating_sub(1).min(16);
+        (Duration::from_millis(100) * (1u32 << exp)).min(self.options.retry_interval)
     }
 
     async fn try_connect(
@@ -669,6 +729,13 @@ impl Reconciler {
         .map_err(|e| e.to_string())?;
         let lb = LbApi::new(client);
         let version = lb.show_version().await.map_err(|e| e.to_string())?;
+        if !lb.has_lb_plugin() {
+            return Err(format!(
+                "VPP {} has no lb plugin (lb_add_del_vip is not in its message table): \
+                 enable lb_plugin.so in VPP's startup.conf",
+                version.version
+            ));
+        }
         let pid = lb.client().ping().await.map_err(|e| e.to_string())?;
         let (stats, boottime) = match &self.options.stats_socket {
             None => (None, None),
@@ -726,11 +793,13 @@ impl Reconciler {
                 "lost VPP; reconnecting"
             );
         }
+        // VPP may be back already (a restart): try at once, then back off.
         self.link = Link::Down {
-            next_try: Instant::now() + self.options.retry_interval,
-            failures: 1,
+            next_try: Instant::now(),
+            failures: 0,
         };
         self.cache = None;
+        self.retry = None;
         self.publish();
     }
 
@@ -794,7 +863,7 @@ impl Reconciler {
     /// After a connect or reload: everything warmup allows.
     async fn resync_after_change(&mut self) {
         if self.warmup.is_done() {
-            let _ = self.sync(Scope::All, false).await;
+            self.sync_logged(Scope::All).await;
         } else {
             let all: BTreeSet<String> = self.config.frontends.keys().cloned().collect();
             let elapsed = self.started.elapsed();
@@ -868,8 +937,12 @@ impl Reconciler {
         }
         self.ledger = ledger;
         if !applied.failures.is_empty() {
-            // Something is not as we think: read VPP next time.
+            // Something is not as we think: read VPP next time, soon.
             self.cache = None;
+            self.status.send_modify(|s| {
+                *s.sync_failures.entry(scope.label()).or_default() += 1;
+            });
+            self.schedule_retry();
         } else if fresh {
             let mut model = actual;
             for op in &applied.done {
@@ -880,6 +953,9 @@ impl Reconciler {
             for op in &applied.done {
                 cache.apply(op, v2);
             }
+        }
+        if applied.failures.is_empty() && scope == Scope::All {
+            self.retry_backoff = Duration::ZERO;
         }
         let stats = applied.stats();
         let label = scope.label();
@@ -952,6 +1028,9 @@ impl Reconciler {
                         None => Err(SyncError::NotFound(format!("no such frontend: {name}"))),
                     },
                 };
+                // Asked for explicitly: plan against VPP as it is now, not
+                // against the cache.
+                self.cache = None;
                 let result = match scope {
                     Ok(scope) => self.sync(scope, dry_run).await,
                     Err(e) => Err(e),

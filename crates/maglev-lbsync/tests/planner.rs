@@ -175,7 +175,9 @@ fn failover_to_standby_and_back() {
         &mut actual,
         V2,
     );
-    // Primary dies: standby takes over; the dead get 0 with flush.
+    // Primary dies: standby takes over; the dead get 0 with flush. Make
+    // before break: the standby rises before the dead are lowered, so
+    // VPP's table is never empty in between.
     let ops = converge(
         &cfg,
         &states(&[("a1", Down), ("a2", Down), ("b1", Up)]),
@@ -186,12 +188,13 @@ fn failover_to_standby_and_back() {
     assert_eq!(
         text,
         [
-            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.2 weight 0 flush",
             "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.3 weight 100",
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.2 weight 0 flush",
             "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.10 weight 0 flush",
         ]
     );
-    // Primary recovers: standby drains gracefully (0, no flush).
+    // Primary recovers: standby drains gracefully (0, no flush), after
+    // the primaries are back.
     let ops = converge(
         &cfg,
         &states(&[("a1", Up), ("a2", Up), ("b1", Up)]),
@@ -203,8 +206,8 @@ fn failover_to_standby_and_back() {
         text,
         [
             "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.2 weight 60",
-            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.3 weight 0",
             "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.10 weight 100",
+            "as-set-weight 203.0.113.80/32 tcp:443 10.0.0.3 weight 0",
         ]
     );
 }

@@ -56,6 +56,7 @@ pub struct Metrics {
     vpp_info: Family<Labels, Gauge>,
     vpp_api: Family<Labels, Counter>,
     lbsync: Family<Labels, Counter>,
+    lbsync_failed: Family<Labels, Counter>,
     vip_packets: Family<Labels, Gauge>,
     pub(crate) grpc_started: Family<Labels, Counter>,
     pub(crate) grpc_handled: Family<Labels, Counter>,
@@ -92,6 +93,7 @@ impl Metrics {
             vpp_info: Family::default(),
             vpp_api: Family::default(),
             lbsync: Family::default(),
+            lbsync_failed: Family::default(),
             vip_packets: Family::default(),
             grpc_started: Family::default(),
             grpc_handled: Family::default(),
@@ -160,6 +162,11 @@ impl Metrics {
                 "vpp_lbsync",
                 "Successful VPP writes by sync scope and kind",
                 m.lbsync.clone(),
+            );
+            r.register(
+                "vpp_lbsync_failed",
+                "Syncs that failed (VPP could not be read or a call failed), by scope",
+                m.lbsync_failed.clone(),
             );
             r.register(
                 "vip_packets",
@@ -292,6 +299,15 @@ impl Metrics {
                 ("scope", scope.to_string()),
                 ("kind", kind.to_string()),
             ]);
+            let seen = c.get();
+            if *n > seen {
+                c.inc_by(n - seen);
+            }
+        }
+        for (scope, n) in &status.sync_failures {
+            let c = self
+                .lbsync_failed
+                .get_or_create(&vec![("scope", scope.to_string())]);
             let seen = c.get();
             if *n > seen {
                 c.inc_by(n - seen);

@@ -142,7 +142,7 @@ fn frontend_info(
         flush_on_down: f.flush_on_down,
         new_flows_table_length: f.new_flows_table_length,
         state: frontend_state(config, f, states, overrides).to_string(),
-        active_pool: active_pool(f, states) as u32,
+        active_pool: active_pool(f, states, overrides) as u32,
         pools,
     }
 }
@@ -576,7 +576,7 @@ impl Maglev for MaglevService {
                     protocol: u32::from(v.key.protocol),
                     port: u32::from(v.key.port),
                     encap: format!("{:?}", v.encap).to_ascii_lowercase(),
-                    table_length: u32::from(v.table_len_u16),
+                    table_length: v.table_len.unwrap_or(u32::from(v.table_len_u16)),
                     src_ip_sticky: v.src_ip_sticky,
                     index: v.index,
                     frontend: names.get(&v.key).cloned().unwrap_or_default(),

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use nix::pty::{openpty, Winsize};
 
+pub mod pcap;
+pub mod vpp;
+
 /// Kills and reaps the child when dropped, so a failing test leaves no
 /// process behind.
 #[derive(Debug)]

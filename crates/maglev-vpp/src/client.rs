@@ -148,10 +148,22 @@ impl MessageTable {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pending {
     calls: Mutex<HashMap<u32, Call>>,
     closed: AtomicBool,
+    /// Turns true once with `closed`, for [`Client::closed`].
+    closed_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            calls: Mutex::default(),
+            closed: AtomicBool::new(false),
+            closed_tx: tokio::sync::watch::Sender::new(false),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -171,6 +183,7 @@ enum Call {
 impl Pending {
     fn fail_all(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        self.closed_tx.send_replace(true);
         let calls: Vec<Call> = self
             .calls
             .lock()
@@ -259,6 +272,15 @@ impl Client {
     /// Whether the connection has gone away.
     pub fn is_closed(&self) -> bool {
         self.shared.pending.closed.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the connection has gone away (VPP closed the socket
+    /// or died), so an owner can reconnect at once instead of at its next
+    /// call.
+    pub async fn closed(&self) {
+        let mut rx = self.shared.pending.closed_tx.subscribe();
+        // The sender lives in `self`: wait_for only fails once it is gone.
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 
     fn id_of<M: Message>(&self) -> Result<u16, Error> {

@@ -3,6 +3,18 @@
 //! [`LbApi`] hides the wire structs and the difference between VPP releases
 //! with the v2 messages (weights, `lb_conf_get`, `lb_as_v2_dump`; VPP master
 //! since 2026-05) and those without (up to v26.06).
+//!
+//! Releases up to 26.06 also have the handler bugs FD.io fixed in "lb: API
+//! bugfix" (the commit that added `lb_conf_get`), so [`Dialect::Legacy`]
+//! encodes around them (read from 26.06's `src/plugins/lb/api.c`):
+//! - the prefix length is used as an `ip46` length: an IPv4 /32 must be sent
+//!   as /128 (sent as /32 it becomes an IPv6 VIP);
+//! - `encap` is compared without `ntohl`: it is sent byte-swapped;
+//! - `lb_vip_dump` truncates the protocol and table length to 0 and lists
+//!   deleted VIPs: VIPs are read from `show lb vips verbose` instead;
+//! - `lb_as_dump` filters on the port in the wrong byte order and compares
+//!   the raw 16-byte address: a per-VIP dump sends the port byte-swapped and
+//!   the IPv4 address in its `ip46` form.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::binapi::*;
 use crate::client::Client;
 use crate::error::Error;
+use crate::lbcli::{parse_show_vips, CliVip};
 
 /// A VIP as VPP keys it: prefix, protocol and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,12 +185,23 @@ pub struct VersionInfo {
     pub build_directory: String,
 }
 
+/// How a VPP's lb handlers read their messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// lb API 1.2.0 and later (with `lb_conf_get`): as the `.api` says.
+    Fixed,
+    /// lb API 1.1.0 and earlier (VPP 26.06 and older releases): the
+    /// handler bugs listed in the module documentation.
+    Legacy,
+}
+
 /// The lb API of one VPP connection.
 #[derive(Debug, Clone)]
 pub struct LbApi {
     client: Client,
     v2: bool,
     vip_v2: bool,
+    dialect: Dialect,
 }
 
 impl LbApi {
@@ -189,7 +213,46 @@ impl LbApi {
             && client.supports::<LbAsV2Dump>();
         // lb_add_del_vip_v2 (src_ip_sticky) is older than the weight messages.
         let vip_v2 = client.supports::<LbAddDelVipV2>();
-        LbApi { client, v2, vip_v2 }
+        // The bugfix commit added lb_conf_get: its absence marks the bugs.
+        let dialect = if client.supports::<LbConfGet>() {
+            Dialect::Fixed
+        } else {
+            Dialect::Legacy
+        };
+        LbApi {
+            client,
+            v2,
+            vip_v2,
+            dialect,
+        }
+    }
+
+    /// How this VPP's handlers must be spoken to.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The VIP prefix as this VPP's handlers read it.
+    fn wire_prefix(&self, key: &VipKey) -> Prefix {
+        let mut p = key.prefix();
+        if self.dialect == Dialect::Legacy && key.address.is_ipv4() {
+            p.len = p.len.saturating_add(96);
+        }
+        p
+    }
+
+    fn wire_encap(&self, encap: Encap) -> LbEncapType {
+        let e = encap.to_api();
+        match self.dialect {
+            Dialect::Fixed => e,
+            Dialect::Legacy => LbEncapType(e.0.swap_bytes()),
+        }
+    }
+
+    /// Whether VPP's lb plugin is loaded at all (its oldest message is in
+    /// the message table).
+    pub fn has_lb_plugin(&self) -> bool {
+        self.client.supports::<LbAddDelVip>() && self.client.supports::<LbVipDump>()
     }
 
     /// Whether VPP has the v2 AS messages (weights, set-weight, v2 dump).
@@ -265,10 +328,10 @@ impl LbApi {
         if self.vip_v2 {
             self.client
                 .request(&LbAddDelVipV2 {
-                    pfx: k.prefix(),
+                    pfx: self.wire_prefix(&k),
                     protocol: k.protocol,
                     port: k.port,
-                    encap: spec.encap.to_api(),
+                    encap: self.wire_encap(spec.encap),
                     new_flows_table_length: spec.new_flows_table_length,
                     src_ip_sticky: spec.src_ip_sticky,
                     is_del: false,
@@ -283,10 +346,10 @@ impl LbApi {
             }
             self.client
                 .request(&LbAddDelVip {
-                    pfx: k.prefix(),
+                    pfx: self.wire_prefix(&k),
                     protocol: k.protocol,
                     port: k.port,
-                    encap: spec.encap.to_api(),
+                    encap: self.wire_encap(spec.encap),
                     new_flows_table_length: spec.new_flows_table_length,
                     is_del: false,
                     ..Default::default()
@@ -302,7 +365,7 @@ impl LbApi {
         // table length is not looked at, but 0 must never be on the wire.
         self.client
             .request(&LbAddDelVip {
-                pfx: key.prefix(),
+                pfx: self.wire_prefix(key),
                 protocol: key.protocol,
                 port: key.port,
                 new_flows_table_length: 1024,
@@ -313,8 +376,28 @@ impl LbApi {
         Ok(())
     }
 
-    /// All VIPs (`lb_vip_dump` ignores its filter anyway).
+    /// `show lb vips verbose`, parsed.
+    pub async fn show_vips(&self) -> Result<Vec<CliVip>, Error> {
+        Ok(parse_show_vips(&self.cli("show lb vips verbose").await?))
+    }
+
+    /// All live VIPs (`lb_vip_dump` ignores its filter anyway). On a
+    /// [`Dialect::Legacy`] VPP the dump cannot say a VIP's protocol or
+    /// whether it was deleted, so the VIPs come from the CLI.
     pub async fn vip_dump(&self) -> Result<Vec<VipInfo>, Error> {
+        if self.dialect == Dialect::Legacy {
+            return Ok(self
+                .show_vips()
+                .await?
+                .into_iter()
+                .filter(|v| !v.removed)
+                .map(|v| VipInfo {
+                    key: v.key,
+                    encap: v.encap,
+                    flow_table_length: v.table_len.unwrap_or(0) as u16,
+                })
+                .collect());
+        }
         let details = self.client.dump(&LbVipDump::default()).await?;
         Ok(details
             .iter()
@@ -331,7 +414,7 @@ impl LbApi {
         if self.v2 {
             self.client
                 .request(&LbAddDelAsV2 {
-                    pfx: vip.prefix(),
+                    pfx: self.wire_prefix(vip),
                     protocol: vip.protocol,
                     port: vip.port,
                     as_address: address.into(),
@@ -343,7 +426,7 @@ impl LbApi {
         } else {
             self.client
                 .request(&LbAddDelAs {
-                    pfx: vip.prefix(),
+                    pfx: self.wire_prefix(vip),
                     protocol: vip.protocol,
                     port: vip.port,
                     as_address: address.into(),
@@ -359,7 +442,7 @@ impl LbApi {
     pub async fn as_del(&self, vip: &VipKey, address: IpAddr, flush: bool) -> Result<(), Error> {
         self.client
             .request(&LbAddDelAs {
-                pfx: vip.prefix(),
+                pfx: self.wire_prefix(vip),
                 protocol: vip.protocol,
                 port: vip.port,
                 as_address: address.into(),
@@ -380,7 +463,7 @@ impl LbApi {
     ) -> Result<(), Error> {
         self.client
             .request(&LbAsSetWeight {
-                pfx: vip.prefix(),
+                pfx: self.wire_prefix(vip),
                 protocol: vip.protocol,
                 port: vip.port,
                 as_address: address.into(),
@@ -391,12 +474,73 @@ impl LbApi {
         Ok(())
     }
 
-    /// Every AS of every VIP, unfiltered: VPP's filter never matches IPv4
-    /// VIPs, so filtering happens here, by the caller.
+    /// Every AS of the VIPs `vips`. A fixed VPP is asked once, unfiltered
+    /// (its filter never matches IPv4 VIPs), and the answer filtered here;
+    /// a [`Dialect::Legacy`] one loses the protocol in its answers, so each
+    /// VIP is asked for with the filter encoded the way its handler reads it.
+    pub async fn as_dump_of(&self, vips: &[VipKey]) -> Result<Vec<AsInfo>, Error> {
+        if self.dialect == Dialect::Legacy {
+            return self.legacy_as_dump(vips).await;
+        }
+        let wanted: std::collections::HashSet<&VipKey> = vips.iter().collect();
+        let all = self.fixed_as_dump().await?;
+        Ok(all
+            .into_iter()
+            .filter(|a| wanted.contains(&a.vip))
+            .collect())
+    }
+
+    async fn legacy_as_dump(&self, vips: &[VipKey]) -> Result<Vec<AsInfo>, Error> {
+        {
+            // Pipelined: one request per VIP in flight on the connection.
+            let mut asks = tokio::task::JoinSet::new();
+            for k in vips {
+                let mut pfx = self.wire_prefix(k);
+                // The handler memcpy's the union: IPv4 in its ip46 form.
+                pfx.address.un = AddressUnion(crate::maglev::ip46(&k.address));
+                let req = LbAsDump {
+                    pfx,
+                    protocol: k.protocol,
+                    port: k.port.swap_bytes(),
+                };
+                let client = self.client.clone();
+                let k = *k;
+                asks.spawn(async move { (k, client.dump(&req).await) });
+            }
+            let mut out = Vec::new();
+            while let Some(joined) = asks.join_next().await {
+                let (k, details) = joined.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+                out.extend(
+                    details?
+                        .iter()
+                        .filter(|d| d.vip.pfx.address.to_ip() == k.address && d.vip.port == k.port)
+                        .map(|d| AsInfo {
+                            vip: k,
+                            address: d.app_srv.to_ip(),
+                            used: d.flags & 1 != 0,
+                            weight: None,
+                            num_buckets: None,
+                        }),
+                );
+            }
+            Ok(out)
+        }
+    }
+
+    /// Every AS of every VIP (on a fixed VPP also those of deleted VIPs,
+    /// until collected).
     pub async fn as_dump(&self) -> Result<Vec<AsInfo>, Error> {
+        if self.dialect == Dialect::Legacy {
+            let keys: Vec<VipKey> = self.vip_dump().await?.iter().map(|v| v.key).collect();
+            return self.legacy_as_dump(&keys).await;
+        }
+        self.fixed_as_dump().await
+    }
+
+    async fn fixed_as_dump(&self) -> Result<Vec<AsInfo>, Error> {
         // An all-zero prefix selects everything.
         let all = Prefix::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0);
-        if self.v2 {
+        let out: Vec<AsInfo> = if self.v2 {
             let details = self
                 .client
                 .dump(&LbAsV2Dump {
@@ -405,7 +549,7 @@ impl LbApi {
                     port: 0,
                 })
                 .await?;
-            Ok(details
+            details
                 .iter()
                 .map(|d| AsInfo {
                     vip: VipKey::from_api(&d.vip),
@@ -414,7 +558,7 @@ impl LbApi {
                     weight: Some(d.weight),
                     num_buckets: Some(d.num_buckets),
                 })
-                .collect())
+                .collect()
         } else {
             let details = self
                 .client
@@ -424,7 +568,7 @@ impl LbApi {
                     port: 0,
                 })
                 .await?;
-            Ok(details
+            details
                 .iter()
                 .map(|d| AsInfo {
                     vip: VipKey::from_api(&d.vip),
@@ -433,7 +577,8 @@ impl LbApi {
                     weight: None,
                     num_buckets: None,
                 })
-                .collect())
-        }
+                .collect()
+        };
+        Ok(out)
     }
 }

@@ -22,10 +22,11 @@ mod client;
 mod error;
 pub mod frame;
 mod lb;
+pub mod lbcli;
 pub mod maglev;
 pub mod stats;
 pub mod wire;
 
 pub use client::{ApiObserver, Client, ClientOptions, Direction, MessageTable};
 pub use error::{Error, VppError};
-pub use lb::{AsInfo, Encap, LbApi, LbConfig, VersionInfo, VipInfo, VipKey, VipSpec};
+pub use lb::{AsInfo, Dialect, Encap, LbApi, LbConfig, VersionInfo, VipInfo, VipKey, VipSpec};
