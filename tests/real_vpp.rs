@@ -87,17 +87,15 @@ impl Net {
 
 fn write_config(path: &Path, net: &Net, port: u16, extra_frontend: bool, table_len: u32) {
     let extra = if extra_frontend {
-        format!(
-            "    extra:
+        "    extra:
       address: 192.0.2.81
       port: 8080
       pools:
         - name: primary
-          backends: {{ b3: {{}} }}
+          backends: { b3: {} }
 "
-        )
     } else {
-        String::new()
+        ""
     };
     std::fs::write(
         path,
@@ -323,7 +321,7 @@ async fn scenario(version: &str) {
     let www6 = vip(&all, VIP6, 443).unwrap();
     assert_eq!(www6.key.prefix_len, 128);
     let shown = vpp.ctl("show lb vips verbose");
-    assert!(shown.contains(&format!("ip4-gre4 [")), "{shown}");
+    assert!(shown.contains("ip4-gre4 ["), "{shown}");
     assert!(shown.contains("ip6-gre4 ["), "{shown}");
 
     // 2. Prediction: VPP's buckets are the table maglev computes.

@@ -265,15 +265,27 @@ async fn end_to_end() {
     })
     .await;
 
-    // A runtime weight reaches VPP.
-    c.set_frontend_pool_backend_weight(pb::SetWeightRequest {
-        frontend: "www".into(),
-        pool: "primary".into(),
-        backend: "web1".into(),
-        weight: 42,
-    })
-    .await
-    .unwrap();
+    // A runtime weight reaches VPP, and the reply shows VPP's buckets
+    // after the change (not `-`, which means "VPP lacks the VIP").
+    let reply = c
+        .set_frontend_pool_backend_weight(pb::SetWeightRequest {
+            frontend: "www".into(),
+            pool: "primary".into(),
+            backend: "web1".into(),
+            weight: 42,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let web1 = reply.pools[0]
+        .backends
+        .iter()
+        .find(|b| b.name == "web1")
+        .unwrap();
+    assert!(
+        web1.vpp_buckets.is_some_and(|b| b > 0),
+        "no buckets in the reply: {reply:?}"
+    );
     eventually("weight 42", Duration::from_secs(5), || {
         weight(&r.sim, "127.0.3.1") == Some(42)
     })

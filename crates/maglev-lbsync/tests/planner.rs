@@ -336,6 +336,71 @@ fn sticky_change_recreates_and_table_length_too() {
     }
     assert_eq!(actual.vips[&www()].table_len_u16, 0);
     assert!(plan(&desired, &actual, &Scope::All, V2).is_empty());
+    // 65536 -> 131072: both read 0 through the u16, but the true length
+    // (the CLI's new_size) differs, so the VIP is re-created.
+    desired.vips.get_mut(&www()).unwrap().table_len = 131072;
+    let p = plan(&desired, &actual, &Scope::All, V2);
+    assert!(
+        p.notes[0].contains("table length 65536 -> 131072"),
+        "{:?}",
+        p.notes
+    );
+    for op in &p.ops {
+        actual.apply(op, true);
+    }
+    assert_eq!(actual.vips[&www()].table_len, Some(131072));
+    assert!(plan(&desired, &actual, &Scope::All, V2).is_empty());
+}
+
+#[test]
+fn a_pool_drained_to_weight_zero_is_not_active() {
+    use State::*;
+    let cfg = config("", true);
+    let f = &cfg.frontends["www"];
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    // Both primaries up but drained by the operator: the standby serves.
+    let mut o = Overrides::new();
+    o.insert(("www".into(), "primary".into(), "a1".into()), 0);
+    o.insert(("www".into(), "primary".into(), "a2".into()), 0);
+    let w: Vec<(u8, bool)> = effective_weights(&cfg, f, &st, &o)
+        .iter()
+        .map(|w| (w.weight, w.flush))
+        .collect();
+    assert_eq!(w, [(0, false), (0, false), (100, false)]);
+    assert_eq!(frontend_state(&cfg, f, &st, &o), FrontendState::Up);
+    assert_eq!(maglev_lbsync::desired::active_pool(f, &st, &o), 1);
+    // One primary back at weight > 0: the primary pool is active again.
+    o.insert(("www".into(), "primary".into(), "a2".into()), 1);
+    assert_eq!(maglev_lbsync::desired::active_pool(f, &st, &o), 0);
+}
+
+#[test]
+fn stale_vips_are_deleted_before_anything_is_created() {
+    use State::*;
+    // An all-port VIP on the address the new config serves per port: VPP
+    // refuses the per-port VIP (-81) until the all-port one is gone.
+    let all_ports = config(
+        "    any:\n      address: 203.0.113.99\n      pools: [ { name: p, backends: { b1: {} } } ]\n",
+        true,
+    );
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let mut actual = ActualState::default();
+    converge(&all_ports, &st, &mut actual, V2);
+    let per_port = config(
+        "    tcp:\n      address: 203.0.113.99\n      port: 80\n      pools: [ { name: p, backends: { b1: {} } } ]\n",
+        true,
+    );
+    let ops = converge(&per_port, &st, &mut actual, V2);
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    let del = text
+        .iter()
+        .position(|o| o.starts_with("vip-del 203.0.113.99/32 any:0"))
+        .unwrap();
+    let add = text
+        .iter()
+        .position(|o| o.starts_with("vip-add 203.0.113.99/32 tcp:80"))
+        .unwrap();
+    assert!(del < add, "{text:#?}");
 }
 
 #[test]

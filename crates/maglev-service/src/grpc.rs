@@ -389,12 +389,14 @@ impl Maglev for MaglevService {
         let overrides = self.overrides().await;
         // A reload may have removed it since the weight was set.
         let f = find_frontend(&config, &r.frontend)?;
+        // VPP's buckets after the change, as GetFrontend reports them.
+        let buckets = self.buckets(f).await;
         Ok(Response::new(frontend_info(
             &config,
             f,
             &self.daemon.checker.states(),
             &overrides,
-            &BTreeMap::new(),
+            &buckets,
         )))
     }
 

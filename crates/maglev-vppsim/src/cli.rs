@@ -50,14 +50,26 @@ pub fn show_lb_vips(lb: &LbState, verbose: bool) -> String {
             }
             let _ = writeln!(s, "  #as:{}", v.ases.len());
             for (i, a) in v.ases.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "    {} {} buckets   0 flows  dpo:{} {}",
-                    address(&a.address),
-                    v.buckets(i),
-                    a.index,
-                    if a.used { "used" } else { " removed" }
-                );
+                let state = if a.used { "used" } else { " removed" };
+                // 26.06's line, and master's with the weight.
+                let _ = if lb.legacy {
+                    writeln!(
+                        s,
+                        "    {} {} buckets   0 flows  dpo:{} {state}",
+                        address(&a.address),
+                        v.buckets(i),
+                        a.index,
+                    )
+                } else {
+                    writeln!(
+                        s,
+                        "    {} weight:{} buckets:{} flows:0 dpo:{} {state}",
+                        address(&a.address),
+                        a.weight,
+                        v.buckets(i),
+                        a.index,
+                    )
+                };
             }
         } else {
             let _ = write!(

@@ -145,6 +145,8 @@ pub struct Vip {
     /// The four per-VIP counters: existing session, first packet,
     /// untracked, no server.
     pub counters: [u64; 4],
+    /// 26.06's table: every used AS one share, whatever its weight.
+    pub legacy: bool,
 }
 
 impl Vip {
@@ -161,7 +163,7 @@ impl Vip {
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| a.used && a.weight > 0)
-                .map(|(i, a)| (i, (a.address, a.weight)))
+                .map(|(i, a)| (i, (a.address, if self.legacy { 1 } else { a.weight })))
                 .collect();
             let input: Vec<(IpAddr, u8)> = live.iter().map(|(_, x)| *x).collect();
             new_flow_table(self.table_len, &input)
@@ -223,6 +225,8 @@ pub struct LbState {
     last_scan: Option<u32>,
     /// Global settings.
     pub conf: Conf,
+    /// Acting as VPP 26.06 (lb API 1.1.0): no weights in the table.
+    pub legacy: bool,
 }
 
 /// A VIP request's fields, as decoded.
@@ -288,6 +292,7 @@ impl LbState {
             next_as_index: 1,
             last_scan: None,
             conf: Conf::default(),
+            legacy: false,
         }
     }
 
@@ -424,6 +429,7 @@ impl LbState {
             srv_type: (a.srv_type >> 24) as u8,
             target_port_raw: a.target_port.swap_bytes(),
             counters: [0; 4],
+            legacy: self.legacy,
         };
         vip.rebuild();
         self.vips[index as usize] = Some(vip);

@@ -63,7 +63,9 @@ pub struct SimOptions {
     pub api_socket: PathBuf,
     /// Path of the stats socket; `None` serves no stats segment.
     pub stats_socket: Option<PathBuf>,
-    /// Offer the v2 lb messages (VPP master); false acts as v26.06 or older.
+    /// Offer the v2 lb messages (VPP master); false acts as VPP 26.06 (lb
+    /// API 1.1.0): no v2 messages, no weights in the table, and 26.06's
+    /// handler bugs (prefix length, encap byte order, dump truncation).
     pub v2: bool,
     /// What `show_version` reports.
     pub version: String,
@@ -164,9 +166,13 @@ pub(crate) struct SimState {
 }
 
 impl SimState {
-    fn fresh(pid: u32) -> SimState {
+    fn fresh(pid: u32, legacy: bool) -> SimState {
         SimState {
-            lb: LbState::new(),
+            lb: {
+                let mut lb = LbState::new();
+                lb.legacy = legacy;
+                lb
+            },
             pid,
             started: Instant::now(),
             boottime: SystemTime::now()
@@ -262,7 +268,7 @@ impl Simulator {
         let (generation, _) = watch::channel(0);
         let inner = Arc::new(Inner {
             ids: MessageIds::new(options.v2),
-            state: Mutex::new(SimState::fresh(std::process::id())),
+            state: Mutex::new(SimState::fresh(std::process::id(), !options.v2)),
             calls: Mutex::new(Vec::new()),
             stalled: AtomicBool::new(false),
             next_client: AtomicU32::new(1),
@@ -382,7 +388,7 @@ impl Simulator {
             let mut st = self.inner.state.lock().expect("sim state");
             let pid = st.pid.wrapping_add(1000);
             let old_boot = st.boottime;
-            *st = SimState::fresh(pid);
+            *st = SimState::fresh(pid, !self.inner.options.v2);
             // Boot times are whole seconds; make sure a fast restart differs.
             if st.boottime <= old_boot {
                 st.boottime = old_boot + 1;

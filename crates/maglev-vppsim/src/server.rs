@@ -228,6 +228,11 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
                 };
                 (ctx, a, format!("{m:?}"), true)
             };
+            let mut args = args;
+            if !inner.options.v2 {
+                args.pfx = legacy_prefix(&args.pfx);
+                args.encap = args.encap.swap_bytes();
+            }
             let result = {
                 let mut st = inner.state.lock().expect("sim state");
                 let now = st.uptime();
@@ -265,8 +270,13 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             let now = st.uptime();
             st.lb.collect_garbage(now, false);
             // v1 adds carry no weight: VPP uses the default, 100.
+            let pfx = if inner.options.v2 {
+                m.pfx
+            } else {
+                legacy_prefix(&m.pfx)
+            };
             let rv = st.lb.add_del_as(
-                &m.pfx,
+                &pfx,
                 m.protocol,
                 m.port,
                 &m.as_address,
@@ -311,27 +321,49 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
         "lb_vip_dump" => {
             let (ctx, m) = request::<LbVipDump>(payload, handle)?;
             let st = inner.state.lock().expect("sim state");
-            // The filter fields are ignored: every live VIP is returned.
-            for v in st.lb.live_vips() {
+            let legacy = !inner.options.v2;
+            // The filter fields are ignored: every live VIP is returned
+            // (26.06: every VIP, deleted ones too).
+            let vips: Vec<&crate::lb::Vip> = if legacy {
+                st.lb.all_vips().collect()
+            } else {
+                st.lb.live_vips().collect()
+            };
+            for v in vips {
+                let (vip, encap, flow_table_length) = if legacy {
+                    (
+                        legacy_vip(v),
+                        // htonl(vip->type): the internal type.
+                        LbEncapType(v.vtype as u32),
+                        // htonl(mask + 1) into a u16, written unswapped.
+                        ((v.table_len >> 24) << 8 | ((v.table_len >> 16) & 0xff)) as u16,
+                    )
+                } else {
+                    (
+                        LbVip {
+                            pfx: Prefix::new(v.address, v.plen),
+                            protocol: IpProto(v.protocol),
+                            port: v.port,
+                        },
+                        LbEncapType(v.vtype.api_encap()),
+                        // A u16 field: 65536 and up wrap.
+                        v.table_len as u16,
+                    )
+                };
                 reply(
                     inner,
                     out,
                     ctx,
                     &LbVipDetails {
-                        vip: LbVip {
-                            pfx: Prefix::new(v.address, v.plen),
-                            protocol: IpProto(v.protocol),
-                            port: v.port,
-                        },
-                        encap: LbEncapType(v.vtype.api_encap()),
+                        vip,
+                        encap,
                         dscp: IpDscp(v.dscp),
                         // u8 written into the u32 without htonl.
                         srv_type: LbSrvType(u32::from(v.srv_type) << 24),
                         // Stored in network order, then swapped again on the way out:
                         // the client reads the port byte-swapped.
                         target_port: v.target_port_raw,
-                        // A u16 field: 65536 and up wrap.
-                        flow_table_length: v.table_len as u16,
+                        flow_table_length,
                     },
                 );
             }
@@ -347,11 +379,18 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
             // Both requests have the same layout.
             let (ctx, m) = request::<LbAsV2Dump>(payload, handle)?;
             let st = inner.state.lock().expect("sim state");
-            for v in st.lb.as_dump_vips(&m.pfx, m.protocol, m.port) {
-                let vip = LbVip {
-                    pfx: Prefix::new(v.address, v.plen),
-                    protocol: IpProto(v.protocol),
-                    port: v.port,
+            let legacy = !inner.options.v2;
+            // 26.06 compares the port without ntohs.
+            let port = if legacy { m.port.swap_bytes() } else { m.port };
+            for v in st.lb.as_dump_vips(&m.pfx, m.protocol, port) {
+                let vip = if legacy {
+                    legacy_vip(v)
+                } else {
+                    LbVip {
+                        pfx: Prefix::new(v.address, v.plen),
+                        protocol: IpProto(v.protocol),
+                        port: v.port,
+                    }
                 };
                 for (i, a) in v.ases.iter().enumerate() {
                     let app_srv: Address = a.address.into();
@@ -397,5 +436,31 @@ fn name_static(v2: bool, base: &'static str) -> &'static str {
     match (base, v2) {
         ("lb_add_del_vip", true) => LbAddDelVipV2::NAME,
         _ => base,
+    }
+}
+
+/// How 26.06's handlers read a VIP prefix: the length as an `ip46` length,
+/// so an IPv4 prefix is IPv4 only with a length of 96 or more (and then
+/// has 96 bits too many); shorter, the address is an IPv6 one,
+/// `::a.b.c.d`.
+fn legacy_prefix(p: &Prefix) -> Prefix {
+    let raw = maglev_vpp::maglev::ip46(&p.address.to_ip());
+    let ip4_form = raw[..12].iter().all(|b| *b == 0);
+    if ip4_form && p.len >= 96 {
+        let v4 = std::net::Ipv4Addr::new(raw[12], raw[13], raw[14], raw[15]);
+        Prefix::new(v4.into(), p.len - 96)
+    } else {
+        Prefix::new(std::net::Ipv6Addr::from(raw).into(), p.len)
+    }
+}
+
+/// A VIP as 26.06's dumps describe it: the internal (`ip46`) prefix length
+/// and the protocol truncated to 0 (`htonl` into a u8).
+fn legacy_vip(v: &crate::lb::Vip) -> LbVip {
+    let plen = if v.address.is_ipv4() { v.plen + 96 } else { v.plen };
+    LbVip {
+        pfx: Prefix::new(v.address, plen),
+        protocol: IpProto(0),
+        port: v.port,
     }
 }

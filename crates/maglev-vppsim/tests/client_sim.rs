@@ -319,6 +319,18 @@ async fn cli_shows_pool_index_and_sticky() {
         "{out}"
     );
     assert!(out.contains("  protocol:6 port:80\n"), "{out}");
+    // master's AS line carries the weight; 26.06's does not.
+    assert!(
+        out.contains("    10.0.0.1 weight:100 buckets:1024 flows:0 dpo:1 used\n"),
+        "{out}"
+    );
+    f.sim.shutdown().await;
+    let f = start(false).await;
+    let lb = connect(&f).await;
+    lb.vip_add(&spec(key, Encap::Gre4)).await.unwrap();
+    lb.as_add(&key, ip("10.0.0.1"), 100).await.unwrap();
+    let out = lb.cli("show lb vips verbose").await.unwrap();
+    assert!(out.contains(" ip4-gre4 [1] 192.0.2.10/32\n"), "{out}");
     assert!(
         out.contains("    10.0.0.1 1024 buckets   0 flows  dpo:1 used\n"),
         "{out}"
