@@ -158,6 +158,48 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
                 reply: crate::cli::run(&st.lb, &inner.options.version, &m.cmd),
             }
         )),
+        "show_threads" => simple!(ShowThreads, |_m, st| (
+            0,
+            // No workers: the main thread alone, as VPP reports it.
+            ShowThreadsReply {
+                retval: 0,
+                thread_data: vec![ThreadData {
+                    id: 0,
+                    name: "vpp_main".to_string(),
+                    r#type: String::new(),
+                    pid: st.pid,
+                    cpu_id: 0,
+                    core: 0,
+                    cpu_socket: 0,
+                }],
+            }
+        )),
+        // Both 26.06 and master answer an empty list on the socket
+        // transport (seen by the real-VPP differential test): plugin API
+        // versions cannot be read this way.
+        "api_versions" => simple!(ApiVersions, |_m, st| {
+            let _ = &st;
+            (
+                0,
+                ApiVersionsReply {
+                    retval: 0,
+                    api_versions: Vec::new(),
+                },
+            )
+        }),
+        "show_vpe_system_time" => simple!(ShowVpeSystemTime, |_m, st| {
+            let _ = &st;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            (
+                0,
+                ShowVpeSystemTimeReply {
+                    retval: 0,
+                    vpe_system_time: now,
+                },
+            )
+        }),
         "memclnt_keepalive_reply" => {}
         "sockclnt_delete" => {
             let (ctx, m) = request::<SockclntDelete>(payload, handle)?;
@@ -341,7 +383,10 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
                 } else {
                     (
                         LbVip {
-                            pfx: Prefix::new(v.address, v.plen),
+                            pfx: Prefix {
+                                address: encode_any(&v.address),
+                                len: v.plen,
+                            },
                             protocol: IpProto(v.protocol),
                             port: v.port,
                         },
@@ -387,13 +432,16 @@ fn dispatch(inner: &Inner, handle: u32, payload: &[u8], out: &mut Vec<u8>) -> Op
                     legacy_vip(v)
                 } else {
                     LbVip {
-                        pfx: Prefix::new(v.address, v.plen),
+                        pfx: Prefix {
+                            address: encode_any(&v.address),
+                            len: v.plen,
+                        },
                         protocol: IpProto(v.protocol),
                         port: v.port,
                     }
                 };
                 for (i, a) in v.ases.iter().enumerate() {
-                    let app_srv: Address = a.address.into();
+                    let app_srv = encode_any(&a.address);
                     let flags = u8::from(a.used);
                     if name == "lb_as_dump" {
                         let d = LbAsDetails {
@@ -457,10 +505,28 @@ fn legacy_prefix(p: &Prefix) -> Prefix {
 /// A VIP as 26.06's dumps describe it: the internal (`ip46`) prefix length
 /// and the protocol truncated to 0 (`htonl` into a u8).
 fn legacy_vip(v: &crate::lb::Vip) -> LbVip {
-    let plen = if v.address.is_ipv4() { v.plen + 96 } else { v.plen };
+    let plen = if v.address.is_ipv4() {
+        v.plen + 96
+    } else {
+        v.plen
+    };
     LbVip {
-        pfx: Prefix::new(v.address, plen),
+        pfx: Prefix {
+            address: encode_any(&v.address),
+            len: plen,
+        },
         protocol: IpProto(0),
         port: v.port,
+    }
+}
+
+/// `ip_address_encode (…, IP46_TYPE_ANY, …)`: an address whose first 12
+/// bytes are zero (`::a.b.c.d`, `::`) goes out as IPv4.
+fn encode_any(a: &std::net::IpAddr) -> Address {
+    let raw = maglev_vpp::maglev::ip46(a);
+    if raw[..12].iter().all(|b| *b == 0) {
+        std::net::IpAddr::from([raw[12], raw[13], raw[14], raw[15]]).into()
+    } else {
+        (*a).into()
     }
 }
