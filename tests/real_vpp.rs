@@ -85,7 +85,42 @@ impl Net {
     }
 }
 
-fn write_config(path: &Path, net: &Net, port: u16, extra_frontend: bool, table_len: u32) {
+/// What a test's config varies.
+#[derive(Debug, Clone, Copy)]
+struct Cfg {
+    /// A third frontend, `extra` (192.0.2.81:8080 on b3).
+    extra_frontend: bool,
+    /// `www`'s table length.
+    table_len: u32,
+    /// `www6` on all ports instead of tcp:443.
+    www6_all_ports: bool,
+    /// `sync-interval`.
+    sync_interval: &'static str,
+}
+
+impl Default for Cfg {
+    fn default() -> Self {
+        Cfg {
+            extra_frontend: false,
+            table_len: 1024,
+            www6_all_ports: false,
+            sync_interval: "1s",
+        }
+    }
+}
+
+fn write_config(path: &Path, net: &Net, port: u16, cfg: Cfg) {
+    let Cfg {
+        extra_frontend,
+        table_len,
+        www6_all_ports,
+        sync_interval,
+    } = cfg;
+    let www6_port = if www6_all_ports {
+        ""
+    } else {
+        "      port: 443\n"
+    };
     let extra = if extra_frontend {
         "    extra:
       address: 192.0.2.81
@@ -105,7 +140,7 @@ fn write_config(path: &Path, net: &Net, port: u16, extra_frontend: bool, table_l
     lb:
       ipv4-src-address: 198.51.100.1
       ipv6-src-address: '2001:db8:ffff::1'
-      sync-interval: 1s
+      sync-interval: {sync_interval}
       startup-min-delay: 1s
       startup-max-delay: 5s
       sticky-buckets-per-core: 65536
@@ -127,8 +162,7 @@ fn write_config(path: &Path, net: &Net, port: u16, extra_frontend: bool, table_l
           backends: {{ b3: {{}} }}
     www6:
       address: '{VIP6}'
-      port: 443
-      pools:
+{www6_port}      pools:
         - name: primary
           backends: {{ b1: {{}}, b2: {{}} }}
 {extra}",
@@ -297,7 +331,7 @@ async fn scenario(version: &str) {
     let b2 = backend(&net.b2, port).await;
     let _b3 = backend(&net.b3, port).await;
     let cfg = dir.path().join("maglev.yaml");
-    write_config(&cfg, &net, port, false, 1024);
+    write_config(&cfg, &net, port, Cfg::default());
     let d = start_maglevd(dir.path(), &cfg, &vpp, "maglevd");
 
     // 1. Programming: both VIPs, right family and type, ASes as expected.
@@ -429,6 +463,33 @@ async fn scenario(version: &str) {
         .find(|a| a.address.to_string() == net.b3)
         .map_or(0, |a| a.flows);
     assert!(b3_flows > 0, "no flow reached the fallback: {www:?}");
+    // maglevd's counters (read from the stats segment) are VPP's.
+    let counters = api
+        .get_vpplb_counters(pb::GetVpplbCountersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let c = counters
+        .vips
+        .iter()
+        .find(|c| c.frontend == "www")
+        .unwrap_or_else(|| panic!("no counters for www: {counters:?}"));
+    assert_eq!(
+        (
+            c.existing_session_packets,
+            c.first_packets,
+            c.untracked_packets,
+            c.no_server_packets
+        ),
+        (
+            www.counter("packet from existing sessions").unwrap(),
+            www.counter("first session packet").unwrap(),
+            www.counter("untracked packet").unwrap(),
+            www.counter("no server configured").unwrap()
+        ),
+        "{version}: stats segment vs CLI"
+    );
+    assert_eq!(c.index, www.index);
 
     // And back: the primaries return, the fallback leaves.
     api.enable_backend(pb::BackendActionRequest { name: "b1".into() })
@@ -474,8 +535,77 @@ async fn scenario(version: &str) {
     })
     .await;
 
+    // 6b. Operator weights. Both primaries drained to 0: a pool whose up
+    // backends all have weight 0 is not active, so the fallback serves.
+    for b in ["b1", "b2"] {
+        api.set_frontend_pool_backend_weight(pb::SetWeightRequest {
+            frontend: "www".into(),
+            pool: "primary".into(),
+            backend: b.into(),
+            weight: 0,
+        })
+        .await
+        .unwrap();
+    }
+    until(
+        &vpp,
+        &d,
+        "drained primaries fall back to b3",
+        Duration::from_secs(5),
+        |v| vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &b3)),
+    )
+    .await;
+    // b1 back at 50: on master VPP gets weight 50 and the reply shows
+    // VPP's buckets; on 26.06 b1 is simply present.
+    let reply = api
+        .set_frontend_pool_backend_weight(pb::SetWeightRequest {
+            frontend: "www".into(),
+            pool: "primary".into(),
+            backend: "b1".into(),
+            weight: 50,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let b1_info = reply.pools[0]
+        .backends
+        .iter()
+        .find(|b| b.name == "b1")
+        .unwrap();
+    assert_eq!(b1_info.vpp_buckets, Some(1024), "{reply:?}");
+    let v = vips(&vpp);
+    let www = vip(&v, VIP4, 80).unwrap();
+    let b1_vpp = www
+        .ases
+        .iter()
+        .find(|a| a.address.to_string() == net.b1 && a.used);
+    assert_eq!(
+        b1_vpp.map(|a| (a.weight, a.buckets)),
+        Some((if legacy { None } else { Some(50) }, 1024)),
+        "{www:?}"
+    );
+    // Back to the config's weights: a reload of the same file clears
+    // overrides.
+    d.sighup();
+    until(
+        &vpp,
+        &d,
+        "overrides cleared",
+        Duration::from_secs(10),
+        |v| vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &b12)),
+    )
+    .await;
+
     // 7. Reload, good then broken.
-    write_config(&cfg, &net, port, true, 1024);
+    write_config(
+        &cfg,
+        &net,
+        port,
+        Cfg {
+            extra_frontend: true,
+            ..Cfg::default()
+        },
+    );
     d.sighup();
     until(
         &vpp,
@@ -505,7 +635,31 @@ async fn scenario(version: &str) {
         "a broken reload wrote to VPP:\n{}",
         tail(&d.log_text(), 20)
     );
-    write_config(&cfg, &net, port, true, 1024);
+    // A reload that turns www6 from tcp:443 into an all-port VIP on the
+    // same address: VPP refuses the new one while the old holds the
+    // address (-81), so the old must go first; nothing may fail.
+    write_config(
+        &cfg,
+        &net,
+        port,
+        Cfg {
+            extra_frontend: true,
+            www6_all_ports: true,
+            ..Cfg::default()
+        },
+    );
+    let errors_before = d.log_text().matches("vpp-lbsync-error").count();
+    d.sighup();
+    until(&vpp, &d, "www6 on all ports", Duration::from_secs(2), |v| {
+        vip(v, VIP6, 0).is_some_and(|x| !x.ases.is_empty()) && vip(v, VIP6, 443).is_none()
+    })
+    .await;
+    assert_eq!(
+        d.log_text().matches("vpp-lbsync-error").count(),
+        errors_before,
+        "{}",
+        tail(&d.log_text(), 20)
+    );
 
     // 8. VPP dies and comes back empty: maglevd reprograms it.
     vpp.restart();
@@ -573,18 +727,91 @@ async fn big_tables(version: &str) {
     let _b2 = backend(&net.b2, port).await;
     let _b3 = backend(&net.b3, port).await;
     let cfg = dir.path().join("maglev.yaml");
-    write_config(&cfg, &net, port, false, 65536);
+    let big = |table_len| Cfg {
+        table_len,
+        sync_interval: "60s",
+        ..Cfg::default()
+    };
+    write_config(&cfg, &net, port, big(65536));
     let d = start_maglevd(dir.path(), &cfg, &vpp, "maglevd");
     until(&vpp, &d, "table 65536", Duration::from_secs(20), |v| {
         vip(v, VIP4, 80).is_some_and(|x| x.table_len == Some(65536) && !x.ases.is_empty())
     })
     .await;
-    write_config(&cfg, &net, port, false, 131072);
+    write_config(&cfg, &net, port, big(131072));
     d.sighup();
     until(&vpp, &d, "table 131072", Duration::from_secs(20), |v| {
         vip(v, VIP4, 80).is_some_and(|x| x.table_len == Some(131072) && !x.ases.is_empty())
     })
     .await;
+
+    // An explicit sync of one frontend reads VPP first: an AS deleted by
+    // hand shows in its dry run at once (the periodic sync is a minute
+    // away, and maglevd's own record still has it).
+    vpp.ctl(&format!(
+        "lb as {VIP4}/32 protocol tcp port 80 {} del",
+        net.b1
+    ));
+    let mut api = d.client().await;
+    let r = api
+        .sync_vpplb_state(pb::SyncVpplbStateRequest {
+            frontend: "www".into(),
+            dry_run: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.plan
+            .iter()
+            .any(|op| op.starts_with("as-add") && op.contains(&net.b1)),
+        "{version}: the dry run planned against a stale record: {r:?}"
+    );
+    let r = api
+        .sync_vpplb_state(pb::SyncVpplbStateRequest {
+            frontend: "www".into(),
+            dry_run: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.failures.is_empty(), "{r:?}");
+    let v = vips(&vpp);
+    assert!(
+        vip(&v, VIP4, 80).is_some_and(|x| x
+            .ases
+            .iter()
+            .any(|a| a.used && a.address.to_string() == net.b1)),
+        "{v:?}"
+    );
+}
+
+/// A VPP without the lb plugin: maglevd says exactly that, instead of
+/// blaming the v2 messages, and writes nothing.
+async fn no_lb_plugin(version: &str) {
+    let Some(install) = install_or_skip(version, &format!("real_vpp::no_lb_plugin {version}"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let vpp = Vpp::start_with(&install, dir.path(), false);
+    let net = Net::new(&install.name);
+    let port = free_port();
+    let cfg = dir.path().join("maglev.yaml");
+    write_config(&cfg, &net, port, Cfg::default());
+    let d = start_maglevd(dir.path(), &cfg, &vpp, "maglevd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log_text().contains("has no lb plugin") {
+        assert!(
+            Instant::now() < deadline,
+            "no clear error:\n{}",
+            tail(&d.log_text(), 20)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = d.log_text();
+    assert!(!log.contains("vpp-degraded"), "{log}");
+    assert_eq!(d.calls(), 0);
 }
 
 macro_rules! per_version {
@@ -602,7 +829,7 @@ macro_rules! per_version {
     )*};
 }
 
-per_version!(scenario, big_tables, differential);
+per_version!(scenario, big_tables, differential, no_lb_plugin);
 
 /// One fixed sequence of raw API calls (the same bytes to both) against
 /// the simulator and a real VPP: every answer must be the same. Includes

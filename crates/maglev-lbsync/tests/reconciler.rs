@@ -25,13 +25,17 @@ struct Rig {
 }
 
 fn config(lb_extra: &str, frontends: &str) -> Config {
+    config_with(lb_extra, frontends, "300ms")
+}
+
+fn config_with(lb_extra: &str, frontends: &str, sync_interval: &str) -> Config {
     let text = format!(
         "maglev:
   vpp:
     lb:
       ipv4-src-address: 198.51.100.1
       ipv6-src-address: '2001:db8::1'
-      sync-interval: 300ms
+      sync-interval: {sync_interval}
 {lb_extra}
   healthchecks:
     silent: {{ type: tcp, port: 9, timeout: 3s, interval: 5s }}
@@ -404,4 +408,48 @@ async fn without_vpp_requests_say_unavailable() {
     let e = handle.sync(None, false).await.unwrap_err();
     assert_eq!(e.to_string(), "VPP integration is disabled");
     assert!(!handle.status().vpp_enabled);
+}
+
+#[tokio::test]
+async fn a_failed_call_is_retried_within_a_second_not_at_the_next_periodic_sync() {
+    // The periodic full sync is a minute away.
+    let r = rig(config_with(NO_WARMUP, WWW, "60s"), true).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
+    // The VIP vanishes behind maglevd's back; its record still has it, so
+    // the next per-VIP sync sends a weight call VPP refuses (-6).
+    let vip = vip_key(&r.handle.desired().await.unwrap().0.frontends["www"]);
+    r.sim.with_lb_mut(|lb, now| {
+        let a = maglev_vpp::binapi::Prefix::host(vip.address);
+        assert_eq!(
+            lb.add_del_vip(
+                maglev_vppsim::lb::VipArgs {
+                    pfx: a,
+                    protocol: 6,
+                    port: 443,
+                    encap: 0,
+                    dscp: 0,
+                    srv_type: 0,
+                    target_port: 0,
+                    table_len: 1024,
+                    src_ip_sticky: false,
+                    is_del: true,
+                },
+                now,
+            ),
+            Ok(0)
+        );
+    });
+    let failed_before = r.handle.status().sync_failures.values().sum::<u64>();
+    r.checker.disable("s2", "test").unwrap();
+    let took = eventually(
+        "the VIP re-created by the retry",
+        Duration::from_secs(2),
+        || sim_ases(&r.sim).len() == 3,
+    )
+    .await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        r.handle.status().sync_failures.values().sum::<u64>() > failed_before,
+        "the failure was not counted"
+    );
 }

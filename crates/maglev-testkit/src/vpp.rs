@@ -114,18 +114,25 @@ pub struct Vpp {
     /// The run directory: sockets, `startup.conf`, `vpp.log`.
     pub dir: PathBuf,
     child: Option<Kill>,
+    lb_plugin: bool,
 }
 
 impl Vpp {
     /// Starts `install` with its run directory under `parent` and waits
     /// for its API, stats and CLI sockets.
     pub fn start(install: &Install, parent: &Path) -> Vpp {
+        Vpp::start_with(install, parent, true)
+    }
+
+    /// [`Vpp::start`], with or without the lb plugin.
+    pub fn start_with(install: &Install, parent: &Path, lb_plugin: bool) -> Vpp {
         let dir = parent.join(format!("vpp-{}", install.name));
         std::fs::create_dir_all(&dir).expect("VPP run dir");
         let mut vpp = Vpp {
             install: install.clone(),
             dir,
             child: None,
+            lb_plugin,
         };
         vpp.launch();
         vpp
@@ -172,9 +179,10 @@ socksvr {{ socket-name {d}/api.sock }}
 statseg {{ socket-name {d}/stats.sock size 32m page-size 4k }}
 memory {{ main-heap-size 1G main-heap-page-size 4k }}
 buffers {{ buffers-per-numa 16384 default data-size 2048 page-size 4k }}
-plugins {{ path {plugins} plugin default {{ disable }} plugin lb_plugin.so {{ enable }} }}
+plugins {{ path {plugins} plugin default {{ disable }} plugin lb_plugin.so {{ {lb} }} }}
 ",
-            plugins = self.install.plugins.display()
+            plugins = self.install.plugins.display(),
+            lb = if self.lb_plugin { "enable" } else { "disable" },
         );
         let conf_path = self.dir.join("startup.conf");
         std::fs::write(&conf_path, conf).expect("startup.conf");
