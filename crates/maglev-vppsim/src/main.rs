@@ -25,8 +25,10 @@ struct Flags {
     /// Stats socket to serve (none if omitted).
     #[arg(long, value_name = "PATH")]
     stats_socket: Option<PathBuf>,
-    /// Act as VPP v26.06 or older: no lb v2 messages (weights, set-weight,
-    /// v2 dump, conf get).
+    /// Act as VPP 26.06 (lb API 1.1.0): no lb v2 messages (weights,
+    /// set-weight, v2 dump, conf get), no weights in the Maglev table, and
+    /// 26.06's handler bugs (prefix length, encap byte order, truncated
+    /// dumps), as the real-VPP differential test holds it to.
     #[arg(long)]
     no_v2: bool,
     /// Version string `show_version` reports.
