@@ -676,6 +676,9 @@ async fn scenario(version: &str) {
     )
     .await;
     eprintln!("{version}: VIPs back {took:?} after VPP's API socket accepted again");
+    // maglevd notices the closed socket at once and retries within a
+    // second (it used to wait for the next ping or sync: 5-15 s).
+    assert!(took < Duration::from_secs(3), "{version}: {took:?}");
 
     // 9. maglevd restarts: warmup reads VPP, finds it right, writes nothing.
     drop(api);

@@ -31,13 +31,15 @@ tasks:
   dist [DIR]              man pages (maglevc.1, maglevt.1) and maglevc's
                           shell completions (bash, zsh, fish) under DIR
                           (default target/dist)
-  bench vpp               Rust VPP client vs vpp_papi against the simulator,
-                          and a bulk load (see docs/benchmarks.md)
+  bench vpp [--real]      Rust VPP client vs vpp_papi against the simulator
+                          (and real VPP 26.06/master with --real), and a
+                          bulk load (see docs/benchmarks.md)
   bench health [--seconds S] [--backends N,N]
                           maglev-health vs HAProxy probing 1,000 and 5,000
                           HTTP backends at 1 s (needs root and haproxy)
-  bench lbsync            planning, full sync and per-VIP sync latency at
-                          1,000 VIPs x 64 ASes
+  bench lbsync [--real]   planning, full sync and per-VIP sync latency at
+                          1,000 VIPs x 64 ASes (against real VPP too with
+                          --real)
   bench daemon            failover latency (detection, controller overhead)
                           and idle CPU/RSS of maglevd with 1,000 backends
   bench maglevt           maglevt's probe rate and CPU share, 100 VIPs at
@@ -252,6 +254,11 @@ fn bench(args: &[String]) -> Result<(), String> {
                     eprintln!("\n*** no vpp_papi or API dir: the vpp_papi column stays empty ***\n")
                 }
             }
+            if args.iter().any(|a| a == "--real") {
+                std::env::set_var("MAGLEV_VPP_CACHE", vpp::cache_dir());
+                vpp::build(&[], None)?;
+                bench_args.push("--real".to_string());
+            }
             let refs: Vec<&str> = bench_args.iter().map(String::as_str).collect();
             cargo(&refs)
         }
@@ -269,14 +276,22 @@ fn bench(args: &[String]) -> Result<(), String> {
             bench_args.extend(extra);
             cargo(&bench_args)
         }
-        Some("lbsync") => cargo(&[
-            "bench",
-            "--quiet",
-            "-p",
-            "maglev-lbsync",
-            "--bench",
-            "lbsync",
-        ]),
+        Some("lbsync") => {
+            let mut bench_args = vec![
+                "bench",
+                "--quiet",
+                "-p",
+                "maglev-lbsync",
+                "--bench",
+                "lbsync",
+            ];
+            if args.iter().any(|a| a == "--real") {
+                std::env::set_var("MAGLEV_VPP_CACHE", vpp::cache_dir());
+                vpp::build(&[], None)?;
+                bench_args.extend(["--", "--real"]);
+            }
+            cargo(&bench_args)
+        }
         Some("daemon") => cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"]),
         Some("maglevt") => cargo(&[
             "bench",

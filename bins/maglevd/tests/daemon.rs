@@ -470,6 +470,57 @@ async fn end_to_end() {
         "{res:?}"
     );
 
+    // CheckConfig never reads a file the client names: a secret next to
+    // the config is refused without a word of its contents, and so is a
+    // FIFO (which used to freeze the daemon).
+    let secret = r.dir.path().join("secret.key");
+    std::fs::write(&secret, "TOP-SECRET-KEY-MATERIAL\n").unwrap();
+    let fifo = r.dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for path in [&secret, &fifo] {
+        let e = c
+            .check_config(pb::CheckConfigRequest {
+                path: path.display().to_string(),
+                content: Vec::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+        assert!(!e.message().contains("TOP-SECRET"), "{e:?}");
+    }
+    // Its own path, given explicitly, is fine (the broken file above).
+    let own = c
+        .check_config(pb::CheckConfigRequest {
+            path: r.config.display().to_string(),
+            content: Vec::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!own.ok && !own.semantic_error.is_empty(), "{own:?}");
+    // Another config is sent as content.
+    let sent = c
+        .check_config(pb::CheckConfigRequest {
+            path: String::new(),
+            content: b"maglev:\n  vpp: { lb: { ipv4-src-address: 192.0.2.1, ipv6-src-address: '2001:db8::1' } }\n  backends: { a: { address: 127.0.0.1 } }\n".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(sent.ok, "{sent:?}");
+    let e = c
+        .check_config(pb::CheckConfigRequest {
+            path: String::new(),
+            content: vec![b'#'; (1 << 20) + 1],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+
     // A restarted VPP gets everything again.
     r.sim.restart();
     eventually(

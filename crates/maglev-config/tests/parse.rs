@@ -174,6 +174,29 @@ fn unreadable_file() {
 }
 
 #[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO would block the reader forever: refused without opening it.
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let err = load_file(&fifo).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let err = load_file(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    // Past the limit: refused by size, not read.
+    let big = dir.path().join("big.yaml");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(maglev_config::MAX_FILE_BYTES + 1).unwrap();
+    let err = load_file(&big).unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Parse);
+    assert!(err.to_string().contains("the limit is"), "{err}");
+}
+
+#[test]
 fn not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.yaml");

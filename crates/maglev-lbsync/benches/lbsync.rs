@@ -7,6 +7,13 @@
 //! - per-VIP sync latency: a backend transition (operator disable/enable)
 //!   to the weight call arriving at the simulator, p50/p99 over many trials,
 //!   with all 1,000 VIPs programmed.
+//!
+//! With `--real` (`cargo xtask bench lbsync --real`) the full sync and the
+//! per-VIP latency are measured again against each real VPP build, with
+//! VPP's own CPU time for the full sync beside the wall time (VPP rebuilds
+//! the VIP's Maglev table on every AS change, so that is the floor), and
+//! the latency taken from the transition to the reconciler's count of
+//! completed weight calls (VPP has answered).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -56,7 +63,77 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Full sync from empty and per-VIP latency against a real VPP: (wall,
+/// VPP CPU, latencies).
+fn real_vpp(
+    cfg: &maglev_config::Config,
+    install: &maglev_testkit::vpp::Install,
+) -> (Duration, Option<f64>, Vec<Duration>) {
+    let dir = tempfile::tempdir().unwrap();
+    let vpp = maglev_testkit::vpp::Vpp::start(install, dir.path());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let checker = Checker::start(cfg, CheckerOptions::default()).unwrap();
+        while checker.backends().iter().any(|b| b.state != State::Up) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let cpu0 = vpp.cpu_seconds();
+        let t = Instant::now();
+        let handle = spawn(
+            Arc::new(cfg.clone()),
+            checker.clone(),
+            ReconcilerOptions {
+                api_socket: Some(vpp.api_socket()),
+                stats_socket: None,
+                retry_interval: Duration::from_secs(3600),
+                call_timeout: Duration::from_secs(60),
+                ..Default::default()
+            },
+        );
+        let done = |s: &maglev_lbsync::reconciler::Status, kind: &str| -> u64 {
+            s.totals
+                .iter()
+                .filter(|((_, k), _)| *k == kind)
+                .map(|(_, n)| *n)
+                .sum()
+        };
+        // Any completed AS call: a weight change on master, a delete or add
+        // on 26.06 (no weights there).
+        let as_calls = |s: &maglev_lbsync::reconciler::Status| {
+            done(s, "as_weight_updated") + done(s, "as_removed") + done(s, "as_added")
+        };
+        let mut status = handle.watch_status();
+        status
+            .wait_for(|s| {
+                done(s, "vip_added") >= VIPS as u64 && done(s, "as_added") >= (VIPS * ASES) as u64
+            })
+            .await
+            .unwrap();
+        let full = t.elapsed();
+        let cpu = cpu0.zip(vpp.cpu_seconds()).map(|(a, b)| b - a);
+        let mut lat = Vec::with_capacity(TRIALS);
+        for i in 0..TRIALS {
+            let backend = format!("b{}x{}", i % VIPS, i % ASES);
+            let before = as_calls(&status.borrow());
+            let t = Instant::now();
+            checker.disable(&backend, "bench").unwrap();
+            status.wait_for(|s| as_calls(s) > before).await.unwrap();
+            lat.push(t.elapsed());
+            let before = as_calls(&status.borrow());
+            checker.enable(&backend, "bench").unwrap();
+            status.wait_for(|s| as_calls(s) > before).await.unwrap();
+        }
+        drop(handle);
+        lat.sort();
+        (full, cpu, lat)
+    })
+}
+
 fn main() {
+    let real = std::env::args().any(|a| a == "--real");
     let cfg = config();
     let states: HashMap<String, State> = cfg
         .backends
@@ -181,5 +258,29 @@ fn main() {
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+    if real {
+        for install in maglev_testkit::vpp::installs().iter().rev() {
+            let (full, cpu, lat) = real_vpp(&cfg, install);
+            report_full(&install.name, cold.ops.len(), full, cpu);
+            println!(
+                "| per-VIP sync against VPP {} (transition to VPP's reply), {TRIALS} trials: p50 / p99 / max | {:.2} / {:.2} / {:.2} ms |",
+                install.name,
+                percentile(&lat, 0.5).as_secs_f64() * 1e3,
+                percentile(&lat, 0.99).as_secs_f64() * 1e3,
+                lat.last().unwrap().as_secs_f64() * 1e3
+            );
+        }
+    }
+}
+
+fn report_full(name: &str, calls: usize, full: Duration, cpu: Option<f64>) {
+    println!(
+        "| full sync from empty against VPP {name} ({calls} calls): wall / VPP's own CPU (ratio) | {:.2} s / {} |",
+        full.as_secs_f64(),
+        match cpu {
+            Some(c) => format!("{c:.2} s ({:.2}×)", full.as_secs_f64() / c),
+            None => "n/a".to_string(),
+        }
     );
 }

@@ -92,11 +92,16 @@ impl Daemon {
         &self.config_path
     }
 
-    /// Checks a config file without applying it (`path` empty: the
-    /// daemon's own file).
-    pub fn check(&self, path: Option<&Path>) -> ConfigOutcome {
-        let path = path.unwrap_or(&self.config_path);
-        ConfigOutcome::from_load(&maglev_config::load_file(path))
+    /// Checks the daemon's own config file without applying it. (There is
+    /// no way to check another path: a client must never make the daemon
+    /// read a file it names.)
+    pub fn check(&self) -> ConfigOutcome {
+        ConfigOutcome::from_load(&maglev_config::load_file(&self.config_path))
+    }
+
+    /// Checks a config sent as text, without applying it.
+    pub fn check_text(&self, text: &str) -> ConfigOutcome {
+        ConfigOutcome::from_load(&maglev_config::load_str(text, "<content>"))
     }
 
     /// Re-reads the config file and, if it is valid, applies it; a bad file

@@ -254,6 +254,19 @@ impl MaglevService {
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
+/// The largest config `CheckConfig` takes inline (a bigger one is checked
+/// with `maglevd --check` where it lies).
+const MAX_CHECK_CONTENT: usize = 1 << 20;
+
+/// Whether `a` names the file `b` does (after resolving links); a path
+/// that cannot be resolved names nothing.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 #[tonic::async_trait]
 impl Maglev for MaglevService {
     async fn list_frontends(
@@ -519,11 +532,31 @@ impl Maglev for MaglevService {
         &self,
         request: Request<pb::CheckConfigRequest>,
     ) -> Result<Response<pb::ConfigResult>, Status> {
-        let path = request.into_inner().path;
-        let path = (!path.is_empty()).then(|| Path::new(&path).to_path_buf());
-        Ok(Response::new(config_result(
-            self.daemon.check(path.as_deref()),
-        )))
+        let r = request.into_inner();
+        if !r.content.is_empty() {
+            if !r.path.is_empty() {
+                return Err(Status::invalid_argument(
+                    "path and content: send one or the other",
+                ));
+            }
+            if r.content.len() > MAX_CHECK_CONTENT {
+                return Err(Status::invalid_argument(format!(
+                    "content: {} bytes; the limit is {MAX_CHECK_CONTENT}",
+                    r.content.len()
+                )));
+            }
+            let text = String::from_utf8(r.content)
+                .map_err(|_| Status::invalid_argument("content: not UTF-8 text"))?;
+            return Ok(Response::new(config_result(self.daemon.check_text(&text))));
+        }
+        // Never a file the client names: reading any path as root and
+        // echoing its errors would disclose it (or block on a FIFO).
+        if !r.path.is_empty() && !same_file(Path::new(&r.path), self.daemon.config_path()) {
+            return Err(Status::permission_denied(
+                "path: CheckConfig reads only the daemon's own config file; send any other config as content",
+            ));
+        }
+        Ok(Response::new(config_result(self.daemon.check())))
     }
 
     async fn reload_config(

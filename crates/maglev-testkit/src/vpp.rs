@@ -272,6 +272,24 @@ plugins {{ path {plugins} plugin default {{ disable }} plugin lb_plugin.so {{ {l
         self.launch();
     }
 
+    /// VPP's CPU time so far (user + system, from /proc): what VPP itself
+    /// spent, for benchmarks that compare a client's wall time with it.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?)).ok()?;
+        // Fields after the parenthesised command name; utime and stime are
+        // the 14th and 15th of the whole line.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        let hz = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0);
+        Some(ticks / hz)
+    }
+
     /// Sends `sig` to VPP (e.g. SIGSTOP/SIGCONT).
     pub fn signal(&self, sig: nix::sys::signal::Signal) {
         if let Some(pid) = self.pid() {
