@@ -144,6 +144,8 @@ struct Entry {
     last: Option<(ProbeResult, SystemTime)>,
     task: Option<AbortHandle>,
     epoch: u64,
+    /// The last probe could not run for a local reason (logged once).
+    local_error: bool,
 }
 
 impl Entry {
@@ -273,6 +275,7 @@ impl Checker {
             last: None,
             task: None,
             epoch: 0,
+            local_error: false,
         }
     }
 
@@ -539,9 +542,28 @@ async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay:
                 return;
             };
             let now = SystemTime::now();
-            let t = e
-                .health
-                .record(result.pass, result.code.as_str(), &result.detail, now);
+            let t = if result.code == Code::SockErr {
+                // This host could not probe (out of fds, buffers, source
+                // addresses…): that says nothing about the backend, so its
+                // state stays where it is. Counted by the observer.
+                if !e.local_error {
+                    e.local_error = true;
+                    warn!(
+                        event = "probe-local-error",
+                        backend = %name,
+                        detail = %result.detail,
+                        "a probe could not run for a local reason; the backend keeps its state"
+                    );
+                }
+                None
+            } else {
+                if e.local_error {
+                    e.local_error = false;
+                    info!(event = "probe-local-error-cleared", backend = %name);
+                }
+                e.health
+                    .record(result.pass, result.code.as_str(), &result.detail, now)
+            };
             tracing::debug!(
                 event = "probe",
                 backend = %name,

@@ -14,11 +14,11 @@ use maglev_health::probe::BoxFuture;
 use maglev_health::{Checker, CheckerOptions, Code, Probe, ProbeResult, State};
 use tokio::time::Instant;
 
-/// Answers from a script per target ('+' pass, '-' fail; then passes) and
-/// records when it was called.
+/// Answers from a script per target ('+' pass, '-' fail, '!' a local
+/// failure; then passes) and records when it was called.
 #[derive(Debug, Default)]
 struct Scripted {
-    script: Mutex<HashMap<IpAddr, VecDeque<bool>>>,
+    script: Mutex<HashMap<IpAddr, VecDeque<Code>>>,
     calls: Mutex<HashMap<IpAddr, Vec<Instant>>>,
 }
 
@@ -31,20 +31,29 @@ impl Probe for Scripted {
                 .entry(target)
                 .or_default()
                 .push(Instant::now());
-            let pass = self
+            let code = self
                 .script
                 .lock()
                 .unwrap()
                 .get_mut(&target)
                 .and_then(VecDeque::pop_front)
-                .unwrap_or(true);
-            let code = if pass { Code::L4Ok } else { Code::L4Con };
+                .unwrap_or(Code::L4Ok);
             ProbeResult::new(code, "scripted", Duration::ZERO)
         })
     }
     fn timeout(&self) -> Duration {
         Duration::from_secs(1)
     }
+}
+
+fn script(s: &str) -> VecDeque<Code> {
+    s.chars()
+        .map(|c| match c {
+            '+' => Code::L4Ok,
+            '-' => Code::L4Con,
+            _ => Code::SockErr,
+        })
+        .collect()
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -67,7 +76,7 @@ async fn intervals_follow_the_counter_with_jitter() {
     // up (snapped to the top), then down to 0, then back up.
     fake.script.lock().unwrap().insert(
         ip("127.0.0.1"),
-        "+++----++".chars().map(|c| c == '+').collect(),
+        script("+++----++"),
     );
     let f = Arc::clone(&fake);
     let checker = Checker::start(
@@ -166,5 +175,63 @@ async fn first_probes_are_spread_over_the_interval() {
             within_jitter(first, want),
             "b{i} first probe at {first:?}, want {want:?} ±10%"
         );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_failure_never_moves_the_state() {
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s, rise: 2, fall: 2 }",
+        "    b: { address: 127.0.0.1, healthcheck: hc }",
+        &["b"],
+    );
+    let fake = Arc::new(Scripted::default());
+    // Up; then ten probes this host could not run (out of fds…): still up;
+    // then two real failures: down; ten more local ones: still down.
+    fake.script.lock().unwrap().insert(
+        ip("127.0.0.1"),
+        script("+!!!!!!!!!!--!!!!!!!!!!"),
+    );
+    let f = Arc::clone(&fake);
+    let checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut rx = checker.subscribe();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        fake.calls.lock().unwrap()[&ip("127.0.0.1")].len() >= 24,
+        "every scripted probe ran"
+    );
+    let mut trans = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        trans.push((ev.transition.from, ev.transition.to));
+    }
+    assert_eq!(
+        trans,
+        [
+            (State::Unknown, State::Up),
+            (State::Up, State::Down),
+            (State::Down, State::Up)
+        ],
+        "only real results move the state"
+    );
+}
+
+#[test]
+fn local_errors_are_told_from_backend_errors() {
+    use maglev_health::probe::is_local_error;
+    use std::io::Error;
+    for local in [24, 23, 105, 12, 99, 11] {
+        // EMFILE ENFILE ENOBUFS ENOMEM EADDRNOTAVAIL EAGAIN
+        assert!(is_local_error(&Error::from_raw_os_error(local)), "{local}");
+    }
+    for remote in [111, 113, 101, 110, 104] {
+        // ECONNREFUSED EHOSTUNREACH ENETUNREACH ETIMEDOUT ECONNRESET
+        assert!(!is_local_error(&Error::from_raw_os_error(remote)), "{remote}");
     }
 }

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use crate::plan::{Op, Plan, SyncStats};
 
 /// VIPs whose calls are in flight at once.
-const PARALLEL_VIPS: usize = 64;
+const PARALLEL_VIPS: usize = 256;
 
 /// What applying a plan did.
 #[derive(Debug, Default)]

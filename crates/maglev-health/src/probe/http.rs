@@ -259,7 +259,7 @@ impl HttpProbe {
     async fn run(&self, target: IpAddr, phase: &AtomicU8, start: Instant) -> ProbeResult {
         let addr = SocketAddr::new(target, self.check.port);
         let stream = match self.sockets.connect(addr).await {
-            Err(e) => return ProbeResult::new(Code::L4Con, e.to_string(), start.elapsed()),
+            Err(e) => return super::connect_failed(&e, start.elapsed()),
             Ok(s) => s,
         };
         let Some(config) = &self.tls else {

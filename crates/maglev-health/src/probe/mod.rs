@@ -108,3 +108,36 @@ pub(crate) async fn within<T>(
 pub(crate) fn sock_err(detail: impl Into<String>, took: Duration) -> ProbeResult {
     ProbeResult::new(Code::SockErr, detail, took)
 }
+
+/// Whether a socket or connect error is this host's (out of file
+/// descriptors, buffers, memory, source addresses or ports) rather than the
+/// backend's: such a failure says nothing about the backend.
+pub fn is_local_error(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    let Some(code) = e.raw_os_error() else {
+        // Ours, e.g. "netns thread gone".
+        return e.kind() == std::io::ErrorKind::Other;
+    };
+    [
+        Errno::EMFILE,
+        Errno::ENFILE,
+        Errno::ENOBUFS,
+        Errno::ENOMEM,
+        Errno::EADDRNOTAVAIL,
+        // A non-blocking TCP connect with no free ephemeral port.
+        Errno::EAGAIN,
+    ]
+    .iter()
+    .any(|errno| *errno as i32 == code)
+}
+
+/// The result of a failed TCP connect: `SOCKERR` when the failure is local
+/// (see [`is_local_error`]), `L4CON` when the backend or the path to it
+/// refused.
+pub(crate) fn connect_failed(e: &std::io::Error, took: Duration) -> ProbeResult {
+    if is_local_error(e) {
+        sock_err(format!("local: {e}"), took)
+    } else {
+        ProbeResult::new(Code::L4Con, e.to_string(), took)
+    }
+}

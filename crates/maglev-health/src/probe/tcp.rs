@@ -22,7 +22,7 @@ impl Probe for TcpProbe {
             let addr = SocketAddr::new(target, self.port);
             match within(deadline, self.sockets.connect(addr)).await {
                 None => ProbeResult::new(Code::L4Tout, "connect timeout", start.elapsed()),
-                Some(Err(e)) => ProbeResult::new(Code::L4Con, e.to_string(), start.elapsed()),
+                Some(Err(e)) => super::connect_failed(&e, start.elapsed()),
                 Some(Ok(stream)) => {
                     drop(stream);
                     ProbeResult::new(Code::L4Ok, "connected", start.elapsed())
