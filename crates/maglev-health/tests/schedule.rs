@@ -74,10 +74,10 @@ async fn intervals_follow_the_counter_with_jitter() {
     );
     let fake = Arc::new(Scripted::default());
     // up (snapped to the top), then down to 0, then back up.
-    fake.script.lock().unwrap().insert(
-        ip("127.0.0.1"),
-        script("+++----++"),
-    );
+    fake.script
+        .lock()
+        .unwrap()
+        .insert(ip("127.0.0.1"), script("+++----++"));
     let f = Arc::clone(&fake);
     let checker = Checker::start(
         &cfg,
@@ -188,10 +188,10 @@ async fn a_local_failure_never_moves_the_state() {
     let fake = Arc::new(Scripted::default());
     // Up; then ten probes this host could not run (out of fds…): still up;
     // then two real failures: down; ten more local ones: still down.
-    fake.script.lock().unwrap().insert(
-        ip("127.0.0.1"),
-        script("+!!!!!!!!!!--!!!!!!!!!!"),
-    );
+    fake.script
+        .lock()
+        .unwrap()
+        .insert(ip("127.0.0.1"), script("+!!!!!!!!!!--!!!!!!!!!!"));
     let f = Arc::clone(&fake);
     let checker = Checker::start(
         &cfg,
@@ -232,6 +232,9 @@ fn local_errors_are_told_from_backend_errors() {
     }
     for remote in [111, 113, 101, 110, 104] {
         // ECONNREFUSED EHOSTUNREACH ENETUNREACH ETIMEDOUT ECONNRESET
-        assert!(!is_local_error(&Error::from_raw_os_error(remote)), "{remote}");
+        assert!(
+            !is_local_error(&Error::from_raw_os_error(remote)),
+            "{remote}"
+        );
     }
 }

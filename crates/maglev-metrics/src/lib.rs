@@ -368,8 +368,17 @@ pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::tas
     })
 }
 
+/// Connections the `/metrics` listener serves at once. More wait in the
+/// kernel's backlog, costing this process no file descriptor: a flood of
+/// idle connections cannot starve the probes of descriptors.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long one connection may live: a keep-alive scraper reconnects, an
+/// idle or trickling one cannot hold a slot for longer.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+
 /// Serves `GET /metrics` (OpenMetrics text) on an already-bound listener
-/// until `shutdown` completes.
+/// until `shutdown` completes, at most [`MAX_CONNECTIONS`] at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
@@ -378,7 +387,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Not accepting while full leaves the rest in the backlog.
+        let permit = tokio::select! {
+            _ = &mut shutdown => return,
+            p = Arc::clone(&slots).acquire_owned() => p.expect("never closed"),
+        };
         let accepted = tokio::select! {
             _ = &mut shutdown => return,
             a = listener.accept() => a,
@@ -410,9 +425,12 @@ pub async fn serve(
                     Ok::<_, std::convert::Infallible>(response.expect("valid response"))
                 }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let conn = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            drop(permit);
         });
     }
 }

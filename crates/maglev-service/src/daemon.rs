@@ -69,6 +69,7 @@ impl Daemon {
         checker_options: CheckerOptions,
         logs: LogBroadcast,
     ) -> Result<Arc<Daemon>, SetupError> {
+        raise_fd_limit();
         let checker = Checker::start(&config, checker_options)?;
         let config = Arc::new(config);
         let reconciler = reconciler::spawn(Arc::clone(&config), checker.clone(), vpp);
@@ -149,5 +150,27 @@ impl Daemon {
             warn!("reconciler stopped; reload not applied to VPP");
         }
         outcome
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit: every probe, API
+/// client and scrape holds a descriptor, and the usual soft limit (1,024)
+/// is what an idle-connection flood used to exhaust.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(
+                event = "fd-limit",
+                from = soft,
+                to = hard,
+                "raised the open-file limit"
+            ),
+            Err(e) => {
+                tracing::warn!(event = "fd-limit", soft, hard, error = %e, "cannot raise the open-file limit")
+            }
+        },
+        Ok((soft, _)) => tracing::debug!(event = "fd-limit", soft),
+        Err(e) => tracing::warn!(event = "fd-limit", error = %e),
     }
 }
