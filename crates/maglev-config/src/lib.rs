@@ -120,6 +120,19 @@ pub fn load_str(text: &str, source_name: &str) -> Result<Loaded, LoadError> {
         ));
     }
     let index = SourceIndex::build(text);
+    if let Some(at) = index.too_deep {
+        return Err(parse_error(
+            source_name,
+            Diagnostic {
+                path: String::new(),
+                message: format!(
+                    "nested deeper than {} levels of mappings and sequences",
+                    locate::MAX_DEPTH
+                ),
+                location: Some(at),
+            },
+        ));
+    }
     if let Some(dup) = index.duplicates.first() {
         return Err(parse_error(source_name, dup.clone()));
     }

@@ -20,16 +20,38 @@ pub(crate) struct SourceIndex {
     pub duplicates: Vec<Diagnostic>,
     /// Whether the file uses YAML merge keys (`<<: *anchor`).
     pub has_merge_keys: bool,
+    /// Where the nesting first went deeper than [`MAX_DEPTH`]: the file is
+    /// refused before any recursive parser sees it.
+    pub too_deep: Option<Location>,
 }
+
+/// The deepest nesting of mappings and sequences a config may have (a real
+/// one needs about 8). Deeper input would overflow the stack of the YAML
+/// parsers, which recurse.
+pub(crate) const MAX_DEPTH: usize = 32;
 
 impl SourceIndex {
     /// Indexes `text`. A file the event parser cannot read yields an empty
-    /// index; serde reports the syntax error with its own position.
+    /// index; serde reports the syntax error with its own position. The
+    /// events are pulled one by one (the parser's own `load` recurses per
+    /// level), so any depth is measured without risk.
     pub fn build(text: &str) -> SourceIndex {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut builder, false).is_err() {
-            return SourceIndex::default();
+        loop {
+            match parser.next_token() {
+                Ok((Event::StreamEnd, _)) => break,
+                Ok((ev, mark)) => {
+                    builder.on_event(ev, mark);
+                    if builder.stack.len() > MAX_DEPTH {
+                        return SourceIndex {
+                            too_deep: Some(location(&mark)),
+                            ..SourceIndex::default()
+                        };
+                    }
+                }
+                Err(_) => return SourceIndex::default(),
+            }
         }
         builder.index
     }

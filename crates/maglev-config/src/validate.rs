@@ -40,6 +40,11 @@ const DEFAULT_FALL: i64 = 3;
 const MAX_RISE_FALL: i64 = 1000;
 /// Shorter intervals would turn a probe loop into a busy loop.
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest interval, timeout or sync interval: a day. Beyond it, time
+/// arithmetic at run time could overflow (`Instant + Duration`).
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The longest startup delay.
+const MAX_STARTUP_DELAY: Duration = Duration::from_secs(3600);
 /// VPP's own default table length (lb.api); 0 must never reach the wire.
 const DEFAULT_TABLE_LENGTH: i64 = 1024;
 /// 16 M slots (64 MiB per VIP in VPP) is far beyond any sane VIP.
@@ -144,7 +149,35 @@ impl Validator<'_> {
             );
             return MIN_INTERVAL;
         }
+        if value > MAX_INTERVAL {
+            self.error(
+                path,
+                format!("{} is out of range 1ms..24h", format_duration(value)),
+            );
+            return MAX_INTERVAL;
+        }
         value
+    }
+
+    /// A startup delay: 0..1h (the clock it is added to must not overflow,
+    /// and an hour without writes is already more than anyone means).
+    fn startup_delay(
+        &mut self,
+        path: &str,
+        value: Option<RawDuration>,
+        default: Duration,
+    ) -> Duration {
+        let Some(RawDuration(d)) = value else {
+            return default;
+        };
+        if d > MAX_STARTUP_DELAY {
+            self.error(
+                path,
+                format!("{} is out of range 0s..1h", format_duration(d)),
+            );
+            return MAX_STARTUP_DELAY;
+        }
+        d
     }
 
     fn name(&mut self, path: &str, what: &str, name: &str) {
@@ -268,12 +301,16 @@ impl Validator<'_> {
             }
             d
         });
-        let startup_min_delay = raw
-            .startup_min_delay
-            .map_or(DEFAULT_STARTUP_MIN_DELAY, |d| d.0);
-        let startup_max_delay = raw
-            .startup_max_delay
-            .map_or(DEFAULT_STARTUP_MAX_DELAY, |d| d.0);
+        let startup_min_delay = self.startup_delay(
+            "vpp.lb.startup-min-delay",
+            raw.startup_min_delay,
+            DEFAULT_STARTUP_MIN_DELAY,
+        );
+        let startup_max_delay = self.startup_delay(
+            "vpp.lb.startup-max-delay",
+            raw.startup_max_delay,
+            DEFAULT_STARTUP_MAX_DELAY,
+        );
         if startup_max_delay < startup_min_delay {
             let path = if raw.startup_max_delay.is_some() {
                 "vpp.lb.startup-max-delay"

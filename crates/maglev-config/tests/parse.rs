@@ -197,6 +197,23 @@ fn only_regular_files_of_bounded_size_are_read() {
 }
 
 #[test]
+fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+    // `maglev:` then 5,000 nested block sequences used to abort the
+    // process (exit 134) in --check, at start, on reload and in CheckConfig.
+    let text = format!("maglev:\n  {}\n", "- ".repeat(5000));
+    let err = maglev_config::load_str(&text, "deep.yaml").unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Parse);
+    assert!(err.to_string().contains("nested deeper than 32"), "{err}");
+    let text = format!(
+        "maglev:\n  backends: {}1{}\n",
+        "{a: ".repeat(5000),
+        "}".repeat(5000)
+    );
+    let err = maglev_config::load_str(&text, "deep.yaml").unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Parse);
+}
+
+#[test]
 fn not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.yaml");

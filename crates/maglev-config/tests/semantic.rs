@@ -72,6 +72,30 @@ fn sync_interval_positive() {
 }
 
 #[test]
+fn huge_durations_are_refused_at_load_not_at_run_time() {
+    // These used to pass --check and then panic the daemon (Instant +
+    // Duration overflow).
+    assert_one(
+        &[set("vpp.lb.sync-interval", "9223372036854775807s")],
+        "vpp.lb.sync-interval",
+        "out of range 1ms..24h",
+    );
+    for key in ["startup-min-delay", "startup-max-delay"] {
+        let path = format!("vpp.lb.{key}");
+        let mut edits = vec![set(&path, "100000000h")];
+        if key == "startup-min-delay" {
+            edits.push(set("vpp.lb.startup-max-delay", "1h"));
+        }
+        let errs = semantic(&edits);
+        assert!(
+            errs.iter()
+                .any(|e| e.path == path && e.message.contains("out of range 0s..1h")),
+            "{errs:#?}"
+        );
+    }
+}
+
+#[test]
 fn sticky_buckets_power_of_two() {
     for bad in ["1000", "0", "-4"] {
         assert_one(
@@ -205,6 +229,7 @@ fn intervals_and_timeout_positive() {
     for key in ["interval", "fast-interval", "down-interval", "timeout"] {
         let path = format!("healthchecks.web.{key}");
         assert_one(&[set(&path, "0s")], &path, "at least 1ms");
+        assert_one(&[set(&path, "25h")], &path, "out of range 1ms..24h");
     }
 }
 
