@@ -737,17 +737,11 @@ impl Reconciler {
             ));
         }
         let pid = lb.client().ping().await.map_err(|e| e.to_string())?;
-        let (stats, boottime) = match &self.options.stats_socket {
+        // Stats are optional to programming: without them there are no
+        // counters and no boot time, and the link works all the same.
+        let (stats, boottime) = match self.connect_stats(false).await {
+            Some((s, boot)) => (Some(s), Some(boot)),
             None => (None, None),
-            Some(path) => {
-                let path = path.clone();
-                let mut s = tokio::task::spawn_blocking(move || StatsClient::connect(path))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
-                let boot = s.boottime().map_err(|e| e.to_string())?;
-                (Some(Arc::new(Mutex::new(s))), Some(boot))
-            }
         };
         let info = VppInfo {
             version: version.version,
@@ -761,7 +755,48 @@ impl Reconciler {
         Ok((lb, stats, info))
     }
 
+    /// Connects the stats segment, if one is configured and answers;
+    /// failures are logged (at debug when `quiet`: a retry), never fatal.
+    async fn connect_stats(&self, quiet: bool) -> Option<(Arc<Mutex<StatsClient>>, u64)> {
+        let path = self.options.stats_socket.clone()?;
+        let shown = path.display().to_string();
+        let connected = tokio::task::spawn_blocking(move || {
+            let mut s = StatsClient::connect(path)?;
+            let boot = s.boottime()?;
+            Ok::<_, maglev_vpp::stats::StatsError>((s, boot))
+        })
+        .await;
+        match connected {
+            Ok(Ok((s, boot))) => Some((Arc::new(Mutex::new(s)), boot)),
+            Ok(Err(e)) if quiet => {
+                debug!(event = "vpp-stats-unavailable", socket = %shown, error = %e);
+                None
+            }
+            Ok(Err(e)) => {
+                warn!(event = "vpp-stats-unavailable", socket = %shown, error = %e, "no VPP counters; programming goes on without them, retried at every ping");
+                None
+            }
+            Err(e) => {
+                warn!(event = "vpp-stats-unavailable", socket = %shown, error = %e);
+                None
+            }
+        }
+    }
+
     async fn ping(&mut self) {
+        // A stats segment missing at connect is tried again at every ping.
+        let stats_missing = matches!(&self.link, Link::Up { stats: None, .. })
+            && self.options.stats_socket.is_some();
+        if stats_missing {
+            if let Some((s, boot)) = self.connect_stats(true).await {
+                if let Link::Up { stats, info, .. } = &mut self.link {
+                    info!(event = "vpp-stats-connected");
+                    *stats = Some(s);
+                    info.boottime = Some(boot);
+                }
+                self.publish();
+            }
+        }
         let Link::Up {
             lb,
             info,

@@ -453,3 +453,75 @@ async fn a_failed_call_is_retried_within_a_second_not_at_the_next_periodic_sync(
         "the failure was not counted"
     );
 }
+
+#[tokio::test]
+async fn programming_needs_no_stats_segment() {
+    // A stats socket that is missing, and one whose listener never accepts
+    // (a full backlog): neither may hold up VPP programming.
+    for never_accepts in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let api = dir.path().join("api.sock");
+        let stats = dir.path().join("stats.sock");
+        let _hold = never_accepts.then(|| {
+            use nix::sys::socket::{
+                bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+            };
+            let s = socket(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                SockFlag::empty(),
+                None,
+            )
+            .unwrap();
+            bind(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                &UnixAddr::new(&stats).unwrap(),
+            )
+            .unwrap();
+            listen(&s, Backlog::new(0).unwrap()).unwrap();
+            // Fill the backlog so a further connect would block.
+            let filler = socket(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                SockFlag::SOCK_NONBLOCK,
+                None,
+            )
+            .unwrap();
+            let _ = nix::sys::socket::connect(
+                std::os::fd::AsRawFd::as_raw_fd(&filler),
+                &UnixAddr::new(&stats).unwrap(),
+            );
+            (s, filler)
+        });
+        let sim = Simulator::start(SimOptions {
+            api_socket: api.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let cfg = config(NO_WARMUP, WWW);
+        let checker = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+        let handle = spawn(
+            Arc::new(cfg),
+            checker.clone(),
+            ReconcilerOptions {
+                api_socket: Some(api),
+                stats_socket: Some(stats),
+                retry_interval: Duration::from_millis(50),
+                ping_interval: Duration::from_millis(100),
+                ..Default::default()
+            },
+        );
+        eventually(
+            &format!("programmed (stats socket never accepts: {never_accepts})"),
+            WAIT,
+            || sim_ases(&sim).len() == 3,
+        )
+        .await;
+        assert!(handle.status().vpp.is_some_and(|v| v.boottime.is_none()));
+        assert!(
+            handle.counters().await.is_err(),
+            "no counters without stats"
+        );
+    }
+}

@@ -184,17 +184,33 @@ impl StatsClient {
             path: path.display().to_string(),
             source,
         };
+        // Non-blocking for the connect: a unix socket whose peer never
+        // accepts (a full backlog) would block a blocking connect forever.
         let sock = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
             None,
         )
         .map_err(|e| err(e.into()))?;
         let timeout = nix::sys::time::TimeVal::from(libc_timeval(Duration::from_secs(1)));
         setsockopt(&sock, sockopt::ReceiveTimeout, &timeout).map_err(|e| err(e.into()))?;
         let addr = UnixAddr::new(path).map_err(|e| err(e.into()))?;
-        connect(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr).map_err(|e| err(e.into()))?;
+        connect(std::os::fd::AsRawFd::as_raw_fd(&sock), &addr).map_err(|e| {
+            if e == nix::errno::Errno::EAGAIN {
+                err(std::io::Error::other(
+                    "the stats socket does not accept connections",
+                ))
+            } else {
+                err(e.into())
+            }
+        })?;
+        // Blocking again for the one message, bounded by the receive timeout.
+        nix::fcntl::fcntl(
+            &sock,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .map_err(|e| err(e.into()))?;
         let mut byte = [0u8; 1];
         let mut iov = [std::io::IoSliceMut::new(&mut byte)];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
