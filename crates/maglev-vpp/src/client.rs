@@ -103,6 +103,10 @@ pub struct Client {
 struct Shared {
     observer: Option<Arc<dyn ApiObserver>>,
     frames: mpsc::UnboundedSender<Vec<u8>>,
+    /// The socket's reader: stopped with the last handle, so a peer that
+    /// keeps the socket open cannot keep the task (and its buffer and
+    /// descriptor) alive after the client is dropped.
+    reader: tokio::task::AbortHandle,
     pending: Arc<Pending>,
     table: Arc<MessageTable>,
     client_index: u32,
@@ -115,6 +119,12 @@ struct Shared {
 pub struct MessageTable {
     by_name: HashMap<String, u16>,
     by_id: HashMap<u16, String>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -148,10 +158,24 @@ impl MessageTable {
     }
 }
 
+/// Frames queued for the socket but not yet written. A peer that stops
+/// reading (while, say, flooding keepalives) is disconnected here instead
+/// of growing the queue without bound.
+pub const MAX_QUEUED_FRAMES: usize = 16_384;
+
+/// Details one dump may collect (the biggest real one, every AS of 1,000
+/// VIPs × 64, is 64,000).
+pub const MAX_DUMP_ENTRIES: usize = 1_000_000;
+
+/// Bytes one dump may collect.
+pub const MAX_DUMP_BYTES: usize = 256 << 20;
+
 #[derive(Debug)]
 struct Pending {
     calls: Mutex<HashMap<u32, Call>>,
     closed: AtomicBool,
+    /// Frames in the write queue.
+    queued: std::sync::atomic::AtomicUsize,
     /// Turns true once with `closed`, for [`Client::closed`].
     closed_tx: tokio::sync::watch::Sender<bool>,
 }
@@ -161,6 +185,7 @@ impl Default for Pending {
         Pending {
             calls: Mutex::default(),
             closed: AtomicBool::new(false),
+            queued: std::sync::atomic::AtomicUsize::new(0),
             closed_tx: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -174,6 +199,7 @@ enum Call {
     },
     Dump {
         details: Vec<Vec<u8>>,
+        bytes: usize,
         details_id: u16,
         done_id: u16,
         tx: oneshot::Sender<Result<Vec<Vec<u8>>, Error>>,
@@ -234,16 +260,18 @@ impl Client {
         let pending = Arc::new(Pending::default());
         let (frames, frames_rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(wr, frames_rx, Arc::clone(&pending)));
-        tokio::spawn(read_loop(
+        let reader = tokio::spawn(read_loop(
             rd,
             Arc::clone(&pending),
             Arc::clone(&table),
             frames.downgrade(),
-        ));
+        ))
+        .abort_handle();
         Ok(Client {
             shared: Arc::new(Shared {
                 observer: options.observer.clone(),
                 frames,
+                reader,
                 pending,
                 table,
                 client_index,
@@ -317,10 +345,7 @@ impl Client {
         if self.is_closed() {
             return Err(Error::Disconnected);
         }
-        self.shared
-            .frames
-            .send(bytes)
-            .map_err(|_| Error::Disconnected)
+        enqueue(&self.shared.pending, &self.shared.frames, bytes)
     }
 
     fn observe(&self, msg: &'static str, direction: Direction, ok: bool) {
@@ -412,6 +437,7 @@ impl Client {
             context,
             Call::Dump {
                 details: Vec::new(),
+                bytes: 0,
                 details_id,
                 done_id,
                 tx,
@@ -563,12 +589,17 @@ async fn write_loop(
     pending: Arc<Pending>,
 ) {
     let mut wr = BufWriter::new(wr);
+    let dequeued = || pending.queued.fetch_sub(1, Ordering::SeqCst);
     while let Some(bytes) = frames.recv().await {
+        dequeued();
         let mut result = wr.write_all(&bytes).await;
         // Batch whatever else is queued into the same write.
         while result.is_ok() {
             match frames.try_recv() {
-                Ok(more) => result = wr.write_all(&more).await,
+                Ok(more) => {
+                    dequeued();
+                    result = wr.write_all(&more).await;
+                }
                 Err(_) => break,
             }
         }
@@ -620,7 +651,14 @@ async fn read_loop(
                     },
                 );
                 if let Ok(reply) = reply {
-                    let _ = tx.send(frame(&reply));
+                    if enqueue(&pending, &tx, frame(&reply)).is_err() {
+                        warn!(
+                            event = "vpp-api-limit",
+                            limit = "MAX_QUEUED_FRAMES",
+                            "VPP sends keepalives faster than it reads the replies; disconnecting"
+                        );
+                        break;
+                    }
                 }
             }
             continue;
@@ -644,10 +682,21 @@ async fn read_loop(
             }
             Some(Call::Dump {
                 details,
+                bytes,
                 details_id,
                 ..
             }) if *details_id == id => {
+                *bytes += payload.len();
                 details.push(payload);
+                if details.len() > MAX_DUMP_ENTRIES || *bytes > MAX_DUMP_BYTES {
+                    drop(calls);
+                    warn!(
+                        event = "vpp-api-limit",
+                        limit = "MAX_DUMP_ENTRIES/MAX_DUMP_BYTES",
+                        "a dump reply is larger than any real one; disconnecting"
+                    );
+                    break;
+                }
                 true
             }
             Some(Call::Dump { done_id, .. }) if *done_id == id => {
@@ -669,4 +718,20 @@ async fn read_loop(
         }
     }
     pending.fail_all();
+}
+
+/// Queues a frame for the writer, refusing once [`MAX_QUEUED_FRAMES`] wait.
+fn enqueue(
+    pending: &Pending,
+    frames: &mpsc::UnboundedSender<Vec<u8>>,
+    bytes: Vec<u8>,
+) -> Result<(), Error> {
+    if pending.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED_FRAMES {
+        pending.queued.fetch_sub(1, Ordering::SeqCst);
+        return Err(Error::Disconnected);
+    }
+    frames.send(bytes).map_err(|_| {
+        pending.queued.fetch_sub(1, Ordering::SeqCst);
+        Error::Disconnected
+    })
 }

@@ -27,6 +27,9 @@ pub mod maglev;
 pub mod stats;
 pub mod wire;
 
-pub use client::{ApiObserver, Client, ClientOptions, Direction, MessageTable};
+pub use client::{
+    ApiObserver, Client, ClientOptions, Direction, MessageTable, MAX_DUMP_BYTES, MAX_DUMP_ENTRIES,
+    MAX_QUEUED_FRAMES,
+};
 pub use error::{Error, VppError};
 pub use lb::{AsInfo, Dialect, Encap, LbApi, LbConfig, VersionInfo, VipInfo, VipKey, VipSpec};
