@@ -1094,11 +1094,24 @@ impl Reconciler {
             }
             Command::Counters(reply) => {
                 let result = match &self.link {
-                    Link::Up { stats: Some(s), .. } => s
-                        .lock()
-                        .expect("stats lock")
-                        .lb_vip_counters()
-                        .map_err(|e| SyncError::Stats(e.to_string())),
+                    Link::Up { stats: Some(s), .. } => {
+                        // Off this task and thread: a bad segment costs a
+                        // blocking thread up to a second, never the
+                        // reconciler.
+                        let s = Arc::clone(s);
+                        tokio::spawn(async move {
+                            let read = tokio::task::spawn_blocking(move || {
+                                s.lock().expect("stats lock").lb_vip_counters()
+                            })
+                            .await;
+                            let result = match read {
+                                Ok(r) => r.map_err(|e| SyncError::Stats(e.to_string())),
+                                Err(e) => Err(SyncError::Stats(e.to_string())),
+                            };
+                            let _ = reply.send(result);
+                        });
+                        return;
+                    }
                     Link::Up { stats: None, .. } => Err(SyncError::Unavailable(
                         "no VPP stats socket configured".into(),
                     )),

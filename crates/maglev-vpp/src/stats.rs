@@ -1,30 +1,29 @@
 //! Reader of VPP's stats segment (`vpp-api/NOTES.md` §5).
 //!
-//! VPP hands the segment over its stats socket as a memfd; we map it read
-//! only and read it with VPP's optimistic protocol: note `epoch`, wait while
-//! `in_progress` is set, copy out what we need, and keep the copy only if
-//! `in_progress` is clear and `epoch` unchanged. Every pointer in the
-//! segment is a VPP virtual address, translated against the `base` VPP
-//! wrote and bounds-checked against the mapping, so a corrupt or hostile
-//! segment yields an error, never a bad read.
+//! VPP hands the segment over its stats socket as a memfd; we read it with
+//! `pread` (not a mapping: a segment truncated while mapped would kill the
+//! process with SIGBUS, a short `pread` is just an error) under VPP's
+//! optimistic protocol: note `epoch`, wait while `in_progress` is set, copy
+//! out what we need, and keep the copy only if `in_progress` is clear and
+//! `epoch` unchanged. Every pointer in the segment is a VPP virtual
+//! address, translated against the `base` VPP wrote and bounds-checked, and
+//! every count is capped, so a corrupt or hostile segment yields an error
+//! within a bounded time and memory, never a signal, a hang or a blow-up.
 
-// The mapping and the raw reads of memory another process writes need
-// unsafe code; it is confined to `Mapping` below.
+// Taking ownership of the descriptor VPP passes (SCM_RIGHTS) needs unsafe
+// code; it is the one block below.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::ptr::NonNull;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 use nix::sys::socket::{
     connect, recvmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessageOwned, MsgFlags,
     SockFlag, SockType, UnixAddr,
 };
-use nix::sys::stat::fstat;
 
 /// The names lb registers its per-VIP counters under (no leading `/`).
 pub const LB_VIP_COUNTERS: [&str; 4] = [
@@ -43,6 +42,16 @@ const TYPE_SYMLINK: u32 = 6;
 const TYPE_GAUGE: u32 = 9;
 /// Retries of an optimistic read before giving up.
 const MAX_TRIES: usize = 1000;
+/// The longest one read may take, retries included.
+const MAX_READ_TIME: Duration = Duration::from_secs(1);
+/// Caps on what a segment may make the reader walk or hold: far above any
+/// real VPP (a few thousand directory entries, one vector per thread, one
+/// counter per VIP or interface).
+const MAX_DIR_ENTRIES: usize = 1 << 20;
+const MAX_THREADS: usize = 1024;
+const MAX_COUNTERS: usize = 1 << 20;
+/// Bytes one read (one try of it) may copy out of the segment.
+const MAX_READ_BYTES: usize = 64 << 20;
 
 /// Why the stats segment could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -65,63 +74,47 @@ pub enum StatsError {
     #[error("no stats entry {0:?}")]
     NotFound(String),
     /// The writer kept changing the segment.
-    #[error("stats segment kept changing; gave up after {MAX_TRIES} tries")]
+    #[error("stats segment kept changing (or stayed in progress); gave up after {MAX_TRIES} tries or {MAX_READ_TIME:?}")]
     Busy,
 }
 
-/// A read-only mapping of the segment.
+/// The segment, read with `pread`.
 #[derive(Debug)]
 struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+    file: std::fs::File,
+    /// Bytes the current try may still read ([`MAX_READ_BYTES`]).
+    budget: std::cell::Cell<usize>,
 }
 
-// SAFETY: the mapping is read-only and only read through volatile copies;
-// sharing the pointer between threads adds no aliasing of Rust references.
-unsafe impl Send for Mapping {}
-// SAFETY: as above; every access is a volatile read.
-unsafe impl Sync for Mapping {}
-
 impl Mapping {
-    fn new(fd: &OwnedFd) -> Result<Mapping, StatsError> {
-        let st = fstat(fd.as_fd()).map_err(|e| StatsError::Malformed(format!("fstat: {e}")))?;
-        let len = usize::try_from(st.st_size)
-            .ok()
-            .and_then(NonZeroUsize::new)
-            .ok_or_else(|| StatsError::Malformed("empty segment".to_string()))?;
-        // SAFETY: a fresh read-only shared mapping of a file descriptor we
-        // own; nothing else in this process refers to that address range,
-        // and it is unmapped exactly once, in Drop.
-        let ptr = unsafe {
-            mmap(
-                None,
-                len,
-                ProtFlags::PROT_READ,
-                MapFlags::MAP_SHARED,
-                fd.as_fd(),
-                0,
-            )
+    fn new(fd: OwnedFd) -> Mapping {
+        Mapping {
+            file: std::fs::File::from(fd),
+            budget: std::cell::Cell::new(MAX_READ_BYTES),
         }
-        .map_err(|e| StatsError::Malformed(format!("mmap: {e}")))?;
-        Ok(Mapping {
-            ptr: ptr.cast(),
-            len: len.get(),
+    }
+
+    /// Copies `out.len()` bytes at `offset`; a read past the segment's
+    /// current end (it may have shrunk) or past the budget is an error.
+    fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), StatsError> {
+        let left = self.budget.get().checked_sub(out.len()).ok_or_else(|| {
+            StatsError::Malformed(format!("a read of more than {MAX_READ_BYTES} bytes"))
+        })?;
+        self.budget.set(left);
+        self.file.read_exact_at(out, offset as u64).map_err(|e| {
+            StatsError::Malformed(format!("read of {} bytes at {offset:#x}: {e}", out.len()))
         })
     }
 
-    /// Copies `out.len()` bytes at `offset`, bounds-checked.
-    fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), StatsError> {
-        let end = offset
-            .checked_add(out.len())
-            .filter(|e| *e <= self.len)
-            .ok_or_else(|| StatsError::Malformed(format!("read at {offset:#x} out of bounds")))?;
-        let _ = end;
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: offset + i < self.len (checked above), so the address
-            // is inside the live mapping. VPP writes this memory
-            // concurrently; a volatile byte read never tears a byte and
-            // the optimistic epoch check discards inconsistent copies.
-            *b = unsafe { self.ptr.as_ptr().add(offset + i).read_volatile() };
+    /// Fails, before anything is allocated, when `len` bytes at `offset`
+    /// lie past the segment's end or the budget.
+    fn fits(&self, offset: usize, len: usize) -> Result<(), StatsError> {
+        let size = self.file.metadata().map_or(0, |m| m.len());
+        let end = offset.checked_add(len).map(|e| e as u64);
+        if end.is_none_or(|e| e > size) || len > self.budget.get() {
+            return Err(StatsError::Malformed(format!(
+                "{len} bytes at {offset:#x} lie outside the {size}-byte segment or the read budget"
+            )));
         }
         Ok(())
     }
@@ -137,12 +130,16 @@ impl Mapping {
         self.read(offset, &mut b)?;
         Ok(u32::from_ne_bytes(b))
     }
-}
 
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned, unmapped once.
-        let _ = unsafe { munmap(self.ptr.cast(), self.len) };
+    /// `n` u64s at `offset`, in one read.
+    fn u64s_at(&self, offset: usize, n: usize) -> Result<Vec<u64>, StatsError> {
+        self.fits(offset, n * 8)?;
+        let mut raw = vec![0u8; n * 8];
+        self.read(offset, &mut raw)?;
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")))
+            .collect())
     }
 }
 
@@ -233,7 +230,13 @@ impl StatsClient {
             }
         }
         let fd = fd.ok_or(StatsError::NoSegment)?;
-        let map = Mapping::new(&fd)?;
+        StatsClient::from_file(std::fs::File::from(fd))
+    }
+
+    /// Reads a segment from a file (what VPP's memfd is; also a copy on
+    /// disk, or a fuzzer's bytes).
+    pub fn from_file(file: std::fs::File) -> Result<StatsClient, StatsError> {
+        let map = Mapping::new(OwnedFd::from(file));
         let version = map.u64_at(0)?;
         if version != VERSION {
             return Err(StatsError::Malformed(format!(
@@ -249,38 +252,43 @@ impl StatsClient {
         })
     }
 
-    /// Translates a VPP pointer into an offset of the mapping.
+    /// Translates a VPP pointer into an offset of the segment (reads
+    /// past its end fail on their own).
     fn offset(&self, ptr: u64) -> Result<usize, StatsError> {
         ptr.checked_sub(self.base)
             .and_then(|o| usize::try_from(o).ok())
-            .filter(|o| *o < self.map.len)
+            .filter(|o| *o < 1 << 40)
             .ok_or_else(|| StatsError::Malformed(format!("pointer {ptr:#x} outside the segment")))
     }
 
-    /// A VPP vector: (offset of its data, element count), with the whole
-    /// vector inside the mapping.
-    fn vector(&self, ptr: u64, elem_size: usize) -> Result<(usize, usize), StatsError> {
+    /// A VPP vector: (offset of its data, element count), at most `max`
+    /// elements.
+    fn vector(&self, ptr: u64, max: usize) -> Result<(usize, usize), StatsError> {
         let data = self.offset(ptr)?;
         let header = data
             .checked_sub(8)
             .ok_or_else(|| StatsError::Malformed("vector without a header".to_string()))?;
         let len = self.map.u32_at(header)? as usize;
-        let bytes = len
-            .checked_mul(elem_size)
-            .filter(|b| data + b <= self.map.len)
-            .ok_or_else(|| {
-                StatsError::Malformed(format!("vector of {len} elements overruns the segment"))
-            })?;
-        let _ = bytes;
+        if len > max {
+            return Err(StatsError::Malformed(format!(
+                "vector of {len} elements (at most {max} expected)"
+            )));
+        }
         Ok((data, len))
     }
 
-    /// Runs `f` under the optimistic-read protocol.
+    /// Runs `f` under the optimistic-read protocol, within [`MAX_TRIES`]
+    /// and [`MAX_READ_TIME`].
     fn consistent<T>(
         &mut self,
         mut f: impl FnMut(&mut Self) -> Result<T, StatsError>,
     ) -> Result<T, StatsError> {
+        let start = Instant::now();
         for _ in 0..MAX_TRIES {
+            if start.elapsed() > MAX_READ_TIME {
+                break;
+            }
+            self.map.budget.set(MAX_READ_BYTES);
             let epoch = self.map.u64_at(16)?;
             if self.map.u64_at(24)? != 0 {
                 std::thread::yield_now();
@@ -301,11 +309,14 @@ impl StatsClient {
             return Ok(());
         }
         let dir_ptr = self.map.u64_at(32)?;
-        let (data, len) = self.vector(dir_ptr, ENTRY_SIZE)?;
+        let (data, len) = self.vector(dir_ptr, MAX_DIR_ENTRIES)?;
+        // The whole directory in one read.
+        self.map.fits(data, len * ENTRY_SIZE)?;
+        let mut raw = vec![0u8; len * ENTRY_SIZE];
+        self.map.read(data, &mut raw)?;
         let mut dir = HashMap::with_capacity(len);
-        let mut name = [0u8; 128];
-        for i in 0..len {
-            self.map.read(data + i * ENTRY_SIZE + 16, &mut name)?;
+        for (i, entry) in raw.chunks_exact(ENTRY_SIZE).enumerate() {
+            let name = &entry[16..];
             let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
             if end > 0 {
                 dir.insert(String::from_utf8_lossy(&name[..end]).into_owned(), i);
@@ -324,7 +335,7 @@ impl StatsClient {
             .ok_or_else(|| StatsError::NotFound(name.to_string()))?;
         // Follow at most one symlink to its target directory entry.
         for _ in 0..2 {
-            let (data, len) = self.vector(self.map.u64_at(32)?, ENTRY_SIZE)?;
+            let (data, len) = self.vector(self.map.u64_at(32)?, MAX_DIR_ENTRIES)?;
             if index >= len {
                 return Err(StatsError::Malformed(format!(
                     "directory index {index} out of range"
@@ -370,14 +381,14 @@ impl StatsClient {
                 )));
             }
             let mut sum: Vec<u64> = Vec::new();
-            let (threads, n) = s.vector(e.value, 8)?;
-            for t in 0..n {
-                let (data, len) = s.vector(s.map.u64_at(threads + t * 8)?, 8)?;
+            let (threads, n) = s.vector(e.value, MAX_THREADS)?;
+            for ptr in s.map.u64s_at(threads, n)? {
+                let (data, len) = s.vector(ptr, MAX_COUNTERS)?;
                 if sum.len() < len {
                     sum.resize(len, 0);
                 }
-                for (i, slot) in sum.iter_mut().enumerate().take(len) {
-                    *slot = slot.wrapping_add(s.map.u64_at(data + i * 8)?);
+                for (slot, v) in sum.iter_mut().zip(s.map.u64s_at(data, len)?) {
+                    *slot = slot.wrapping_add(v);
                 }
             }
             Ok(sum)
@@ -394,15 +405,16 @@ impl StatsClient {
                 )));
             }
             let mut sum: Vec<(u64, u64)> = Vec::new();
-            let (threads, n) = s.vector(e.value, 8)?;
-            for t in 0..n {
-                let (data, len) = s.vector(s.map.u64_at(threads + t * 8)?, 16)?;
+            let (threads, n) = s.vector(e.value, MAX_THREADS)?;
+            for ptr in s.map.u64s_at(threads, n)? {
+                let (data, len) = s.vector(ptr, MAX_COUNTERS)?;
                 if sum.len() < len {
                     sum.resize(len, (0, 0));
                 }
-                for (i, slot) in sum.iter_mut().enumerate().take(len) {
-                    slot.0 = slot.0.wrapping_add(s.map.u64_at(data + i * 16)?);
-                    slot.1 = slot.1.wrapping_add(s.map.u64_at(data + i * 16 + 8)?);
+                let raw = s.map.u64s_at(data, len * 2)?;
+                for (slot, pair) in sum.iter_mut().zip(raw.chunks_exact(2)) {
+                    slot.0 = slot.0.wrapping_add(pair[0]);
+                    slot.1 = slot.1.wrapping_add(pair[1]);
                 }
             }
             Ok(sum)
