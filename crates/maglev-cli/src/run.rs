@@ -644,7 +644,7 @@ pub async fn run(
                     frontend: frontend.clone(),
                     pool: pool.clone(),
                     backend: backend.clone(),
-                    weight: *weight,
+                    weight: u64::from(*weight),
                 })
                 .await
                 .map_err(server)?

@@ -393,9 +393,16 @@ impl Maglev for MaglevService {
         request: Request<pb::SetWeightRequest>,
     ) -> Result<Response<pb::FrontendInfo>, Status> {
         let r = request.into_inner();
+        // The wire value itself is range-checked: 2^32 + 5 is not 5.
+        let weight = u32::try_from(r.weight)
+            .ok()
+            .filter(|w| *w <= 100)
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("weight: {} is out of range 0..100", r.weight))
+            })?;
         self.daemon
             .reconciler
-            .set_weight(&r.frontend, &r.pool, &r.backend, r.weight)
+            .set_weight(&r.frontend, &r.pool, &r.backend, weight)
             .await
             .map_err(sync_status)?;
         let config = self.daemon.config();

@@ -81,6 +81,12 @@ impl<S: Subscriber> Layer<S> for LogBroadcast {
         if self.tx.receiver_count() == 0 {
             return;
         }
+        // The daemon's own events only: the transport's (h2, hyper, tonic)
+        // would feed on themselves, since sending a record to a subscriber
+        // logs h2 frames at debug.
+        if !is_ours(event.metadata().target()) {
+            return;
+        }
         let mut f = Fields::default();
         event.record(&mut f);
         let _ = self.tx.send(LogRecord {
@@ -91,6 +97,12 @@ impl<S: Subscriber> Layer<S> for LogBroadcast {
             at: std::time::SystemTime::now(),
         });
     }
+}
+
+/// Whether a tracing target is one of this workspace's crates or
+/// binaries.
+fn is_ours(target: &str) -> bool {
+    target.starts_with("maglev")
 }
 
 /// Sets up logging for the process: one event per line on stderr, text or
