@@ -74,7 +74,9 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
-            api_socket: PathBuf::from("/run/vpp/api.sock"),
+            // No default under /run/vpp: a test double must never take
+            // the place of a real VPP's socket by accident.
+            api_socket: PathBuf::new(),
             stats_socket: None,
             v2: true,
             version: "26.10-rc0~374-gb575ec2c56d".to_string(),
@@ -199,6 +201,9 @@ pub(crate) struct Inner {
     /// Bumped to make every connection close.
     pub(crate) generation: watch::Sender<u64>,
     stats: Option<stats::StatsSegment>,
+    /// The inode of the API socket this simulator bound (removed on
+    /// shutdown only if still the same).
+    api_inode: Option<u64>,
 }
 
 impl Inner {
@@ -259,7 +264,13 @@ pub struct Simulator {
 impl Simulator {
     /// Binds the sockets and starts serving.
     pub async fn start(options: SimOptions) -> std::io::Result<Simulator> {
-        let _ = std::fs::remove_file(&options.api_socket);
+        if options.api_socket.as_os_str().is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no API socket path given",
+            ));
+        }
+        clear_stale_socket(&options.api_socket)?;
         let listener = UnixListener::bind(&options.api_socket)?;
         let stats = match &options.stats_socket {
             Some(path) => Some(stats::StatsSegment::serve(path)?),
@@ -274,6 +285,7 @@ impl Simulator {
             next_client: AtomicU32::new(1),
             generation,
             stats,
+            api_inode: inode_of(&options.api_socket),
             options,
         });
         inner.publish_stats();
@@ -424,9 +436,9 @@ impl Simulator {
             t.abort();
         }
         self.drop_connections();
-        let _ = std::fs::remove_file(&self.inner.options.api_socket);
+        remove_own_socket(&self.inner.options.api_socket, self.inner.api_inode);
         if let Some(p) = &self.inner.options.stats_socket {
-            let _ = std::fs::remove_file(p);
+            remove_own_socket(p, self.inner.stats.as_ref().and_then(|s| s.inode()));
         }
         if let Some(s) = &self.inner.stats {
             s.stop();
@@ -470,5 +482,57 @@ async fn gc_loop(inner: Arc<Inner>) {
         }
         // Like VPP's stats collector: refresh the segment periodically.
         inner.publish_stats();
+    }
+}
+
+/// Makes room for a socket at `path`: nothing there is fine; a socket no
+/// one listens on (left by a process that died) is removed; anything else —
+/// a live socket (perhaps a real VPP's), a file — is refused, untouched.
+pub(crate) fn clear_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let refuse = |why: &str| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{}: {why}; the simulator will not replace it",
+                path.display()
+            ),
+        ))
+    };
+    if !meta.file_type().is_socket() {
+        return refuse("exists and is not a socket");
+    }
+    let live = std::os::unix::net::UnixStream::connect(path).is_ok()
+        || nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Unix,
+            nix::sys::socket::SockType::SeqPacket,
+            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .ok()
+        .and_then(|s| {
+            let addr = nix::sys::socket::UnixAddr::new(path).ok()?;
+            nix::sys::socket::connect(std::os::fd::AsRawFd::as_raw_fd(&s), &addr).ok()
+        })
+        .is_some();
+    if live {
+        return refuse("a live socket is there (a real VPP?)");
+    }
+    std::fs::remove_file(path)
+}
+
+/// The inode of the socket just bound at `path`.
+pub(crate) fn inode_of(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
+/// Removes `path` only if it is still the socket this simulator created.
+fn remove_own_socket(path: &std::path::Path, inode: Option<u64>) {
+    if inode.is_some() && inode_of(path) == inode {
+        let _ = std::fs::remove_file(path);
     }
 }

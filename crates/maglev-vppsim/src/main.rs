@@ -19,8 +19,9 @@ use tokio::signal::unix::{signal, SignalKind};
 #[derive(Debug, Parser)]
 #[command(name = "maglev-vppsim", version)]
 struct Flags {
-    /// API socket to serve.
-    #[arg(long, value_name = "PATH", default_value = "/run/vpp/api.sock")]
+    /// API socket to serve (required: the simulator never defaults to a real
+    /// VPP's path, and never replaces a live socket).
+    #[arg(long, value_name = "PATH")]
     api_socket: PathBuf,
     /// Stats socket to serve (none if omitted).
     #[arg(long, value_name = "PATH")]

@@ -47,6 +47,7 @@ pub struct StatsSegment {
     epoch: AtomicU64,
     heartbeat: AtomicU64,
     stop: Arc<AtomicBool>,
+    inode: Option<u64>,
 }
 
 enum Entry {
@@ -90,7 +91,7 @@ impl StatsSegment {
         .map_err(std::io::Error::from)?;
         let file = File::from(fd);
         file.set_len(SEGMENT_SIZE)?;
-        let _ = std::fs::remove_file(path);
+        crate::clear_stale_socket(path)?;
         let sock = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -116,7 +117,13 @@ impl StatsSegment {
             epoch: AtomicU64::new(0),
             heartbeat: AtomicU64::new(0),
             stop,
+            inode: crate::inode_of(path),
         })
+    }
+
+    /// The inode of the socket it bound.
+    pub fn inode(&self) -> Option<u64> {
+        self.inode
     }
 
     /// Stops serving new readers.

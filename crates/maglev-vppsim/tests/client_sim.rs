@@ -459,3 +459,35 @@ async fn stats_segment_counters() {
     assert!(stats.boottime().unwrap() > boot);
     f.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn never_takes_or_removes_a_socket_it_did_not_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api.sock");
+    // A live socket (a real VPP, say) is refused and left alone.
+    let live = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let e = Simulator::start(SimOptions {
+        api_socket: path.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("live socket"), "{e}");
+    assert!(path.exists());
+    drop(live);
+    // A dead one (its listener gone) is replaced.
+    let sim = Simulator::start(SimOptions {
+        api_socket: path.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Someone else's socket put in its place is not removed on shutdown.
+    std::fs::remove_file(&path).unwrap();
+    let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    sim.shutdown().await;
+    assert!(path.exists(), "removed a socket it did not create");
+    drop(other);
+    // No path, no default: an error, not /run/vpp/api.sock.
+    assert!(Simulator::start(SimOptions::default()).await.is_err());
+}
