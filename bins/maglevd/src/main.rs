@@ -15,7 +15,6 @@ use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
 use maglev_metrics::{GrpcMetricsLayer, Metrics};
 use maglev_service::{logs::LogBroadcast, Daemon};
-use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info};
 
 const EXIT_OK: u8 = 0;
@@ -135,7 +134,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    ExitCode::from(runtime.block_on(run(flags, config, logs)))
+    let code = runtime.block_on(run(flags, config, logs));
+    // Whatever still runs (a blocking read of a bad stats segment, a probe)
+    // does not hold up the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    ExitCode::from(code)
 }
 
 async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) -> u8 {
@@ -188,26 +191,16 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
         layer,
         stopped(stop_rx),
     );
-    let server = tokio::spawn(api);
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        error!("cannot install signal handlers");
-        return EXIT_UNAVAILABLE;
-    };
-    loop {
-        tokio::select! {
-            _ = hup.recv() => { daemon.reload().await; }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+    let server = tokio::spawn(async move {
+        let _ = api.await;
+    });
+    match maglev_service::signals::run_until_stopped(daemon, stop_tx, vec![server]).await {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            error!(error = %e, "cannot install signal handlers");
+            EXIT_UNAVAILABLE
         }
     }
-    info!(event = "stopping", "VPP keeps what was programmed");
-    let _ = stop_tx.send(true);
-    let _ = server.await;
-    EXIT_OK
 }
 
 /// The Go daemon took `-config FILE`: single-dash long flags, every one

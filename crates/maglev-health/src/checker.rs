@@ -390,6 +390,18 @@ impl Checker {
         self.act(name, |h, at| h.enable(at, who))
     }
 
+    /// Stops every probe loop (maglevd is shutting down): no probe runs
+    /// and no state changes after this, so nothing moves VPP on the way
+    /// out.
+    pub fn stop(&self) {
+        let mut entries = self.shared.entries.lock().expect("checker lock");
+        for e in entries.values_mut() {
+            if let Some(t) = e.task.take() {
+                t.abort();
+            }
+        }
+    }
+
     /// Takes a reloaded config: new backends start `unknown`, removed ones
     /// go `removed` and stop, a changed health check restarts the loop with
     /// fresh state, and unchanged ones keep probing and their runtime state

@@ -58,6 +58,8 @@ pub struct Daemon {
     pub logs: LogBroadcast,
     /// Serialises reloads.
     reload_lock: tokio::sync::Mutex<()>,
+    /// Set once the daemon is stopping.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -80,7 +82,23 @@ impl Daemon {
             reconciler,
             logs,
             reload_lock: tokio::sync::Mutex::new(()),
+            stopping: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Begins the stop: probing ends (nothing moves VPP on the way out)
+    /// and every `WatchEvents` stream is ended.
+    pub fn stop(&self) {
+        self.checker.stop();
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`Daemon::stop`] was called.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
     }
 
     /// The config in force.

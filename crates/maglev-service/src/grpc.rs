@@ -460,11 +460,15 @@ impl Maglev for MaglevService {
             let _ = tx.try_send(Ok(ev));
         }
 
+        let stopped = self.daemon.stopped();
         tokio::spawn(async move {
             let mut missed: u64 = 0;
+            tokio::pin!(stopped);
             loop {
                 let event = tokio::select! {
                     _ = tx.closed() => return,
+                    // The daemon stops: the stream ends (dropping `tx`).
+                    () = &mut stopped => return,
                     // Tell a slow subscriber what it lost as soon as it has
                     // room again, even if nothing else happens.
                     permit = tx.reserve(), if missed > 0 => {

@@ -7,6 +7,7 @@
 pub mod daemon;
 mod grpc;
 pub mod logs;
+pub mod signals;
 
 use std::future::Future;
 use std::sync::Arc;
