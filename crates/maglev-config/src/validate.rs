@@ -58,6 +58,9 @@ fn power_of_two_in(n: i64, max: i64) -> bool {
     (1..=max).contains(&n) && (n as u64).is_power_of_two()
 }
 
+/// Errors (and warnings) reported in full; the rest are counted.
+pub const MAX_REPORTED: usize = 100;
+
 pub(crate) struct Validated {
     pub config: Config,
     pub warnings: Vec<Diagnostic>,
@@ -88,6 +91,21 @@ pub(crate) fn validate(raw: RawMaglev, index: &SourceIndex) -> Result<Validated,
     };
     sort(&mut v.errors);
     sort(&mut v.warnings);
+    // A bounded report: the first problems in file order and a count of
+    // the rest (a generated file can have thousands of one mistake).
+    let cap = |d: &mut Vec<Diagnostic>, what: &str| {
+        if d.len() > MAX_REPORTED {
+            let more = d.len() - MAX_REPORTED;
+            d.truncate(MAX_REPORTED);
+            d.push(Diagnostic {
+                path: String::new(),
+                message: format!("{more} more {what} not shown"),
+                location: None,
+            });
+        }
+    };
+    cap(&mut v.errors, "errors");
+    cap(&mut v.warnings, "warnings");
     if v.errors.is_empty() {
         Ok(Validated {
             config: Config {
@@ -750,41 +768,59 @@ impl Validator<'_> {
     }
 
     /// VPP keys VIPs by (prefix, protocol, port) and refuses some overlaps.
+    /// Each frontend is checked against what came before it on its address
+    /// (one error per frontend at most, and no all-pairs scan).
     fn vip_conflicts(&mut self, frontends: &BTreeMap<String, Frontend>) {
-        let list: Vec<&Frontend> = frontends.values().collect();
-        for (i, a) in list.iter().enumerate() {
-            for b in &list[..i] {
-                if a.address != b.address {
-                    continue;
-                }
-                let path = format!("frontends.{}.address", a.name);
-                if a.protocol == b.protocol && a.port == b.port {
-                    self.error(
-                        &path,
-                        format!(
-                            "same VIP ({} {} port {}) as frontend {:?}",
-                            a.address, a.protocol, a.port, b.name
-                        ),
-                    );
-                } else if (a.port == 0) != (b.port == 0) {
-                    self.error(
-                        &path,
-                        format!(
-                            "VPP cannot have an all-port VIP and a per-port VIP on one address \
-                             ({} is also used by frontend {:?})",
-                            a.address, b.name
-                        ),
-                    );
-                } else if a.backend_family != b.backend_family {
-                    self.error(
-                        &path,
-                        format!(
-                            "per-port VIPs on one address must share an encap, but this one has \
-                             {} backends and frontend {:?} has {} backends",
-                            a.backend_family, b.name, b.backend_family
-                        ),
-                    );
-                }
+        #[derive(Default)]
+        struct OnAddress<'a> {
+            keys: HashMap<(String, u16), &'a str>,
+            all_ports: Option<&'a str>,
+            per_port: Option<(&'a str, Family)>,
+        }
+        let mut by_address: HashMap<IpAddr, OnAddress<'_>> = HashMap::new();
+        for a in frontends.values() {
+            let seen = by_address.entry(a.address).or_default();
+            let path = format!("frontends.{}.address", a.name);
+            let key = (a.protocol.to_string(), a.port);
+            if let Some(b) = seen.keys.get(&key) {
+                self.error(
+                    &path,
+                    format!(
+                        "same VIP ({} {} port {}) as frontend {b:?}",
+                        a.address, a.protocol, a.port
+                    ),
+                );
+            } else if let Some(b) = (a.port == 0)
+                .then(|| seen.per_port.map(|(n, _)| n))
+                .flatten()
+                .or(if a.port != 0 { seen.all_ports } else { None })
+            {
+                self.error(
+                    &path,
+                    format!(
+                        "VPP cannot have an all-port VIP and a per-port VIP on one address \
+                         ({} is also used by frontend {b:?})",
+                        a.address
+                    ),
+                );
+            } else if let Some((b, family)) = seen
+                .per_port
+                .filter(|(_, f)| a.port != 0 && *f != a.backend_family)
+            {
+                self.error(
+                    &path,
+                    format!(
+                        "per-port VIPs on one address must share an encap, but this one has \
+                         {} backends and frontend {b:?} has {family} backends",
+                        a.backend_family
+                    ),
+                );
+            }
+            seen.keys.entry(key).or_insert(&a.name);
+            if a.port == 0 {
+                seen.all_ports.get_or_insert(&a.name);
+            } else {
+                seen.per_port.get_or_insert((&a.name, a.backend_family));
             }
         }
     }

@@ -502,3 +502,29 @@ fn warnings_do_not_fail() {
         maglev_config::Protocol::Any
     );
 }
+
+#[test]
+fn thousands_of_one_mistake_are_reported_bounded_and_fast() {
+    // 2,800 frontends on one address and port: 12 s, 1.39 GB and 3.9 M
+    // error lines before; now one error per frontend, the first 100 shown.
+    let mut text = String::from(
+        "maglev:\n  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }\n  backends:\n    b: { address: 10.0.0.1 }\n  frontends:\n",
+    );
+    for i in 0..2800 {
+        text.push_str(&format!(
+            "    f{i}: {{ address: 192.0.2.1, port: 80, pools: [ {{ name: p, backends: {{ b: {{}} }} }} ] }}\n"
+        ));
+    }
+    let t = std::time::Instant::now();
+    let err = maglev_config::load_str(&text, "many.yaml").unwrap_err();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    let maglev_config::LoadError::Semantic(e) = err else {
+        panic!("{err}");
+    };
+    assert_eq!(e.errors.len(), 101, "100 shown and a count");
+    assert_eq!(e.errors[100].message, "2699 more errors not shown");
+}
