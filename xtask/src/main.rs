@@ -25,6 +25,11 @@ tasks:
                           build real VPP (26.06, master) into
                           ~/.cache/maglev/vpp for the real-VPP tests
   vpp list                the VPP builds the tests will use
+  fuzz [--seconds N] [--seed S] [TARGET…]
+                          mutation fuzzing of the config loader, the API
+                          frame/message decoders, the stats reader and the
+                          CLI parser from fuzz/corpus (default 60 s each;
+                          the test command runs 10 s each)
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("binapi") => gen_binapi(&args[1..]),
         Some("vpp") => vpp::main(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..], true),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::run(&workspace_root(), &cargo),
         Some("dist") => dist(&args[1..]),
@@ -134,8 +140,25 @@ fn test() -> Result<(), String> {
     }
     real_vpp()?;
     cargo(&["test", "--workspace"])?;
+    fuzz(&["--seconds".to_string(), "10".to_string()], false)?;
     eprintln!("==> all checks passed");
     Ok(())
+}
+
+/// Runs the fuzz targets (`fuzz/`): release-built on demand, the debug
+/// build `cargo test` already made for the test command.
+fn fuzz(args: &[String], release: bool) -> Result<(), String> {
+    let mut run = vec!["run", "--quiet", "-p", "maglev-fuzz"];
+    if release {
+        run.push("--release");
+    }
+    run.push("--");
+    let mut extra: Vec<&str> = args.iter().map(String::as_str).collect();
+    if release && !args.iter().any(|a| a == "--seconds") {
+        extra.extend(["--seconds", "60"]);
+    }
+    run.extend(extra);
+    cargo(&run)
 }
 
 /// Builds (or finds in the cache) every real VPP for the real-VPP tests.

@@ -29,6 +29,24 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The first complete frame of `buf`: its payload and the bytes it takes,
+/// `None` while incomplete, an error for a length over [`MAX_PAYLOAD`].
+/// Pure, so it can be fuzzed.
+pub fn next_frame(buf: &[u8]) -> std::io::Result<Option<(&[u8], usize)>> {
+    if buf.len() < FRAME_HEADER_LEN {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes(buf[8..12].try_into().expect("4 bytes")) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the {MAX_PAYLOAD}-byte limit"),
+        ));
+    }
+    let end = FRAME_HEADER_LEN + len;
+    Ok((buf.len() >= end).then(|| (&buf[FRAME_HEADER_LEN..end], end)))
+}
+
 /// Reads frames from a socket, polling briefly before sleeping.
 ///
 /// After each frame the reader keeps trying the socket for `spin` (yielding
@@ -58,22 +76,11 @@ impl FrameReader {
 
     /// A complete frame already buffered, if any.
     fn take(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        let avail = &self.buf[self.start..];
-        if avail.len() < FRAME_HEADER_LEN {
+        let Some((payload, used)) = next_frame(&self.buf[self.start..])? else {
             return Ok(None);
-        }
-        let len = u32::from_be_bytes(avail[8..12].try_into().expect("4 bytes")) as usize;
-        if len > MAX_PAYLOAD {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("frame of {len} bytes exceeds the {MAX_PAYLOAD}-byte limit"),
-            ));
-        }
-        if avail.len() < FRAME_HEADER_LEN + len {
-            return Ok(None);
-        }
-        let payload = avail[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len].to_vec();
-        self.start += FRAME_HEADER_LEN + len;
+        };
+        let payload = payload.to_vec();
+        self.start += used;
         if self.start == self.buf.len() {
             self.buf.clear();
             self.start = 0;
