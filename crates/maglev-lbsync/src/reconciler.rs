@@ -157,6 +157,9 @@ pub enum SyncError {
     /// The reconciler is gone.
     #[error("reconciler stopped")]
     Stopped,
+    /// VPP refused a write (the change stays wanted and is retried).
+    #[error("VPP refused the change (retrying): {0}")]
+    Rejected(String),
 }
 
 /// The outcome of a sync.
@@ -526,18 +529,25 @@ impl Reconciler {
         self.frontend_states = next;
     }
 
-    /// Backends of `names` changed state.
-    async fn on_change(&mut self, names: BTreeSet<String>) {
+    /// Backends of `names` changed state. Returns what VPP refused, if a
+    /// write was tried and failed.
+    async fn on_change(&mut self, names: BTreeSet<String>) -> Option<String> {
         self.refresh_some(&names);
         self.publish();
         let elapsed = self.started.elapsed();
         match self.warmup.gate(elapsed) {
-            Gate::Closed => debug!(frontends = ?names, "warmup: write suppressed"),
+            Gate::Closed => {
+                debug!(frontends = ?names, "warmup: write suppressed");
+                None
+            }
             Gate::PerVip => {
                 let released = self.release_known(&names);
-                self.sync_frontends(released).await;
+                self.sync_frontends(released).await
             }
-            Gate::Open if self.warmup.final_sync_due(elapsed) => self.final_warmup_sync().await,
+            Gate::Open if self.warmup.final_sync_due(elapsed) => {
+                self.final_warmup_sync().await;
+                None
+            }
             Gate::Open => self.sync_frontends(names).await,
         }
     }
@@ -577,29 +587,34 @@ impl Reconciler {
         self.publish();
     }
 
-    async fn sync_frontends(&mut self, names: BTreeSet<String>) {
+    async fn sync_frontends(&mut self, names: BTreeSet<String>) -> Option<String> {
         let keys: BTreeSet<_> = names
             .iter()
             .filter_map(|n| self.config.frontends.get(n))
             .map(vip_key)
             .collect();
         if keys.is_empty() || !matches!(self.link, Link::Up { .. }) {
-            return;
+            return None;
         }
-        self.sync_logged(Scope::Vips(keys)).await;
+        self.sync_logged(Scope::Vips(keys)).await
     }
 
     /// A sync nobody waits for: its failure is logged with the cause and
-    /// counted, and a full sync retried soon.
-    async fn sync_logged(&mut self, scope: Scope) {
+    /// counted, and a full sync retried soon. Returns what failed.
+    async fn sync_logged(&mut self, scope: Scope) -> Option<String> {
         let label = scope.label();
-        if let Err(e) = self.sync(scope, false).await {
-            warn!(event = "vpp-lbsync-failed", scope = label, error = %e, "sync failed");
-            self.status.send_modify(|s| {
-                *s.sync_failures.entry(label).or_default() += 1;
-            });
-            if matches!(self.link, Link::Up { .. }) {
-                self.schedule_retry();
+        match self.sync(scope, false).await {
+            Ok(report) if report.failures.is_empty() => None,
+            Ok(report) => Some(report.failures.join("; ")),
+            Err(e) => {
+                warn!(event = "vpp-lbsync-failed", scope = label, error = %e, "sync failed");
+                self.status.send_modify(|s| {
+                    *s.sync_failures.entry(label).or_default() += 1;
+                });
+                if matches!(self.link, Link::Up { .. }) {
+                    self.schedule_retry();
+                }
+                Some(e.to_string())
             }
         }
     }
@@ -1159,7 +1174,10 @@ impl Reconciler {
         info!(event = "weight-override", frontend = %frontend, pool = %pool, backend = %backend, weight);
         self.overrides
             .insert((frontend.clone(), pool, backend), weight);
-        self.on_change(BTreeSet::from([frontend])).await;
-        Ok(())
+        // Answer the truth: a write VPP refused is not a success.
+        match self.on_change(BTreeSet::from([frontend])).await {
+            Some(failed) => Err(SyncError::Rejected(failed)),
+            None => Ok(()),
+        }
     }
 }

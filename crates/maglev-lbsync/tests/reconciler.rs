@@ -440,7 +440,17 @@ async fn a_failed_call_is_retried_within_a_second_not_at_the_next_periodic_sync(
         );
     });
     let failed_before = r.handle.status().sync_failures.values().sum::<u64>();
-    r.checker.disable("s2", "test").unwrap();
+    // An operator's weight change that VPP refuses is reported as such,
+    // not as a success.
+    let e = r
+        .handle
+        .set_weight("www", "primary", "s2", 50)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, maglev_lbsync::reconciler::SyncError::Rejected(_)),
+        "{e}"
+    );
     let took = eventually(
         "the VIP re-created by the retry",
         Duration::from_secs(2),

@@ -51,6 +51,9 @@ fn sync_status(e: SyncError) -> Status {
         SyncError::Vpp(e) => Status::internal(format!("VPP: {e}")),
         SyncError::Stats(m) => Status::unavailable(format!("stats: {m}")),
         SyncError::Stopped => Status::internal("reconciler stopped"),
+        SyncError::Rejected(m) => {
+            Status::aborted(format!("VPP refused the change (retrying): {m}"))
+        }
     }
 }
 
