@@ -472,6 +472,25 @@ impl Checker {
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
                 }
+                Some(entry)
+                    if entry.backend.address != backend.address && entry.health.is_probing() =>
+                {
+                    // Another address is another server: what was known of
+                    // the old one says nothing about it. Back to unknown
+                    // (weight 0) and probed at once; an operator's
+                    // disable or pause is kept (they do not probe).
+                    let (rise, fall) = Entry::thresholds(&backend);
+                    let enabled = entry.health.enabled();
+                    let t = entry.health.restart(rise, fall, enabled, SystemTime::now());
+                    if new_prober.is_some() {
+                        entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
+                    }
+                    entry.backend = Backend { enabled, ..backend };
+                    entry.last = None;
+                    self.spawn(&name, entry, Duration::ZERO);
+                    events.push((entry.backend.clone(), t));
+                    report.restarted.push(name);
+                }
                 Some(entry) => {
                     // Same check: keep state and loop; take the new address.
                     if new_prober.is_some() {
