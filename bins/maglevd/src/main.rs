@@ -79,12 +79,14 @@ struct Flags {
         default_value = "/run/vpp/stats.sock"
     )]
     vpp_stats_addr: String,
-    /// Log level: error, warn, info, debug, trace (or a tracing filter).
+    /// Log level: error, warn, info, debug, trace (debug and trace: maglev's
+    /// own events), or a tracing filter such as info,maglev_lbsync=trace.
     #[arg(
         long,
         env = "MAGLEV_LOG_LEVEL",
         value_name = "LEVEL",
-        default_value = "info"
+        default_value = "info",
+        value_parser = maglev_service::logs::parse_level
     )]
     log_level: String,
     /// Log format: text or json (one event per line).

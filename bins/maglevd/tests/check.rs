@@ -147,3 +147,20 @@ fn a_bad_config_at_start_is_refused_with_its_class() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("semantic errors; not starting"), "{err}");
 }
+
+#[test]
+fn log_level_words_are_checked() {
+    // `warning` used to be read as a tracing target and silence everything.
+    let (code, _, err) = run(maglevd()
+        .args(["--log-level", "warning", "--check", "--config"])
+        .arg(example()));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(maglevd()
+        .args(["--log-level", "bogus", "--config"])
+        .arg(example()));
+    assert_eq!(code, 64, "{err}");
+    assert!(
+        err.contains("error, warn (warning), info, debug, trace"),
+        "{err}"
+    );
+}

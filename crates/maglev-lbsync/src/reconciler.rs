@@ -668,7 +668,7 @@ impl Reconciler {
                     event = "vpp-connect",
                     version = %info.version,
                     pid = info.pid,
-                    boottime = ?info.boottime,
+                    boottime = %info.boottime.map_or("unknown".to_string(), |b| b.to_string()),
                     lb_v2 = info.lb_v2,
                     "connected to VPP"
                 );
@@ -896,8 +896,8 @@ impl Reconciler {
                     event = "vpp-lb-conf-set",
                     ip4 = %want.ip4_src_address,
                     ip6 = %want.ip6_src_address,
-                    sticky_buckets_per_core = want.sticky_buckets_per_core,
-                    flow_timeout = want.flow_timeout,
+                    sticky_buckets_per_core = %keep_or(want.sticky_buckets_per_core),
+                    flow_timeout = %keep_or(want.flow_timeout),
                 );
                 self.conf_pushed = Some(want);
             }
@@ -1179,5 +1179,14 @@ impl Reconciler {
             Some(failed) => Err(SyncError::Rejected(failed)),
             None => Ok(()),
         }
+    }
+}
+
+/// `lb_conf`'s "leave as it is" value (`u32::MAX`) as a word for logs.
+fn keep_or(v: u32) -> String {
+    if v == u32::MAX {
+        "keep".to_string()
+    } else {
+        v.to_string()
     }
 }

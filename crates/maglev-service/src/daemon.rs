@@ -150,9 +150,9 @@ impl Daemon {
             Ok(report) => info!(
                 event = "config-reload",
                 result = "ok",
-                added = ?report.added,
-                removed = ?report.removed,
-                restarted = ?report.restarted,
+                added = %report.added.join(","),
+                removed = %report.removed.join(","),
+                restarted = %report.restarted.join(","),
                 "config reloaded"
             ),
             Err(e) => {

@@ -105,25 +105,191 @@ fn is_ours(target: &str) -> bool {
     target.starts_with("maglev")
 }
 
+/// The accepted `--log-level` words.
+pub const LEVELS: &str = "error, warn (warning), info, debug, trace";
+
+/// Parses `--log-level`: a level word, or a tracing filter (with `=` or
+/// `,`, e.g. `info,maglev_lbsync=trace`). `debug` and `trace` open up
+/// maglev's own targets only; the transport (h2, hyper, tonic) stays at
+/// `info` unless a filter asks for it. Returns the filter to use, or an
+/// error naming the accepted words.
+pub fn parse_level(level: &str) -> Result<String, String> {
+    let filter = match level.to_ascii_lowercase().as_str() {
+        "error" => "error".to_string(),
+        "warn" | "warning" => "warn".to_string(),
+        "info" => "info".to_string(),
+        "debug" => "info,maglev=debug".to_string(),
+        "trace" => "info,maglev=trace".to_string(),
+        _ if level.contains(['=', ',']) => {
+            tracing_subscriber::EnvFilter::try_new(level)
+                .map_err(|e| format!("bad log filter {level:?}: {e}"))?;
+            level.to_string()
+        }
+        _ => {
+            return Err(format!(
+                "unknown log level {level:?}: use {LEVELS}, or a filter such as info,maglev_lbsync=debug"
+            ))
+        }
+    };
+    Ok(filter)
+}
+
+/// Writes each event on one line: a line break inside a value (a
+/// multi-line error) becomes `\n`, so one event is one line for grep,
+/// journald and log shippers.
+#[derive(Debug, Clone, Copy)]
+struct OneLine;
+
+struct OneLineWriter(std::io::Stderr);
+
+impl std::io::Write for OneLineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter hands over one whole event, ending in a newline.
+        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
+        if body.contains(&b'\n') {
+            let mut out = Vec::with_capacity(buf.len() + 8);
+            for b in body {
+                if *b == b'\n' {
+                    out.extend_from_slice(b"\\n");
+                } else {
+                    out.push(*b);
+                }
+            }
+            out.push(b'\n');
+            self.0.write_all(&out)?;
+        } else {
+            self.0.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for OneLine {
+    type Writer = OneLineWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        OneLineWriter(std::io::stderr())
+    }
+}
+
+/// Text fields as plain `key=value`: a string is written bare unless it
+/// needs quotes (empty, or with spaces, quotes or `=`), so `event=starting`
+/// rather than `event="starting"`; the message comes first, as is.
+#[derive(Debug, Clone, Copy)]
+struct CleanFields;
+
+struct CleanVisitor<'a> {
+    writer: tracing_subscriber::fmt::format::Writer<'a>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl CleanVisitor<'_> {
+    fn sep(&mut self) -> std::fmt::Result {
+        if self.first {
+            self.first = false;
+            Ok(())
+        } else {
+            self.writer.write_char(' ')
+        }
+    }
+
+    fn pair(&mut self, field: &Field, value: &str) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            self.sep()?;
+            if field.name() == "message" {
+                return self.writer.write_str(value);
+            }
+            let bare = !value.is_empty()
+                && !value
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '=');
+            if bare {
+                write!(self.writer, "{}={value}", field.name())
+            } else {
+                write!(self.writer, "{}={value:?}", field.name())
+            }
+        })();
+    }
+}
+
+impl tracing::field::Visit for CleanVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.pair(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        // Numbers, bools and `%display` values arrive here already as text.
+        self.pair(field, &format!("{value:?}"));
+    }
+}
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for CleanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut v = CleanVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
 /// Sets up logging for the process: one event per line on stderr, text or
-/// JSON, filtered by `level` (a level or a tracing filter; an invalid one
-/// falls back to `info`), plus the broadcast that `WatchEvents`
-/// subscribers read at their own level. Returns the broadcast.
-pub fn init(level: &str, json: bool) -> LogBroadcast {
+/// JSON, filtered by `filter` (from [`parse_level`]), colour only when
+/// stderr is a terminal, plus the broadcast that `WatchEvents` subscribers
+/// read at their own level. Returns the broadcast.
+pub fn init(filter: &str, json: bool) -> LogBroadcast {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{EnvFilter, Layer as _};
     let logs = LogBroadcast::default();
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(OneLine)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = if json {
         fmt.json().flatten_event(true).boxed()
     } else {
-        fmt.boxed()
+        fmt.fmt_fields(CleanFields).boxed()
     };
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter))
         .with(logs.clone())
         .init();
     logs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_words_and_filters() {
+        assert_eq!(parse_level("warning").unwrap(), "warn");
+        assert_eq!(parse_level("WARN").unwrap(), "warn");
+        assert_eq!(parse_level("debug").unwrap(), "info,maglev=debug");
+        assert_eq!(
+            parse_level("info,maglev_lbsync=trace").unwrap(),
+            "info,maglev_lbsync=trace"
+        );
+        let e = parse_level("bogus").unwrap_err();
+        assert!(
+            e.contains("error, warn (warning), info, debug, trace"),
+            "{e}"
+        );
+    }
 }
