@@ -139,6 +139,7 @@ fn test() -> Result<(), String> {
         std::env::set_var("MAGLEV_PAPI_PYTHON", python);
     }
     real_vpp()?;
+    promtool();
     cargo(&["test", "--workspace"])?;
     fuzz(&["--seconds".to_string(), "10".to_string()], false)?;
     eprintln!("==> all checks passed");
@@ -159,6 +160,42 @@ fn fuzz(args: &[String], release: bool) -> Result<(), String> {
     }
     run.extend(extra);
     cargo(&run)
+}
+
+/// Finds promtool (Debian's `prometheus` package), installing it when
+/// missing and run as root, for the metrics test's `promtool check
+/// metrics`; without it that check is skipped, loudly.
+fn promtool() {
+    let works = || {
+        Command::new("promtool")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !works() && is_root {
+        eprintln!("==> installing promtool (Debian package prometheus)");
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        let _ = Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "prometheus",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    if works() {
+        std::env::set_var("MAGLEV_PROMTOOL", "promtool");
+        std::env::set_var("MAGLEV_REQUIRE_PROMTOOL", "1");
+    } else {
+        eprintln!("\n*** promtool not available: `promtool check metrics` will be SKIPPED ***\n");
+    }
 }
 
 /// Builds (or finds in the cache) every real VPP for the real-VPP tests.

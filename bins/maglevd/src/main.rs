@@ -147,6 +147,11 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
     info!(event = "starting", version = %version(), config = %flags.config.display());
     let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
     let metrics = Arc::new(Metrics::new());
+    metrics.build_info(
+        env!("CARGO_PKG_VERSION"),
+        env!("MAGLEV_GIT_COMMIT"),
+        env!("MAGLEV_BUILD_DATE"),
+    );
     let vpp = ReconcilerOptions {
         api_socket: path(&flags.vpp_api_addr),
         stats_socket: path(&flags.vpp_stats_addr),
@@ -164,6 +169,8 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
             return EXIT_UNAVAILABLE;
         }
     };
+    let m = metrics.clone();
+    daemon.on_reload(move |ok| m.config_reload(ok));
     let Some(listener) = listen(&flags.grpc_addr, "grpc-listen").await else {
         return EXIT_UNAVAILABLE;
     };

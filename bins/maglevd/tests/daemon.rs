@@ -106,6 +106,57 @@ async fn scrape(addr: &str) -> String {
     out
 }
 
+/// `GET /metrics` asking for OpenMetrics, the body.
+async fn scrape_openmetrics(addr: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text; version=1.0.0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// `promtool check metrics` on a scrape's body: the Prometheus project's
+/// own linter. `MAGLEV_PROMTOOL` (set by `cargo xtask test`) names it; a
+/// `promtool` on PATH is used otherwise; without one the check is skipped,
+/// loudly, unless `MAGLEV_REQUIRE_PROMTOOL=1`.
+fn promtool_check(response: &str) {
+    let body = response.split_once("\r\n\r\n").map_or(response, |(_, b)| b);
+    let promtool = std::env::var("MAGLEV_PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
+    let child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            assert!(
+                std::env::var("MAGLEV_REQUIRE_PROMTOOL").map_or(true, |v| v != "1"),
+                "promtool required but not runnable: {e}"
+            );
+            eprintln!("*** SKIPPED promtool check metrics: {promtool}: {e} ***");
+            return;
+        }
+    };
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n---\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Weight of `as_ip` in the simulator's live VIPs, if present.
 fn weight(sim: &Simulator, as_ip: &str) -> Option<u8> {
     let ip: std::net::IpAddr = as_ip.parse().unwrap();
@@ -340,13 +391,27 @@ async fn end_to_end() {
         "maglev_probe_duration_seconds_bucket{",
         "maglev_vpp_info{version=",
         "maglev_vpp_uptime_seconds ",
-        "maglev_vip_packets{frontend=\"www\",kind=\"first_packet\"} 0",
+        "maglev_vip_packets_total{frontend=\"www\",kind=\"first_packet\"} 0",
+        "maglev_build_info{version=",
+        "maglev_config_last_reload_successful 1",
+        "maglev_config_reloads_total{result=\"success\"} 1",
+        "process_cpu_seconds_total ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
         "grpc_server_handled_total{grpc_service=\"maglev.Maglev\",grpc_method=\"PauseBackend\",grpc_code=\"FailedPrecondition\"} 1",
         "grpc_server_started_total{grpc_service=\"maglev.Maglev\",grpc_method=\"GetFrontend\"}",
         "grpc_server_handling_seconds_bucket{",
     ] {
         assert!(m.contains(line), "/metrics lacks {line}\n{m}");
     }
+    // The classic text format without an Accept header (promtool reads
+    // it), OpenMetrics when asked for.
+    promtool_check(&m);
+    let om = scrape_openmetrics(&r.daemon.metrics).await;
+    assert!(
+        om.contains("# TYPE maglev_probe counter") && om.trim_end().ends_with("# EOF"),
+        "{om}"
+    );
 
     // Reflection lists the service.
     let channel = tonic::transport::Channel::from_shared(r.daemon.grpc.clone())

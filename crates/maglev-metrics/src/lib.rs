@@ -10,6 +10,10 @@
 #![warn(missing_docs)]
 
 mod grpc;
+mod process;
+mod text;
+
+pub use text::to_text_format;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -57,7 +61,12 @@ pub struct Metrics {
     vpp_api: Family<Labels, Counter>,
     lbsync: Family<Labels, Counter>,
     lbsync_failed: Family<Labels, Counter>,
-    vip_packets: Family<Labels, Gauge>,
+    vip_packets: Family<Labels, Counter>,
+    build_info: Family<Labels, Gauge>,
+    reloads: Family<Labels, Counter>,
+    reload_ok: Gauge,
+    reload_ok_time: Gauge<f64, std::sync::atomic::AtomicU64>,
+    process: process::Process,
     pub(crate) grpc_started: Family<Labels, Counter>,
     pub(crate) grpc_handled: Family<Labels, Counter>,
     pub(crate) grpc_seconds: Family<Labels, Histogram, fn() -> Histogram>,
@@ -95,6 +104,11 @@ impl Metrics {
             lbsync: Family::default(),
             lbsync_failed: Family::default(),
             vip_packets: Family::default(),
+            build_info: Family::default(),
+            reloads: Family::default(),
+            reload_ok: Gauge::default(),
+            reload_ok_time: Gauge::default(),
+            process: process::Process::default(),
             grpc_started: Family::default(),
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(histogram),
@@ -170,10 +184,34 @@ impl Metrics {
             );
             r.register(
                 "vip_packets",
-                "Packets per VIP from VPP's lb counters, by kind",
+                "Packets per VIP from VPP's lb counters, by kind (reset when VPP restarts)",
                 m.vip_packets.clone(),
             );
+            r.register(
+                "build_info",
+                "maglevd's version, git commit and build date",
+                m.build_info.clone(),
+            );
+            r.register(
+                "config_reloads",
+                "Config reloads (SIGHUP or ReloadConfig) by result",
+                m.reloads.clone(),
+            );
+            r.register(
+                "config_last_reload_successful",
+                "1 if the last config load or reload succeeded",
+                m.reload_ok.clone(),
+            );
+            r.register(
+                "config_last_reload_success_timestamp_seconds",
+                "When the config in force was loaded (Unix seconds)",
+                m.reload_ok_time.clone(),
+            );
         }
+        m.process
+            .register(&mut m.registry.lock().expect("registry"));
+        // The config maglevd started with was loaded successfully.
+        m.config_reload(true);
         {
             let mut r = m.registry.lock().expect("registry");
             let r = r.sub_registry_with_prefix("grpc_server");
@@ -186,6 +224,32 @@ impl Metrics {
             );
         }
         m
+    }
+
+    /// Sets `maglev_build_info`.
+    pub fn build_info(&self, version: &str, commit: &str, date: &str) {
+        self.build_info
+            .get_or_create(&vec![
+                ("version", version.to_string()),
+                ("commit", commit.to_string()),
+                ("build_date", date.to_string()),
+            ])
+            .set(1);
+    }
+
+    /// Records a config load or reload.
+    pub fn config_reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads
+            .get_or_create(&vec![("result", result.to_string())])
+            .inc();
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            self.reload_ok_time.set(now.as_secs_f64());
+        }
     }
 
     /// Counts a backend transition (fed from the checker's events).
@@ -220,7 +284,6 @@ impl Metrics {
         }
         self.pool_weight.clear();
         self.frontend_state.clear();
-        self.vip_packets.clear();
         if let Ok((config, _, overrides)) = reconciler.desired().await {
             for f in config.frontends.values() {
                 for w in effective_weights(&config, f, &states, &overrides) {
@@ -261,12 +324,18 @@ impl Metrics {
                         ("untracked", c.untracked),
                         ("no_server", c.no_server),
                     ] {
-                        self.vip_packets
-                            .get_or_create(&vec![
-                                ("frontend", f.name.clone()),
-                                ("kind", kind.to_string()),
-                            ])
-                            .set(v as i64);
+                        let labels = vec![("frontend", f.name.clone()), ("kind", kind.to_string())];
+                        // A counter following VPP's: it catches up, and
+                        // starts over when VPP's went back (a VPP restart).
+                        let seen = self.vip_packets.get_or_create(&labels).get();
+                        if v < seen {
+                            self.vip_packets.remove(&labels);
+                        }
+                        let c = self.vip_packets.get_or_create(&labels);
+                        let seen = c.get();
+                        if v > seen {
+                            c.inc_by(v - seen);
+                        }
                     }
                 }
             }
@@ -313,6 +382,7 @@ impl Metrics {
                 c.inc_by(n - seen);
             }
         }
+        self.process.update();
         let mut out = String::new();
         let r = self.registry.lock().expect("registry");
         let _ = encode(&mut out, &r);
@@ -410,12 +480,29 @@ pub async fn serve(
                     (Arc::clone(&metrics), checker.clone(), reconciler.clone());
                 async move {
                     let response = if req.uri().path() == "/metrics" {
+                        // OpenMetrics for whoever asks for it (Prometheus
+                        // does); the classic text format for everyone else
+                        // (promtool, curl, older scrapers).
+                        let openmetrics = req
+                            .headers()
+                            .get_all(hyper::header::ACCEPT)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .any(|v| v.contains("application/openmetrics-text"));
                         let body = metrics.render(&checker, &reconciler).await;
-                        Response::builder()
-                            .header(
-                                hyper::header::CONTENT_TYPE,
+                        let (body, content_type) = if openmetrics {
+                            (
+                                body,
                                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                             )
+                        } else {
+                            (
+                                to_text_format(&body),
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )
+                        };
+                        Response::builder()
+                            .header(hyper::header::CONTENT_TYPE, content_type)
                             .body(Full::new(Bytes::from(body)))
                     } else {
                         Response::builder()

@@ -60,6 +60,16 @@ pub struct Daemon {
     reload_lock: tokio::sync::Mutex<()>,
     /// Set once the daemon is stopping.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Told the result of every reload.
+    reload_observer: std::sync::OnceLock<ReloadObserver>,
+}
+
+struct ReloadObserver(Box<dyn Fn(bool) + Send + Sync>);
+
+impl std::fmt::Debug for ReloadObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReloadObserver")
+    }
 }
 
 impl Daemon {
@@ -83,6 +93,7 @@ impl Daemon {
             logs,
             reload_lock: tokio::sync::Mutex::new(()),
             stopping: tokio::sync::watch::Sender::new(false),
+            reload_observer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -126,6 +137,19 @@ impl Daemon {
     /// Re-reads the config file and, if it is valid, applies it; a bad file
     /// changes nothing. Used by SIGHUP and `ReloadConfig`.
     pub async fn reload(&self) -> ConfigOutcome {
+        let outcome = self.reload_inner().await;
+        if let Some(observe) = self.reload_observer.get() {
+            (observe.0)(outcome.ok);
+        }
+        outcome
+    }
+
+    /// Tells `f` the result of every reload (metrics).
+    pub fn on_reload(&self, f: impl Fn(bool) + Send + Sync + 'static) {
+        let _ = self.reload_observer.set(ReloadObserver(Box::new(f)));
+    }
+
+    async fn reload_inner(&self) -> ConfigOutcome {
         let _one_at_a_time = self.reload_lock.lock().await;
         let loaded = maglev_config::load_file(&self.config_path);
         let mut outcome = ConfigOutcome::from_load(&loaded);
