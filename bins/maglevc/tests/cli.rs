@@ -242,9 +242,10 @@ fn commands_piped_into_the_shell() {
         "{t}"
     );
     assert!(
-        t.contains(concat!("maglevc ", env!("CARGO_PKG_VERSION"), "\n")),
+        t.contains(&format!("maglevc {}\n", maglev_cli::args::VERSION)),
         "{t}"
     );
+    assert!(t.contains(" (commit ") && t.contains(", built 20"), "{t}");
     // A failed command makes the exit code, and the rest still runs.
     let o = run("show backend nope\nsh fr\n");
     assert_eq!(o.status.code(), Some(1));

@@ -307,3 +307,18 @@ fn in_tmux_when_available() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn version_names_commit_and_date() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_maglevt"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(concat!("maglevt ", env!("CARGO_PKG_VERSION"), " (commit "))
+            && text.contains(", built 20"),
+        "{text}"
+    );
+}

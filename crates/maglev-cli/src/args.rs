@@ -27,10 +27,20 @@ Down walk the history (kept in --history / $MAGLEVC_HISTORY, default
 Exit codes: 0 ok, 1 error from maglevd (or maglevd unreachable), 2 usage
 error. Go-style single-dash flags (-color=false, -server ADDR) work too.";
 
+/// Version, git commit and build date, as `--version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAGLEV_GIT_COMMIT"),
+    ", built ",
+    env!("MAGLEV_BUILD_DATE"),
+    ")"
+);
+
 /// The runbook CLI for maglevd: one command per invocation, or an
 /// interactive shell.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "maglevc", version, after_help = COMMANDS)]
+#[command(name = "maglevc", version = VERSION, after_help = COMMANDS)]
 pub struct Flags {
     /// maglevd's gRPC address.
     #[arg(

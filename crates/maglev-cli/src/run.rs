@@ -276,10 +276,13 @@ pub fn local(cmd: &Command) -> Option<Output> {
 }
 
 fn version() -> Output {
-    let v = env!("CARGO_PKG_VERSION");
     Output {
-        text: format!("maglevc {v}\n"),
-        json: json!({ "version": v }),
+        text: format!("maglevc {}\n", crate::args::VERSION),
+        json: json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "commit": env!("MAGLEV_GIT_COMMIT"),
+            "build_date": env!("MAGLEV_BUILD_DATE"),
+        }),
     }
 }
 

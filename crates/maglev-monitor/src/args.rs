@@ -31,10 +31,20 @@ Up/Down scroll VIPs, PgUp/PgDn scroll errors, Home/End back to the top.
 NO_COLOR turns colour off. Go-style single-dash flags (-config FILE) work
 too.";
 
+/// Version, git commit and build date, as `--version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MAGLEV_GIT_COMMIT"),
+    ", built ",
+    env!("MAGLEV_BUILD_DATE"),
+    ")"
+);
+
 /// Out-of-band VIP monitor for failover drills: probes every VIP of
 /// maglev.yaml from outside the load balancer, no maglevd needed.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "maglevt", version, after_help = AFTER)]
+#[command(name = "maglevt", version = VERSION, after_help = AFTER)]
 pub struct Flags {
     /// maglev.yaml to read; repeat it or give a comma-separated list
     /// (VIPs are de-duplicated by address, protocol and port).
