@@ -81,6 +81,10 @@ fn main() -> ExitCode {
     };
     match rt.block_on(one_shot(&flags, &cmd, style)) {
         Ok(()) => ExitCode::from(EXIT_OK),
+        Err(CliError::Failed { json, .. }) if flags.json() => {
+            println!("{json}");
+            ExitCode::from(EXIT_SERVER)
+        }
         Err(e) => {
             eprintln!("{}", style.error(&e.to_string()));
             ExitCode::from(match e {

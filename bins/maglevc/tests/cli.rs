@@ -69,10 +69,32 @@ fn one_shot_commands() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // VPP's state names the protocol as the config does.
+    let o = r.run(&["show", "vpp", "lb", "state"]);
+    assert!(text(&o).contains("203.0.113.80/32 tcp:443"), "{}", text(&o));
     let o = r.run(&["sync", "vpp", "lb", "state", "--dry-run"]);
     assert_eq!(text(&o), "in sync: nothing to do\n");
     let o = r.run(&["-o", "json", "config", "check"]);
     assert_eq!(o.status.code(), Some(0));
+    // A bad file: exit 1 and, with -o json, the whole answer as JSON.
+    let good = std::fs::read_to_string(&r.config).unwrap();
+    std::fs::write(&r.config, good.replace("10.0.0.2", "0.0.0.0")).unwrap();
+    let o = r.run(&["-o", "json", "config", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["semantic_error"]
+            .as_str()
+            .unwrap()
+            .contains("backends.s1.address"),
+        "{v}"
+    );
+    let o = r.run(&["config", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("backends.s1.address"));
+    std::fs::write(&r.config, good).unwrap();
 
     // Exit codes: 1 with the server's message only, 2 for usage.
     let o = r.run(&["show", "backend", "nope"]);
@@ -144,7 +166,15 @@ fn unreachable_server_is_exit_1() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).starts_with("cannot reach maglevd at 127.0.0.1:"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("cannot reach maglevd at 127.0.0.1:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Connection refused"),
+        "the cause, not just \"transport error\": {err}"
+    );
 }
 
 /// Drops SGR colour sequences.

@@ -40,6 +40,41 @@ pub enum CliError {
     /// The command itself is wrong (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// maglevd answered, and the answer is a failure (exit 1) that also
+    /// has an output: `-o json` prints its JSON, the text mode the message.
+    #[error("{message}")]
+    Failed {
+        /// What went wrong, for the text mode.
+        message: String,
+        /// The whole answer.
+        json: Value,
+    },
+}
+
+/// An error with its chain of causes ("transport error" alone says
+/// nothing; "transport error: tcp connect error: Connection refused" does).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// A VIP protocol number as the config writes it.
+fn protocol_name(p: u32) -> String {
+    match p {
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        255 => "any".to_string(),
+        n => n.to_string(),
+    }
 }
 
 pub(crate) fn server(s: tonic::Status) -> CliError {
@@ -57,7 +92,7 @@ pub async fn connect(server: &str) -> Result<MaglevClient<Channel>, CliError> {
         .await
         .map_err(|e| CliError::Connect {
             server: server.to_string(),
-            why: e.to_string(),
+            why: with_causes(&e),
         })
 }
 
@@ -509,7 +544,7 @@ pub async fn run(
             for v in &s.vips {
                 let sticky = v.src_ip_sticky.map_or("?".into(), |b| b.to_string());
                 rows.push(vec![
-                    format!("{} {}:{}", v.prefix, v.protocol, v.port),
+                    format!("{} {}:{}", v.prefix, protocol_name(v.protocol), v.port),
                     v.frontend.clone(),
                     v.encap.clone(),
                     sticky,
@@ -554,7 +589,7 @@ pub async fn run(
                 .map(|v| {
                     vec![
                         v.frontend.clone(),
-                        format!("{} {}:{}", v.prefix, v.protocol, v.port),
+                        format!("{} {}:{}", v.prefix, protocol_name(v.protocol), v.port),
                         v.existing_session_packets.to_string(),
                         v.first_packets.to_string(),
                         v.untracked_packets.to_string(),
@@ -664,12 +699,12 @@ pub async fn run(
             .into_inner();
             let json = json!({ "ok": r.ok, "parse_error": r.parse_error, "semantic_error": r.semantic_error, "warnings": r.warnings });
             if !r.ok {
-                let msg = if r.parse_error.is_empty() {
+                let message = if r.parse_error.is_empty() {
                     r.semantic_error
                 } else {
                     r.parse_error
                 };
-                return Err(CliError::Server(msg));
+                return Err(CliError::Failed { message, json });
             }
             let mut text = String::from("config ok\n");
             for w in &r.warnings {

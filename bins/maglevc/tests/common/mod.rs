@@ -20,6 +20,8 @@ pub struct Rig {
     _sim: Kill,
     _daemon: Kill,
     pub server: String,
+    /// maglevd's config file.
+    pub config: PathBuf,
 }
 
 pub fn rig() -> Rig {
@@ -81,6 +83,7 @@ pub fn rig() -> Rig {
         _sim: sim,
         _daemon: daemon,
         server: format!("127.0.0.1:{port}"),
+        config,
     };
     // Ready when VPP has the VIP's buckets.
     let deadline = Instant::now() + Duration::from_secs(15);
