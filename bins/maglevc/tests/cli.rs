@@ -313,16 +313,22 @@ fn bash_completion_offers_words_and_live_names() {
     let dir = tempfile::tempdir().unwrap();
     maglev_cli::dist::write_all(dir.path()).unwrap();
     let script = dir.path().join("completions/maglevc.bash");
+    // As bash calls it: COMP_LINE and COMP_POINT for the line, and
+    // COMP_WORDS split at COMP_WORDBREAKS (so host:port is three words).
     let complete = |words: &[&str]| -> String {
+        let mut line = env!("CARGO_BIN_EXE_maglevc").to_string();
+        for w in words {
+            line.push(' ');
+            line.push_str(w);
+        }
         let o = Command::new("bash")
             .arg("-c")
             .arg(
-                r#"source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _maglevc; printf '%s\n' "${COMPREPLY[@]}""#,
+                r#"source "$1"; COMP_LINE="$2"; COMP_POINT=${#COMP_LINE}; read -ra COMP_WORDS <<< "${COMP_LINE//:/ : }"; [[ "$COMP_LINE" == *" " ]] && COMP_WORDS+=(""); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _maglevc; printf '%s\n' "${COMPREPLY[@]}""#,
             )
             .arg("_")
             .arg(&script)
-            .arg(env!("CARGO_BIN_EXE_maglevc"))
-            .args(words)
+            .arg(&line)
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()
