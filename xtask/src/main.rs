@@ -33,7 +33,7 @@ tasks:
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
-  dist [DIR]              man pages (maglevc.1, maglevt.1) and maglevc's
+  dist [DIR]              man pages (maglevd.8, maglevc.1, maglevt.1) and maglevc's
                           shell completions (bash, zsh, fish) under DIR
                           (default target/dist)
   bench vpp [--real]      Rust VPP client vs vpp_papi against the simulator
@@ -85,7 +85,7 @@ fn dist(args: &[String]) -> Result<(), String> {
         _ => return Err("usage: cargo xtask dist [DIR]".to_string()),
     };
     let dir = dir.to_string_lossy().into_owned();
-    for krate in ["maglev-cli", "maglev-monitor"] {
+    for krate in ["maglev-cli", "maglev-monitor", "maglev-service"] {
         cargo(&[
             "run",
             "--quiet",

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{ArgAction, CommandFactory, Parser};
 use maglev_config::{CheckReport, ErrorClass, LoadError};
 use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
 use maglev_metrics::{GrpcMetricsLayer, Metrics};
+use maglev_service::args::Flags;
 use maglev_service::{logs::LogBroadcast, Daemon};
 use tracing::{error, info};
 
@@ -25,88 +25,8 @@ const EXIT_USAGE: u8 = 64;
 /// sysexits EX_UNAVAILABLE: cannot start (listen address, namespace).
 const EXIT_UNAVAILABLE: u8 = 69;
 
-/// Control plane for the VPP Maglev load balancer: probes backends and keeps
-/// VPP's VIPs and application servers in step with their health.
-#[derive(Debug, Parser)]
-#[command(
-    name = "maglevd",
-    disable_version_flag = true,
-    after_help = "Exit codes: 0 ok; --check and startup: 1 parse error, 2 semantic error; \
-                  64 bad command line; 69 cannot start (listen address, network namespace).\n\
-                  Signals: SIGHUP reloads the config (a bad file is refused, the old config \
-                  stays); SIGTERM/SIGINT stop (VPP keeps what was programmed).\n\
-                  Go-style single-dash flags (-config, -check) are accepted too."
-)]
-struct Flags {
-    /// Path of maglev.yaml.
-    #[arg(
-        long,
-        env = "MAGLEV_CONFIG",
-        value_name = "FILE",
-        default_value = "/etc/vpp-maglev/maglev.yaml"
-    )]
-    config: PathBuf,
-    /// gRPC listen address (`:9090` listens on every address).
-    #[arg(
-        long,
-        env = "MAGLEV_GRPC_ADDR",
-        value_name = "ADDR",
-        default_value = "localhost:9090"
-    )]
-    grpc_addr: String,
-    /// Prometheus `/metrics` listen address (`:9091` listens on every
-    /// address); empty disables it.
-    #[arg(
-        long,
-        env = "MAGLEV_METRICS_ADDR",
-        value_name = "ADDR",
-        default_value = ":9091"
-    )]
-    metrics_addr: String,
-    /// VPP API socket; empty runs health checking without VPP.
-    #[arg(
-        long,
-        env = "MAGLEV_VPP_API_ADDR",
-        value_name = "PATH",
-        default_value = "/run/vpp/api.sock"
-    )]
-    vpp_api_addr: String,
-    /// VPP stats socket (connected together with the API socket); empty: none.
-    #[arg(
-        long,
-        env = "MAGLEV_VPP_STATS_ADDR",
-        value_name = "PATH",
-        default_value = "/run/vpp/stats.sock"
-    )]
-    vpp_stats_addr: String,
-    /// Log level: error, warn, info, debug, trace (debug and trace: maglev's
-    /// own events), or a tracing filter such as info,maglev_lbsync=trace.
-    #[arg(
-        long,
-        env = "MAGLEV_LOG_LEVEL",
-        value_name = "LEVEL",
-        default_value = "info",
-        value_parser = maglev_service::logs::parse_level
-    )]
-    log_level: String,
-    /// Log format: text or json (one event per line).
-    #[arg(long, env = "MAGLEV_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
-          value_parser = ["text", "json"])]
-    log_format: String,
-    /// Validate the config, print every problem and exit: 0 valid, 1 parse
-    /// error (YAML, types, unknown keys), 2 semantic error (rules).
-    #[arg(long)]
-    check: bool,
-    /// gRPC server reflection.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
-    reflection: bool,
-    /// Print version, git commit and build date, then exit.
-    #[arg(long, short = 'V')]
-    version: bool,
-}
-
 fn main() -> ExitCode {
-    let flags = match Flags::try_parse_from(go_style(std::env::args())) {
+    let flags = match Flags::parse_args() {
         Ok(flags) => flags,
         Err(e) => {
             let _ = e.print();
@@ -114,7 +34,7 @@ fn main() -> ExitCode {
         }
     };
     if flags.version {
-        println!("maglevd {}", version());
+        println!("maglevd {}", maglev_service::args::VERSION);
         return ExitCode::from(EXIT_OK);
     }
     let loaded = maglev_config::load_file(&flags.config);
@@ -144,7 +64,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) -> u8 {
-    info!(event = "starting", version = %version(), config = %flags.config.display());
+    info!(event = "starting", version = %maglev_service::args::VERSION, config = %flags.config.display());
     let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
     let metrics = Arc::new(Metrics::new());
     metrics.build_info(
@@ -212,30 +132,12 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
     }
 }
 
-/// The Go daemon took `-config FILE`: single-dash long flags, every one
-/// the command defines, become double-dash.
-fn go_style(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut cmd = Flags::command();
-    cmd.build();
-    let long: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
-    maglev_config::go_style_args(args, &long)
-}
-
 /// Binds `addr` for `event`, logging a failure.
 async fn listen(addr: &str, event: &str) -> Option<tokio::net::TcpListener> {
     maglev_service::listen(addr, event)
         .await
         .map_err(|e| error!(event = "start-failed", addr, error = %e))
         .ok()
-}
-
-fn version() -> String {
-    format!(
-        "{} (commit {}, built {})",
-        env!("CARGO_PKG_VERSION"),
-        env!("MAGLEV_GIT_COMMIT"),
-        env!("MAGLEV_BUILD_DATE")
-    )
 }
 
 /// Prints a load result like `--check` does and returns its exit code.
