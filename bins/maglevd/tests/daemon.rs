@@ -439,6 +439,31 @@ async fn end_to_end() {
         listed.contains("maglev.Maglev") && listed.contains("grpc.health.v1.Health"),
         "{listed}"
     );
+    // And v1alpha, which grpcui, Postman and Python's client still ask.
+    let channel = tonic::transport::Channel::from_shared(r.daemon.grpc.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut refl =
+        tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(
+            channel,
+        );
+    let req = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            ),
+        ),
+    };
+    let mut resp = refl
+        .server_reflection_info(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let listed = format!("{:?}", resp.message().await.unwrap().unwrap());
+    assert!(listed.contains("maglev.Maglev"), "v1alpha: {listed}");
 
     // Watch: the current state of every frontend comes first.
     let mut stream = c

@@ -38,16 +38,28 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<MaglevServer<MaglevService>>().await;
-    let reflection_service = if reflection {
-        Some(
-            tonic_reflection::server::Builder::configure()
-                .register_encoded_file_descriptor_set(maglev_proto::FILE_DESCRIPTOR_SET)
-                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .build_v1()
-                .expect("valid descriptor sets"),
+    // Both reflection versions: grpcurl speaks v1, while grpcui, Postman
+    // and Python's grpc reflection still ask v1alpha.
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(maglev_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let (reflection_service, reflection_v1alpha) = if reflection {
+        (
+            Some(
+                reflection_builder()
+                    .build_v1()
+                    .expect("valid descriptor sets"),
+            ),
+            Some(
+                reflection_builder()
+                    .build_v1alpha()
+                    .expect("valid descriptor sets"),
+            ),
         )
     } else {
-        None
+        (None, None)
     };
     tonic::transport::Server::builder()
         // Peers that vanish without a FIN are found and dropped.
@@ -57,6 +69,7 @@ pub async fn serve(
         .layer(tower::util::option_layer(metrics))
         .add_service(health_service)
         .add_optional_service(reflection_service)
+        .add_optional_service(reflection_v1alpha)
         .add_service(MaglevServer::new(MaglevService::new(daemon)))
         .serve_with_incoming_shutdown(limited(listener, MAX_GRPC_CONNECTIONS), shutdown)
         .await
