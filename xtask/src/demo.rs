@@ -55,10 +55,25 @@ fn serve(ip: &str, name: &str, healthy: Arc<AtomicBool>) -> Result<(), String> {
 }
 
 pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result<(), String> {
-    cargo(&["build", "--quiet", "-p", "maglevd", "-p", "maglev-vppsim"])?;
+    // Every binary once, so the commands printed below run at once.
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "maglevd",
+        "-p",
+        "maglev-vppsim",
+        "-p",
+        "maglevc",
+        "-p",
+        "maglevt",
+    ])?;
     let dir = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // A copy to edit and reload, not the tracked example.
+    let config = dir.join("maglev.yaml");
+    std::fs::copy(root.join("examples/demo.yaml"), &config).map_err(|e| e.to_string())?;
     let api = dir.join("api.sock");
     let stats = dir.join("stats.sock");
     let calls = dir.join("vpp-calls.log");
@@ -100,7 +115,7 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
     let daemon = Kill(
         Command::new(bin.join("maglevd"))
             .arg("--config")
-            .arg(root.join("examples/demo.yaml"))
+            .arg(&config)
             .args(["--grpc-addr", GRPC])
             .arg("--vpp-api-addr")
             .arg(&api)
@@ -117,19 +132,19 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
   backends   web1 {b0}:{PORT}, web2 {b1}:{PORT} (flaps every {flap} s), web3 {b2}:{PORT}
   VPP        the simulator at {api}; it serves the VIP www at {VIP}
              like VPP's data plane would (Maglev table and flow hash)
-  maglevd    gRPC on {GRPC} (pid {pid}), config examples/demo.yaml
+  maglevd    gRPC on {GRPC} (pid {pid}), config {config}
 
-Try, in another terminal:
-  tail -f {calls}                       # every VPP call maglevd makes
-  cargo run -q -p maglevc -- --server {GRPC} show frontend www
-  cargo run -q -p maglevc -- --server {GRPC} watch events
-  cargo run -q -p maglevt -- --config examples/demo.yaml   # the VIP from outside
-  curl -si http://{VIP}/ | grep X-IPng                     # one flow, one backend
-  grpcurl -plaintext {GRPC} list        # reflection (if grpcurl is installed)
-  grpcurl -plaintext -d '{{\"name\":\"www\"}}' {GRPC} maglev.Maglev/GetFrontend
-  grpcurl -plaintext -d '{{\"name\":\"web1\"}}' {GRPC} maglev.Maglev/DisableBackend
-  grpcurl -plaintext -d '{{\"dry_run\":true}}' {GRPC} maglev.Maglev/SyncVPPLBState
-  kill -HUP {pid}                       # reload examples/demo.yaml
+Try, in another terminal (ready to paste; nothing to build):
+  tail -f {calls}                             # every VPP call maglevd makes
+  {bin}/maglevc --server {GRPC} show frontend www
+  {bin}/maglevc --server {GRPC} watch events
+  {bin}/maglevc --server {GRPC} set backend web1 disable   # drained and flushed
+  {bin}/maglevc --server {GRPC} sync vpp lb state --dry-run
+  {bin}/maglevc --server {GRPC}               # the shell: Tab and ? help
+  {bin}/maglevt --config {config}             # the VIP from outside
+  curl -si http://{VIP}/ | grep X-IPng        # one flow, one backend
+  $EDITOR {config} && kill -HUP {pid}         # reload: a broken file is refused
+  grpcurl -plaintext {GRPC} list              # reflection v1 and v1alpha (grpcurl, grpcui)
 ",
         b0 = BACKENDS[0],
         b1 = BACKENDS[1],
@@ -137,6 +152,8 @@ Try, in another terminal:
         flap = FLAP.as_secs(),
         api = api.display(),
         calls = calls.display(),
+        config = config.display(),
+        bin = bin.display(),
     );
     let mut daemon = daemon;
     let status = daemon.0.wait().map_err(|e| e.to_string())?;
