@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 mod binapi;
+mod deb;
 mod demo;
 mod vpp;
 
@@ -25,6 +26,9 @@ tasks:
                           build real VPP (26.06, master) into
                           ~/.cache/maglev/vpp for the real-VPP tests
   vpp list                the VPP builds the tests will use
+  deb [--check]           Debian packages vpp-maglevd and vpp-maglev under
+                          target/deb; --check (root) lints, installs, checks
+                          and purges them
   fuzz [--seconds N] [--seed S] [TARGET…]
                           mutation fuzzing of the config loader, the API
                           frame/message decoders, the stats reader and the
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Some("binapi") => gen_binapi(&args[1..]),
         Some("vpp") => vpp::main(&args[1..]),
         Some("fuzz") => fuzz(&args[1..], true),
+        Some("deb") => deb_task(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo::run(&workspace_root(), &cargo),
         Some("dist") => dist(&args[1..]),
@@ -142,7 +147,42 @@ fn test() -> Result<(), String> {
     promtool();
     cargo(&["test", "--workspace"])?;
     fuzz(&["--seconds".to_string(), "10".to_string()], false)?;
+    packages()?;
     eprintln!("==> all checks passed");
+    Ok(())
+}
+
+/// The Debian packages, built and (as root) linted, installed, checked and
+/// purged; lintian is installed when missing.
+fn packages() -> Result<(), String> {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        eprintln!("\n*** not root: the Debian packages are built but not installed or checked (SKIPPED) ***\n");
+        return deb_task(&[]);
+    }
+    let has_lintian = Command::new("lintian").arg("--version").output().is_ok();
+    if !has_lintian {
+        eprintln!("==> installing lintian");
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends", "lintian"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    deb_task(&["--check".to_string()])
+}
+
+fn deb_task(args: &[String]) -> Result<(), String> {
+    let debs = deb::build(&workspace_root(), &cargo)?;
+    for d in &debs {
+        eprintln!("==> {}", d.display());
+    }
+    if args.iter().any(|a| a == "--check") {
+        deb::check(&debs)?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod args;
 pub mod daemon;
 mod grpc;
 pub mod logs;
+pub mod notify;
 pub mod signals;
 
 use std::future::Future;

@@ -27,6 +27,8 @@ pub async fn run_until_stopped(
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // Config loaded, listeners bound, signals handled: ready.
+    crate::notify::ready();
     loop {
         tokio::select! {
             _ = hup.recv() => { daemon.reload().await; }
@@ -35,6 +37,7 @@ pub async fn run_until_stopped(
         }
     }
     info!(event = "stopping", "VPP keeps what was programmed");
+    crate::notify::stopping();
     daemon.stop();
     let _ = stop.send(true);
     let drained = async {
