@@ -119,7 +119,9 @@ fn finish(stage: &Path, control: &str, out: &Path) -> Result<PathBuf, String> {
         .arg("_")
         .arg(stage))?;
     write(&stage.join("DEBIAN/md5sums"), &sums, 0o644)?;
-    let kib = run(Command::new("du").args(["-sk", "--exclude=DEBIAN"]).arg(stage))?;
+    let kib = run(Command::new("du")
+        .args(["-sk", "--exclude=DEBIAN"])
+        .arg(stage))?;
     let kib = kib.split_whitespace().next().unwrap_or("0");
     write(
         &stage.join("DEBIAN/control"),
@@ -134,20 +136,51 @@ fn finish(stage: &Path, control: &str, out: &Path) -> Result<PathBuf, String> {
 }
 
 /// Builds both packages under `target/deb`; returns their paths.
-pub fn build(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result<Vec<PathBuf>, String> {
-    cargo(&["build", "--release", "--quiet", "-p", "maglevd", "-p", "maglevc", "-p", "maglevt"])?;
+pub fn build(
+    root: &Path,
+    cargo: &dyn Fn(&[&str]) -> Result<(), String>,
+) -> Result<Vec<PathBuf>, String> {
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "maglevd",
+        "-p",
+        "maglevc",
+        "-p",
+        "maglevt",
+    ])?;
     let out = root.join("target/deb");
     let _ = std::fs::remove_dir_all(&out);
     let dist = out.join("dist");
     for krate in ["maglev-cli", "maglev-monitor", "maglev-service"] {
-        cargo(&["run", "--quiet", "-p", krate, "--example", "dist", "--", &dist.to_string_lossy()])?;
+        cargo(&[
+            "run",
+            "--quiet",
+            "-p",
+            krate,
+            "--example",
+            "dist",
+            "--",
+            &dist.to_string_lossy(),
+        ])?;
     }
-    let arch = run(Command::new("dpkg").arg("--print-architecture"))?.trim().to_string();
+    let arch = run(Command::new("dpkg").arg("--print-architecture"))?
+        .trim()
+        .to_string();
     let version = format!("{}-1", env!("CARGO_PKG_VERSION"));
     let date = run(Command::new("date").arg("-R"))?.trim().to_string();
     let bin = root.join("target/release");
     let strip = |p: &Path| {
-        let _ = Command::new("strip").args(["--strip-unneeded", "--remove-section=.comment", "--remove-section=.note"]).arg(p).status();
+        let _ = Command::new("strip")
+            .args([
+                "--strip-unneeded",
+                "--remove-section=.comment",
+                "--remove-section=.note",
+            ])
+            .arg(p)
+            .status();
     };
     let libc = "libc6 (>= 2.34), libgcc-s1 (>= 4.2)";
     let mut debs = Vec::new();
@@ -156,16 +189,39 @@ pub fn build(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Resu
     let s = out.join("vpp-maglevd");
     copy(&bin.join("maglevd"), &s.join("usr/sbin/maglevd"), 0o755)?;
     strip(&s.join("usr/sbin/maglevd"));
-    copy(&root.join("packaging/vpp-maglevd.service"), &s.join("lib/systemd/system/vpp-maglevd.service"), 0o644)?;
+    copy(
+        &root.join("packaging/vpp-maglevd.service"),
+        &s.join("lib/systemd/system/vpp-maglevd.service"),
+        0o644,
+    )?;
     // 0644 in the package (policy); postinst makes it root:maglevd 0640.
-    copy(&root.join("examples/maglev.yaml"), &s.join("etc/vpp-maglev/maglev.yaml"), 0o644)?;
-    copy(&root.join("packaging/default"), &s.join("etc/default/vpp-maglev"), 0o644)?;
-    gzip(&dist.join("man/maglevd.8"), &s.join("usr/share/man/man8/maglevd.8.gz"))?;
+    copy(
+        &root.join("examples/maglev.yaml"),
+        &s.join("etc/vpp-maglev/maglev.yaml"),
+        0o644,
+    )?;
+    copy(
+        &root.join("packaging/default"),
+        &s.join("etc/default/vpp-maglev"),
+        0o644,
+    )?;
+    gzip(
+        &dist.join("man/maglevd.8"),
+        &s.join("usr/share/man/man8/maglevd.8.gz"),
+    )?;
     doc(&s, "vpp-maglevd", &version, &date)?;
     for script in ["postinst", "prerm", "postrm"] {
-        copy(&root.join("packaging").join(script), &s.join("DEBIAN").join(script), 0o755)?;
+        copy(
+            &root.join("packaging").join(script),
+            &s.join("DEBIAN").join(script),
+            0o755,
+        )?;
     }
-    write(&s.join("DEBIAN/conffiles"), "/etc/default/vpp-maglev\n/etc/vpp-maglev/maglev.yaml\n", 0o644)?;
+    write(
+        &s.join("DEBIAN/conffiles"),
+        "/etc/default/vpp-maglev\n/etc/vpp-maglev/maglev.yaml\n",
+        0o644,
+    )?;
     debs.push(finish(
         &s,
         &format!(
@@ -185,11 +241,26 @@ pub fn build(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Resu
     for b in ["maglevc", "maglevt"] {
         copy(&bin.join(b), &s.join("usr/bin").join(b), 0o755)?;
         strip(&s.join("usr/bin").join(b));
-        gzip(&dist.join("man").join(format!("{b}.1")), &s.join(format!("usr/share/man/man1/{b}.1.gz")))?;
+        gzip(
+            &dist.join("man").join(format!("{b}.1")),
+            &s.join(format!("usr/share/man/man1/{b}.1.gz")),
+        )?;
     }
-    copy(&dist.join("completions/maglevc.bash"), &s.join("usr/share/bash-completion/completions/maglevc"), 0o644)?;
-    copy(&dist.join("completions/_maglevc"), &s.join("usr/share/zsh/vendor-completions/_maglevc"), 0o644)?;
-    copy(&dist.join("completions/maglevc.fish"), &s.join("usr/share/fish/vendor_completions.d/maglevc.fish"), 0o644)?;
+    copy(
+        &dist.join("completions/maglevc.bash"),
+        &s.join("usr/share/bash-completion/completions/maglevc"),
+        0o644,
+    )?;
+    copy(
+        &dist.join("completions/_maglevc"),
+        &s.join("usr/share/zsh/vendor-completions/_maglevc"),
+        0o644,
+    )?;
+    copy(
+        &dist.join("completions/maglevc.fish"),
+        &s.join("usr/share/fish/vendor_completions.d/maglevc.fish"),
+        0o644,
+    )?;
     doc(&s, "vpp-maglev", &version, &date)?;
     debs.push(finish(
         &s,
@@ -209,7 +280,12 @@ pub fn build(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Resu
 /// Lints, installs, checks and purges the packages (root only).
 pub fn check(debs: &[PathBuf]) -> Result<(), String> {
     if let Ok(out) = Command::new("lintian")
-        .args(["--fail-on", "error", "--suppress-tags", "no-manual-page,initial-upload-closes-no-bugs"])
+        .args([
+            "--fail-on",
+            "error",
+            "--suppress-tags",
+            "no-manual-page,initial-upload-closes-no-bugs",
+        ])
         .args(debs)
         .output()
     {
@@ -238,7 +314,11 @@ pub fn check(debs: &[PathBuf]) -> Result<(), String> {
 }
 
 fn installed_checks() -> Result<(), String> {
-    let out = run(Command::new("/usr/sbin/maglevd").args(["--check", "--config", "/etc/vpp-maglev/maglev.yaml"]))?;
+    let out = run(Command::new("/usr/sbin/maglevd").args([
+        "--check",
+        "--config",
+        "/etc/vpp-maglev/maglev.yaml",
+    ]))?;
     eprintln!("==> {}", out.trim());
     run(Command::new("getent").args(["group", "maglevd"]))?;
     let user = run(Command::new("getent").args(["passwd", "maglevd"]))?;
@@ -255,10 +335,19 @@ fn installed_checks() -> Result<(), String> {
             return Err(format!("{b} --version: {v}"));
         }
     }
-    if Command::new("systemd-analyze").arg("--version").output().is_ok() {
-        run(Command::new("systemd-analyze").args(["verify", "/lib/systemd/system/vpp-maglevd.service"]))?;
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        run(Command::new("systemd-analyze")
+            .args(["verify", "/lib/systemd/system/vpp-maglevd.service"]))?;
         let sec = Command::new("systemd-analyze")
-            .args(["security", "--offline=true", "/lib/systemd/system/vpp-maglevd.service"])
+            .args([
+                "security",
+                "--offline=true",
+                "/lib/systemd/system/vpp-maglevd.service",
+            ])
             .output()
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&sec.stdout);
