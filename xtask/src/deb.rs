@@ -277,8 +277,65 @@ pub fn build(
     Ok(debs)
 }
 
+/// The files each package must hold, exactly.
+const EXPECTED: &[(&str, &[&str])] = &[
+    (
+        "vpp-maglevd_",
+        &[
+            "./etc/default/vpp-maglev",
+            "./etc/vpp-maglev/maglev.yaml",
+            "./lib/systemd/system/vpp-maglevd.service",
+            "./usr/sbin/maglevd",
+            "./usr/share/doc/vpp-maglevd/changelog.Debian.gz",
+            "./usr/share/doc/vpp-maglevd/copyright",
+            "./usr/share/lintian/overrides/vpp-maglevd",
+            "./usr/share/man/man8/maglevd.8.gz",
+        ],
+    ),
+    (
+        "vpp-maglev_",
+        &[
+            "./usr/bin/maglevc",
+            "./usr/bin/maglevt",
+            "./usr/share/bash-completion/completions/maglevc",
+            "./usr/share/doc/vpp-maglev/changelog.Debian.gz",
+            "./usr/share/doc/vpp-maglev/copyright",
+            "./usr/share/fish/vendor_completions.d/maglevc.fish",
+            "./usr/share/lintian/overrides/vpp-maglev",
+            "./usr/share/man/man1/maglevc.1.gz",
+            "./usr/share/man/man1/maglevt.1.gz",
+            "./usr/share/zsh/vendor-completions/_maglevc",
+        ],
+    ),
+];
+
+/// Checks each package's file list against [`EXPECTED`].
+fn file_lists(debs: &[PathBuf]) -> Result<(), String> {
+    for deb in debs {
+        let name = deb
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some((_, want)) = EXPECTED.iter().find(|(p, _)| name.starts_with(p)) else {
+            return Err(format!("no expected file list for {name}"));
+        };
+        let listing = run(Command::new("dpkg-deb").arg("-c").arg(deb))?;
+        let mut got: Vec<&str> = listing
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|p| !p.ends_with('/'))
+            .collect();
+        got.sort_unstable();
+        if got != *want {
+            return Err(format!("{name} holds {got:#?}, expected {want:#?}"));
+        }
+    }
+    Ok(())
+}
+
 /// Lints, installs, checks and purges the packages (root only).
 pub fn check(debs: &[PathBuf]) -> Result<(), String> {
+    file_lists(debs)?;
     if let Ok(out) = Command::new("lintian")
         .args([
             "--fail-on",
