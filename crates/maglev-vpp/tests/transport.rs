@@ -41,31 +41,7 @@ fn out<M: Message>(msg: &M, context: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn keepalives_out_of_order_replies_and_junk() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("fake.sock");
-    let listener = UnixListener::bind(&path).unwrap();
-
-    let peer = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        let (rd, mut wr) = stream.into_split();
-        let mut rd = FrameReader::new(rd, Duration::ZERO);
-        // Handshake.
-        let p = rd.next().await.unwrap().unwrap();
-        let (h, _) = decode_message::<SockclntCreate>(&p).unwrap();
-        let table = ids()
-            .into_iter()
-            .map(|(index, name)| MessageTableEntry {
-                index,
-                name: name.to_string(),
-            })
-            .collect();
-        let reply = SockclntCreateReply {
-            response: 0,
-            index: HANDLE,
-            message_table: table,
-        };
-        wr.write_all(&out(&reply, h.context)).await.unwrap();
-
+    let (_dir, path, peer) = fake_vpp(|mut rd, mut wr| async move {
         // VPP asks whether the client is alive; it must answer in kind.
         // The client's two pings may arrive before or after that answer.
         wr.write_all(&out(&MemclntKeepalive, 77)).await.unwrap();
@@ -101,7 +77,8 @@ async fn keepalives_out_of_order_replies_and_junk() {
         wr.write_all(&out(&pong(1), ha.context)).await.unwrap();
         // Keep the socket open until the client is done.
         let _ = rd.next().await;
-    });
+    })
+    .await;
 
     let client = Client::connect(&path, ClientOptions::default())
         .await
@@ -124,7 +101,7 @@ async fn keepalives_out_of_order_replies_and_junk() {
 
 /// A fake VPP that completes the handshake and then runs `then` on the
 /// connection.
-async fn hostile<F, Fut>(
+async fn fake_vpp<F, Fut>(
     then: F,
 ) -> (
     tempfile::TempDir,
@@ -136,7 +113,7 @@ where
     Fut: std::future::Future<Output = ()> + Send,
 {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("hostile.sock");
+    let path = dir.path().join("fake.sock");
     let listener = UnixListener::bind(&path).unwrap();
     let peer = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
@@ -172,7 +149,7 @@ async fn closed_within(client: &Client, limit: Duration) {
 async fn a_keepalive_flood_without_reading_is_cut_off() {
     // The peer floods keepalives and never reads: the replies would queue
     // without bound (1.4 GB in 45 s before); now the client disconnects.
-    let (_dir, path, peer) = hostile(|rd, mut wr| async move {
+    let (_dir, path, peer) = fake_vpp(|rd, mut wr| async move {
         let _hold = rd; // never read
         let ka = out(&MemclntKeepalive, 1);
         let burst: Vec<u8> = ka.iter().copied().cycle().take(ka.len() * 1000).collect();
@@ -195,7 +172,7 @@ async fn a_keepalive_flood_without_reading_is_cut_off() {
 async fn a_dump_larger_than_any_real_one_is_cut_off() {
     // Details without end (1.5 GB peak before): past the limit the client
     // disconnects and the dump fails.
-    let (_dir, path, peer) = hostile(|mut rd, mut wr| async move {
+    let (_dir, path, peer) = fake_vpp(|mut rd, mut wr| async move {
         let p = rd.next().await.unwrap().unwrap();
         let (h, _) = decode_message::<LbVipDump>(&p).unwrap();
         let d = out(&LbVipDetails::default(), h.context);
@@ -228,7 +205,7 @@ async fn a_dump_larger_than_any_real_one_is_cut_off() {
 #[tokio::test]
 async fn the_reader_stops_with_the_client_even_if_the_peer_stays() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (_dir, path, peer) = hostile(|mut rd, _wr| async move {
+    let (_dir, path, peer) = fake_vpp(|mut rd, _wr| async move {
         // Keep the socket open; report when the client side is gone.
         while let Ok(Some(_)) = rd.next().await {}
         let _ = tx.send(());
