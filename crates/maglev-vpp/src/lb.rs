@@ -491,40 +491,38 @@ impl LbApi {
     }
 
     async fn legacy_as_dump(&self, vips: &[VipKey]) -> Result<Vec<AsInfo>, Error> {
-        {
-            // Pipelined: one request per VIP in flight on the connection.
-            let mut asks = tokio::task::JoinSet::new();
-            for k in vips {
-                let mut pfx = self.wire_prefix(k);
-                // The handler memcpy's the union: IPv4 in its ip46 form.
-                pfx.address.un = AddressUnion(crate::maglev::ip46(&k.address));
-                let req = LbAsDump {
-                    pfx,
-                    protocol: k.protocol,
-                    port: k.port.swap_bytes(),
-                };
-                let client = self.client.clone();
-                let k = *k;
-                asks.spawn(async move { (k, client.dump(&req).await) });
-            }
-            let mut out = Vec::new();
-            while let Some(joined) = asks.join_next().await {
-                let (k, details) = joined.map_err(|e| Error::Io(std::io::Error::other(e)))?;
-                out.extend(
-                    details?
-                        .iter()
-                        .filter(|d| d.vip.pfx.address.to_ip() == k.address && d.vip.port == k.port)
-                        .map(|d| AsInfo {
-                            vip: k,
-                            address: d.app_srv.to_ip(),
-                            used: d.flags & 1 != 0,
-                            weight: None,
-                            num_buckets: None,
-                        }),
-                );
-            }
-            Ok(out)
+        // Pipelined: one request per VIP in flight on the connection.
+        let mut asks = tokio::task::JoinSet::new();
+        for k in vips {
+            let mut pfx = self.wire_prefix(k);
+            // The handler memcpy's the union: IPv4 in its ip46 form.
+            pfx.address.un = AddressUnion(crate::maglev::ip46(&k.address));
+            let req = LbAsDump {
+                pfx,
+                protocol: k.protocol,
+                port: k.port.swap_bytes(),
+            };
+            let client = self.client.clone();
+            let k = *k;
+            asks.spawn(async move { (k, client.dump(&req).await) });
         }
+        let mut out = Vec::new();
+        while let Some(joined) = asks.join_next().await {
+            let (k, details) = joined.map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            out.extend(
+                details?
+                    .iter()
+                    .filter(|d| d.vip.pfx.address.to_ip() == k.address && d.vip.port == k.port)
+                    .map(|d| AsInfo {
+                        vip: k,
+                        address: d.app_srv.to_ip(),
+                        used: d.flags & 1 != 0,
+                        weight: None,
+                        num_buckets: None,
+                    }),
+            );
+        }
+        Ok(out)
     }
 
     /// Every AS of every VIP (on a fixed VPP also those of deleted VIPs,
