@@ -407,6 +407,33 @@ async fn end_to_end() {
     // The classic text format without an Accept header (promtool reads
     // it), OpenMetrics when asked for.
     promtool_check(&m);
+    // A scrape never waits for VPP: with VPP hung and a sync stuck on it,
+    // /metrics still answers at once (it used to wait up to the call
+    // timeout, and made VPP calls of its own).
+    r.sim.set_stalled(true);
+    let mut stuck = c.clone();
+    let sync = tokio::spawn(async move {
+        let _ = stuck
+            .sync_vpplb_state(pb::SyncVpplbStateRequest {
+                frontend: String::new(),
+                dry_run: true,
+            })
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    let m = scrape(&r.daemon.metrics).await;
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "a scrape waited {:?} for a hung VPP",
+        t.elapsed()
+    );
+    assert!(
+        m.contains("maglev_backend_health{backend=\"web1\"} 1"),
+        "{m}"
+    );
+    r.sim.set_stalled(false);
+    sync.abort();
     let om = scrape_openmetrics(&r.daemon.metrics).await;
     assert!(
         om.contains("# TYPE maglev_probe counter") && om.trim_end().ends_with("# EOF"),

@@ -134,6 +134,42 @@ pub struct Status {
     pub totals: BTreeMap<(&'static str, &'static str), u64>,
     /// Syncs that failed (could not read VPP, or a call failed) by scope.
     pub sync_failures: BTreeMap<&'static str, u64>,
+    /// The config in force and the runtime weights: with the checker's
+    /// states, everything a reader needs to compute weights without asking
+    /// this task (which may be waiting for VPP).
+    pub config: Option<Arc<Config>>,
+    /// Runtime weight overrides.
+    pub overrides: Overrides,
+    /// VPP's pool index of each VIP (the stats counters' index), as last
+    /// read from VPP.
+    pub vip_indexes: BTreeMap<maglev_vpp::VipKey, u32>,
+    /// The stats segment, for readers of counters (a blocking read, on
+    /// their own thread); `None` without one.
+    pub stats: Option<StatsHandle>,
+}
+
+/// A shared handle on the stats segment.
+#[derive(Clone)]
+pub struct StatsHandle(pub Arc<Mutex<StatsClient>>);
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatsHandle")
+    }
+}
+
+impl StatsHandle {
+    /// The lb counters, read on a blocking thread (a bad segment costs that
+    /// thread up to a second, never the caller's).
+    pub async fn lb_vip_counters(&self) -> Result<Vec<VipCounters>, SyncError> {
+        let s = Arc::clone(&self.0);
+        match tokio::task::spawn_blocking(move || s.lock().expect("stats lock").lb_vip_counters())
+            .await
+        {
+            Ok(r) => r.map_err(|e| SyncError::Stats(e.to_string())),
+            Err(e) => Err(SyncError::Stats(e.to_string())),
+        }
+    }
 }
 
 /// Why a request could not be served.
@@ -481,18 +517,37 @@ impl Reconciler {
     }
 
     fn publish(&self) {
-        let vpp = match &self.link {
-            Link::Up { info, .. } => Some(info.clone()),
-            _ => None,
+        let (vpp, stats) = match &self.link {
+            Link::Up { info, stats, .. } => (
+                Some(info.clone()),
+                stats.as_ref().map(|s| StatsHandle(Arc::clone(s))),
+            ),
+            _ => (None, None),
         };
         let frontends = self.frontend_states.clone();
         let done = self.warmup.is_done();
         let enabled = !matches!(self.link, Link::Disabled);
+        let config = Arc::clone(&self.config);
+        let overrides = self.overrides.clone();
+        // Indexes come from reads of VPP (the record); without a record
+        // (after a failure, before a reconnect) the last ones stay.
+        let indexes: Option<BTreeMap<maglev_vpp::VipKey, u32>> = self.cache.as_ref().map(|c| {
+            c.vips
+                .iter()
+                .filter_map(|(k, v)| v.index.map(|i| (*k, i)))
+                .collect()
+        });
         self.status.send_modify(|s| {
             s.vpp = vpp;
             s.vpp_enabled = enabled;
             s.frontends = frontends;
             s.warmup_done = done;
+            s.config = Some(config);
+            s.overrides = overrides;
+            s.stats = stats;
+            if let Some(indexes) = indexes {
+                s.vip_indexes = indexes;
+            }
         });
     }
 
@@ -1007,6 +1062,7 @@ impl Reconciler {
         if applied.failures.is_empty() && scope == Scope::All {
             self.retry_backoff = Duration::ZERO;
         }
+        self.publish();
         let stats = applied.stats();
         let label = scope.label();
         self.status.send_modify(|s| {
@@ -1110,20 +1166,11 @@ impl Reconciler {
             Command::Counters(reply) => {
                 let result = match &self.link {
                     Link::Up { stats: Some(s), .. } => {
-                        // Off this task and thread: a bad segment costs a
-                        // blocking thread up to a second, never the
-                        // reconciler.
-                        let s = Arc::clone(s);
+                        // Off this task: a bad segment costs a blocking
+                        // thread up to a second, never the reconciler.
+                        let s = StatsHandle(Arc::clone(s));
                         tokio::spawn(async move {
-                            let read = tokio::task::spawn_blocking(move || {
-                                s.lock().expect("stats lock").lb_vip_counters()
-                            })
-                            .await;
-                            let result = match read {
-                                Ok(r) => r.map_err(|e| SyncError::Stats(e.to_string())),
-                                Err(e) => Err(SyncError::Stats(e.to_string())),
-                            };
-                            let _ = reply.send(result);
+                            let _ = reply.send(s.lb_vip_counters().await);
                         });
                         return;
                     }

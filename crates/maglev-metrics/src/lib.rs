@@ -284,9 +284,14 @@ impl Metrics {
         }
         self.pool_weight.clear();
         self.frontend_state.clear();
-        if let Ok((config, _, overrides)) = reconciler.desired().await {
+        // Everything from the reconciler's published snapshot: a scrape
+        // never waits for it (it may be waiting for VPP) and never makes
+        // VPP calls; counters come from the stats segment directly.
+        let status = reconciler.status();
+        if let Some(config) = &status.config {
+            let overrides = &status.overrides;
             for f in config.frontends.values() {
-                for w in effective_weights(&config, f, &states, &overrides) {
+                for w in effective_weights(config, f, &states, overrides) {
                     for (kind, v) in [("configured", w.configured), ("effective", w.weight)] {
                         self.pool_weight
                             .get_or_create(&vec![
@@ -299,7 +304,6 @@ impl Metrics {
                     }
                 }
             }
-            let status = reconciler.status();
             for (name, state) in &status.frontends {
                 for s in ["up", "down", "unknown"] {
                     self.frontend_state
@@ -307,15 +311,16 @@ impl Metrics {
                         .set(i64::from(state.as_str() == s));
                 }
             }
-            // Per-VIP packet counters need VPP's VIP indexes.
-            if let (Ok(counters), Ok(actual)) =
-                (reconciler.counters().await, reconciler.vpp_state().await)
-            {
+            let counters = match &status.stats {
+                Some(stats) => stats.lb_vip_counters().await.ok(),
+                None => None,
+            };
+            if let Some(counters) = counters {
                 for f in config.frontends.values() {
-                    let Some(index) = actual.vips.get(&vip_key(f)).and_then(|v| v.index) else {
+                    let Some(index) = status.vip_indexes.get(&vip_key(f)) else {
                         continue;
                     };
-                    let Some(c) = counters.get(index as usize) else {
+                    let Some(c) = counters.get(*index as usize) else {
                         continue;
                     };
                     for (kind, v) in [
@@ -340,7 +345,6 @@ impl Metrics {
                 }
             }
         }
-        let status = reconciler.status();
         self.vpp_connected.set(i64::from(status.vpp.is_some()));
         self.vpp_info.clear();
         match &status.vpp {
