@@ -402,6 +402,32 @@ async fn scenario(version: &str) {
         );
     }
     assert_eq!(www.counter("no server configured"), Some(0));
+    // The same with IPv6 packets to www6 (an ip6-gre4 VIP, table 1024).
+    let pcap = syn_pcap(dir.path(), "predict6", VIP6, 443, 2000);
+    vpp.pg_send("predict6", &pcap, 2000, 100_000, true);
+    let mut want6 = vec![0u64; live.len()];
+    for i in 0..2000usize {
+        let src: IpAddr = "2001:db8:ffff::10".parse().unwrap();
+        let h = maglev_vpp::maglev::flow_hash(src, VIP6.parse().unwrap(), 1024 + i as u16, 443);
+        if let Some(as_i) = table[(h as usize) & 1023] {
+            want6[as_i] += 1;
+        }
+    }
+    let all = vips(&vpp);
+    let www6 = vip(&all, VIP6, 443).unwrap();
+    for (i, (addr, _)) in live.iter().enumerate() {
+        let flows = www6
+            .ases
+            .iter()
+            .find(|a| a.address == *addr)
+            .map(|a| a.flows);
+        assert_eq!(
+            flows,
+            Some(want6[i]),
+            "IPv6 flows on {addr} on {version}: {www6:?}"
+        );
+    }
+    assert_eq!(www6.counter("no server configured"), Some(0));
 
     // 4. Failover under traffic, make before break: both primaries fail
     // while 300,000 new flows arrive; the fallback takes over and not one
