@@ -226,7 +226,6 @@ enum Command {
         reply: oneshot::Sender<Result<(), SyncError>>,
     },
     ReadActual(oneshot::Sender<Result<ActualState, SyncError>>),
-    Counters(oneshot::Sender<Result<Vec<VipCounters>, SyncError>>),
     Desired(oneshot::Sender<(Arc<Config>, DesiredState, Overrides)>),
 }
 
@@ -303,8 +302,21 @@ impl ReconcilerHandle {
     }
 
     /// lb's per-VIP counters from the stats segment, by VIP pool index.
+    /// Read through the published handle: never queued behind a sync.
     pub async fn counters(&self) -> Result<Vec<VipCounters>, SyncError> {
-        self.ask(Command::Counters).await?
+        let status = self.status();
+        match status.stats {
+            Some(s) => s.lb_vip_counters().await,
+            None if !status.vpp_enabled => {
+                Err(SyncError::Unavailable("VPP integration is disabled".into()))
+            }
+            None if status.vpp.is_none() => {
+                Err(SyncError::Unavailable("VPP is not connected".into()))
+            }
+            None => Err(SyncError::Unavailable(
+                "no VPP stats segment (no socket configured, or it does not answer)".into(),
+            )),
+        }
     }
 
     /// The config in force, the desired state and the weight overrides.
@@ -336,7 +348,7 @@ enum Link {
     },
     Up {
         lb: LbApi,
-        stats: Option<Arc<Mutex<StatsClient>>>,
+        stats: Option<StatsHandle>,
         info: VppInfo,
         next_ping: Instant,
     },
@@ -518,10 +530,7 @@ impl Reconciler {
 
     fn publish(&self) {
         let (vpp, stats) = match &self.link {
-            Link::Up { info, stats, .. } => (
-                Some(info.clone()),
-                stats.as_ref().map(|s| StatsHandle(Arc::clone(s))),
-            ),
+            Link::Up { info, stats, .. } => (Some(info.clone()), stats.clone()),
             _ => (None, None),
         };
         let frontends = self.frontend_states.clone();
@@ -778,9 +787,7 @@ impl Reconciler {
         (Duration::from_millis(100) * (1u32 << exp)).min(self.options.retry_interval)
     }
 
-    async fn try_connect(
-        &self,
-    ) -> Result<(LbApi, Option<Arc<Mutex<StatsClient>>>, VppInfo), String> {
+    async fn try_connect(&self) -> Result<(LbApi, Option<StatsHandle>, VppInfo), String> {
         let api = self
             .options
             .api_socket
@@ -827,7 +834,7 @@ impl Reconciler {
 
     /// Connects the stats segment, if one is configured and answers;
     /// failures are logged (at debug when `quiet`: a retry), never fatal.
-    async fn connect_stats(&self, quiet: bool) -> Option<(Arc<Mutex<StatsClient>>, u64)> {
+    async fn connect_stats(&self, quiet: bool) -> Option<(StatsHandle, u64)> {
         let path = self.options.stats_socket.clone()?;
         let shown = path.display().to_string();
         let connected = tokio::task::spawn_blocking(move || {
@@ -837,7 +844,7 @@ impl Reconciler {
         })
         .await;
         match connected {
-            Ok(Ok((s, boot))) => Some((Arc::new(Mutex::new(s)), boot)),
+            Ok(Ok((s, boot))) => Some((StatsHandle(Arc::new(Mutex::new(s))), boot)),
             Ok(Err(e)) if quiet => {
                 debug!(event = "vpp-stats-unavailable", socket = %shown, error = %e);
                 None
@@ -1156,27 +1163,6 @@ impl Reconciler {
             Command::ReadActual(reply) => {
                 let result = match &self.link {
                     Link::Up { lb, .. } => actual::read(lb).await.map_err(SyncError::from),
-                    Link::Down { .. } => Err(SyncError::Unavailable("VPP is not connected".into())),
-                    Link::Disabled => {
-                        Err(SyncError::Unavailable("VPP integration is disabled".into()))
-                    }
-                };
-                let _ = reply.send(result);
-            }
-            Command::Counters(reply) => {
-                let result = match &self.link {
-                    Link::Up { stats: Some(s), .. } => {
-                        // Off this task: a bad segment costs a blocking
-                        // thread up to a second, never the reconciler.
-                        let s = StatsHandle(Arc::clone(s));
-                        tokio::spawn(async move {
-                            let _ = reply.send(s.lb_vip_counters().await);
-                        });
-                        return;
-                    }
-                    Link::Up { stats: None, .. } => Err(SyncError::Unavailable(
-                        "no VPP stats socket configured".into(),
-                    )),
                     Link::Down { .. } => Err(SyncError::Unavailable("VPP is not connected".into())),
                     Link::Disabled => {
                         Err(SyncError::Unavailable("VPP integration is disabled".into()))

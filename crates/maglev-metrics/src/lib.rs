@@ -311,11 +311,7 @@ impl Metrics {
                         .set(i64::from(state.as_str() == s));
                 }
             }
-            let counters = match &status.stats {
-                Some(stats) => stats.lb_vip_counters().await.ok(),
-                None => None,
-            };
-            if let Some(counters) = counters {
+            if let Ok(counters) = reconciler.counters().await {
                 for f in config.frontends.values() {
                     let Some(index) = status.vip_indexes.get(&vip_key(f)) else {
                         continue;
