@@ -296,24 +296,62 @@ fn serving(v: &CliVip, legacy: bool, want: &[&str]) -> bool {
     }
 }
 
+/// The source of flow `i` to `dst` (one address per 50,000 source ports).
+fn flow_src(dst: IpAddr, i: usize) -> IpAddr {
+    match dst {
+        IpAddr::V4(_) => format!("198.51.100.{}", 10 + i / 50_000).parse().unwrap(),
+        IpAddr::V6(_) => format!("2001:db8:ffff::{:x}", 0x10 + i / 50_000)
+            .parse()
+            .unwrap(),
+    }
+}
+
 /// Distinct TCP SYNs to the VIP: every packet is a new flow, so every one
 /// consults the Maglev table.
 fn syn_pcap(dir: &Path, name: &str, dst: &str, dport: u16, n: usize) -> PathBuf {
     let dst: IpAddr = dst.parse().unwrap();
     let packets: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            let src: IpAddr = match dst {
-                IpAddr::V4(_) => format!("198.51.100.{}", 10 + i / 50_000).parse().unwrap(),
-                IpAddr::V6(_) => format!("2001:db8:ffff::{:x}", 0x10 + i / 50_000)
-                    .parse()
-                    .unwrap(),
-            };
-            pcap::tcp_syn(src, 1024 + (i % 50_000) as u16, dst, dport)
-        })
+        .map(|i| pcap::tcp_syn(flow_src(dst, i), 1024 + (i % 50_000) as u16, dst, dport))
         .collect();
     let path = dir.join(format!("{name}.pcap"));
     pcap::write(&path, &packets).unwrap();
     path
+}
+
+/// Sends 2,000 new flows to `address:port` and checks each landed on the
+/// AS that `table` (over `live`) predicts, and none met an empty table.
+fn flows_land_as_predicted(
+    vpp: &Vpp,
+    dir: &Path,
+    address: &str,
+    port: u16,
+    live: &[(IpAddr, u8)],
+    table: &[Option<usize>],
+    version: &str,
+) {
+    const N: usize = 2000;
+    let dst: IpAddr = address.parse().unwrap();
+    let name = format!("predict-{port}");
+    let pcap = syn_pcap(dir, &name, address, port, N);
+    vpp.pg_send(&name, &pcap, N, 100_000, dst.is_ipv6());
+    let mut want = vec![0u64; live.len()];
+    for i in 0..N {
+        let h = maglev_vpp::maglev::flow_hash(flow_src(dst, i), dst, 1024 + i as u16, port);
+        if let Some(as_i) = table[(h as usize) & (table.len() - 1)] {
+            want[as_i] += 1;
+        }
+    }
+    let all = vips(vpp);
+    let v = vip(&all, address, port).unwrap();
+    for (i, (addr, _)) in live.iter().enumerate() {
+        let flows = v.ases.iter().find(|a| a.address == *addr).map(|a| a.flows);
+        assert_eq!(
+            flows,
+            Some(want[i]),
+            "flows on {addr} via {address} on {version}: {v:?}"
+        );
+    }
+    assert_eq!(v.counter("no server configured"), Some(0));
 }
 
 /// The scenario on one VPP version.
@@ -375,59 +413,12 @@ async fn scenario(version: &str) {
         assert_eq!(got, Some(counts[i]), "buckets of {addr} on {version}");
     }
 
-    // 3. Where real packets land: 2,000 new flows, each on the AS the
-    // predicted table names (sticky entries count them per AS).
-    let pcap = syn_pcap(dir.path(), "predict", VIP4, 80, 2000);
-    vpp.pg_send("predict", &pcap, 2000, 100_000, false);
-    let mut want = vec![0u64; live.len()];
-    for i in 0..2000usize {
-        let src: IpAddr = "198.51.100.10".parse().unwrap();
-        let h = maglev_vpp::maglev::flow_hash(src, VIP4.parse().unwrap(), 1024 + i as u16, 80);
-        if let Some(as_i) = table[(h as usize) & 1023] {
-            want[as_i] += 1;
-        }
+    // 3. Where real packets land: 2,000 new flows to each VIP (www6 is an
+    // ip6-gre4 VIP with the same backends and table length), each on the
+    // AS the predicted table names (sticky entries count them per AS).
+    for (address, port) in [(VIP4, 80), (VIP6, 443)] {
+        flows_land_as_predicted(&vpp, dir.path(), address, port, &live, &table, version);
     }
-    let all = vips(&vpp);
-    let www = vip(&all, VIP4, 80).unwrap();
-    for (i, (addr, _)) in live.iter().enumerate() {
-        let flows = www
-            .ases
-            .iter()
-            .find(|a| a.address == *addr)
-            .map(|a| a.flows);
-        assert_eq!(
-            flows,
-            Some(want[i]),
-            "flows on {addr} on {version}: {www:?}"
-        );
-    }
-    assert_eq!(www.counter("no server configured"), Some(0));
-    // The same with IPv6 packets to www6 (an ip6-gre4 VIP, table 1024).
-    let pcap = syn_pcap(dir.path(), "predict6", VIP6, 443, 2000);
-    vpp.pg_send("predict6", &pcap, 2000, 100_000, true);
-    let mut want6 = vec![0u64; live.len()];
-    for i in 0..2000usize {
-        let src: IpAddr = "2001:db8:ffff::10".parse().unwrap();
-        let h = maglev_vpp::maglev::flow_hash(src, VIP6.parse().unwrap(), 1024 + i as u16, 443);
-        if let Some(as_i) = table[(h as usize) & 1023] {
-            want6[as_i] += 1;
-        }
-    }
-    let all = vips(&vpp);
-    let www6 = vip(&all, VIP6, 443).unwrap();
-    for (i, (addr, _)) in live.iter().enumerate() {
-        let flows = www6
-            .ases
-            .iter()
-            .find(|a| a.address == *addr)
-            .map(|a| a.flows);
-        assert_eq!(
-            flows,
-            Some(want6[i]),
-            "IPv6 flows on {addr} on {version}: {www6:?}"
-        );
-    }
-    assert_eq!(www6.counter("no server configured"), Some(0));
 
     // 4. Failover under traffic, make before break: both primaries fail
     // while 300,000 new flows arrive; the fallback takes over and not one
