@@ -55,17 +55,15 @@ struct Source {
 }
 
 impl Source {
-    /// `26.06` for a release archive, `master` for anything else.
+    /// The version of a release archive (`26.06`, `24.10.1`); `master` for
+    /// a development snapshot (`-rc`, or a `git describe` suffix).
     fn name(&self) -> String {
         let version = self.stem.trim_start_matches("vpp-");
-        let is_release = {
-            let mut parts = version.split('.');
-            matches!(
-                (parts.next(), parts.next(), parts.next()),
-                (Some(a), Some(b), None)
-                    if a.chars().all(|c| c.is_ascii_digit()) && b.chars().all(|c| c.is_ascii_digit())
-            )
-        };
+        let is_release = !version.is_empty()
+            && version.split('.').count() >= 2
+            && version
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
         if is_release {
             version.to_string()
         } else {
@@ -379,6 +377,7 @@ mod tests {
         };
         assert_eq!(s("vpp-26.06").name(), "26.06");
         assert_eq!(s("vpp-26.10-rc0-374-gb575ec2").name(), "master");
-        assert_eq!(s("vpp-24.10.1").name(), "master");
+        assert_eq!(s("vpp-24.10.1").name(), "24.10.1");
+        assert_eq!(s("vpp-26.06-rc1").name(), "master");
     }
 }
