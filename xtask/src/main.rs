@@ -52,7 +52,9 @@ tasks:
   bench daemon            failover latency (detection, controller overhead)
                           and idle CPU/RSS of maglevd with 1,000 backends
   bench maglevt           maglevt's probe rate and CPU share, 100 VIPs at
-                          100 ms";
+                          100 ms
+  bench config            config loading at two sizes per shape (big pool,
+                          conflicting frontends, deep nesting): linear?";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -393,6 +395,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             cargo(&bench_args)
         }
         Some("daemon") => cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"]),
+        Some("config") => cargo(&["bench", "--quiet", "-p", "maglev-config", "--bench", "load"]),
         Some("maglevt") => cargo(&[
             "bench",
             "--quiet",
@@ -402,7 +405,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             "rate",
         ]),
         _ => Err(format!(
-            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt\n\n{USAGE}"
+            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt|config\n\n{USAGE}"
         )),
     }
 }

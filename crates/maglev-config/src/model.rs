@@ -4,7 +4,7 @@
 //! defaults are applied. Code that holds a [`Config`] can index
 //! `config.backends[name]` for any name a pool mentions without checking.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
@@ -37,9 +37,27 @@ impl Config {
     }
 
     /// Whether any frontend references `backend`. Only referenced backends
-    /// are probed.
+    /// are probed. (Linear in the pool members: for every backend at once,
+    /// use [`Config::backend_users`].)
     pub fn backend_in_use(&self, backend: &str) -> bool {
         self.frontends.values().any(|f| f.member(backend).is_some())
+    }
+
+    /// For every backend some pool references, the frontends that do
+    /// (sorted, each once), in one pass over the pools: asking
+    /// [`Config::frontends_using`] per backend would be quadratic.
+    pub fn backend_users(&self) -> HashMap<&str, Vec<&str>> {
+        let mut users: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (name, f) in &self.frontends {
+            for b in f.backend_names() {
+                let list = users.entry(b).or_default();
+                // Frontends come in name order, so a repeat is the last.
+                if list.last() != Some(&name.as_str()) {
+                    list.push(name);
+                }
+            }
+        }
+        users
     }
 }
 

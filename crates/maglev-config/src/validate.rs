@@ -831,8 +831,12 @@ impl Validator<'_> {
         backends: &BTreeMap<String, Backend>,
         frontends: &BTreeMap<String, Frontend>,
     ) {
+        let used: std::collections::HashSet<&str> = frontends
+            .values()
+            .flat_map(Frontend::backend_names)
+            .collect();
         for name in backends.keys() {
-            if !frontends.values().any(|f| f.member(name).is_some()) {
+            if !used.contains(name.as_str()) {
                 self.warn(
                     &format!("backends.{name}"),
                     "not used by any frontend; it will not be probed",

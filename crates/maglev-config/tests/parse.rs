@@ -231,3 +231,17 @@ fn display_names_file_line_and_column() {
         "etc/maglev.yaml:2:3: unknown field `bogus`, expected one of `healthchecker`, `vpp`, `healthchecks`, `backends`, `frontends`"
     );
 }
+
+#[test]
+fn deep_flow_sequences_are_refused_as_too_deep() {
+    // `[[[[…` 60,000 deep (120 KB): the event pass used to give up on the
+    // scanner's own flow limit and hand the text to serde_yaml, whose
+    // scanner is quadratic in flow depth (15 s) before its recursion
+    // limit. Now it is the nesting error, at the line of the nesting.
+    let text = format!("maglev: {}{}\n", "[".repeat(60_000), "]".repeat(60_000));
+    let err = maglev_config::load_str(&text, "deep.yaml").unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Parse);
+    let msg = err.to_string();
+    assert!(msg.contains("nested deeper than 32"), "{msg}");
+    assert!(msg.contains("deep.yaml:1:"), "{msg}");
+}

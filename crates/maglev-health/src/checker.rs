@@ -221,10 +221,11 @@ impl std::fmt::Debug for Checker {
 
 /// Backends any frontend references, in name order.
 fn in_use(config: &Config) -> BTreeMap<String, Backend> {
+    let users = config.backend_users();
     config
         .backends
         .iter()
-        .filter(|(name, _)| config.backend_in_use(name))
+        .filter(|(name, _)| users.contains_key(name.as_str()))
         .map(|(name, b)| (name.clone(), b.clone()))
         .collect()
 }

@@ -1207,6 +1207,7 @@ impl Reconciler {
         info!(event = "weight-override", frontend = %frontend, pool = %pool, backend = %backend, weight);
         self.overrides
             .insert((frontend.clone(), pool, backend), weight);
+        self.publish();
         // Answer the truth: a write VPP refused is not a success.
         match self.on_change(BTreeSet::from([frontend])).await {
             Some(failed) => Err(SyncError::Rejected(failed)),

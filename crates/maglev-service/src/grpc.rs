@@ -74,7 +74,8 @@ fn transition(t: &maglev_health::Transition) -> pb::Transition {
     }
 }
 
-fn backend_info(config: &Config, b: &BackendStatus) -> pb::BackendInfo {
+/// `frontends`: the frontends whose pools reference the backend.
+fn backend_info(b: &BackendStatus, frontends: &[&str]) -> pb::BackendInfo {
     pb::BackendInfo {
         name: b.name.clone(),
         address: b.address.to_string(),
@@ -93,11 +94,7 @@ fn backend_info(config: &Config, b: &BackendStatus) -> pb::BackendInfo {
             at_unix_ns: unix_ns(*at),
         }),
         transitions: b.history.iter().map(transition).collect(),
-        frontends: config
-            .frontends_using(&b.name)
-            .into_iter()
-            .map(str::to_string)
-            .collect(),
+        frontends: frontends.iter().map(|f| f.to_string()).collect(),
     }
 }
 
@@ -225,22 +222,24 @@ impl MaglevService {
     ) -> Result<Response<pb::BackendInfo>, Status> {
         let name = request.into_inner().name;
         let b = action(&self.daemon.checker, &name, "grpc").map_err(checker_status)?;
-        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+        Ok(Response::new(backend_info(
+            &b,
+            &self.daemon.config().frontends_using(&b.name),
+        )))
     }
 
-    async fn overrides(&self) -> Overrides {
-        self.daemon
-            .reconciler
-            .desired()
-            .await
-            .map(|(_, _, o)| o)
-            .unwrap_or_default()
+    /// The runtime weights, from the reconciler's published status: a read
+    /// never waits behind a sync that waits for VPP.
+    fn overrides(&self) -> Overrides {
+        self.daemon.reconciler.status().overrides
     }
 
-    /// VPP's bucket counts for the VIP of `f`, when VPP can say.
+    /// VPP's bucket counts for the VIP of `f`, when VPP can say within
+    /// [`BUCKETS_WAIT`]; a VPP that does not answer leaves them out rather
+    /// than holding the read.
     async fn buckets(&self, f: &Frontend) -> BTreeMap<IpAddr, u32> {
-        match self.daemon.reconciler.vpp_state().await {
-            Ok(state) => state
+        match tokio::time::timeout(BUCKETS_WAIT, self.daemon.reconciler.vpp_state()).await {
+            Ok(Ok(state)) => state
                 .vips
                 .get(&vip_key(f))
                 .map(|v| {
@@ -250,10 +249,13 @@ impl MaglevService {
                         .collect()
                 })
                 .unwrap_or_default(),
-            Err(_) => BTreeMap::new(),
+            Ok(Err(_)) | Err(_) => BTreeMap::new(),
         }
     }
 }
+
+/// How long a read RPC waits for VPP's bucket counts.
+const BUCKETS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
@@ -278,7 +280,7 @@ impl Maglev for MaglevService {
     ) -> Result<Response<pb::ListFrontendsResponse>, Status> {
         let config = self.daemon.config();
         let states = self.daemon.checker.states();
-        let overrides = self.overrides().await;
+        let overrides = self.overrides();
         let none = BTreeMap::new();
         Ok(Response::new(pb::ListFrontendsResponse {
             frontends: config
@@ -297,7 +299,7 @@ impl Maglev for MaglevService {
         let config = self.daemon.config();
         let f = find_frontend(&config, &name)?;
         let buckets = self.buckets(f).await;
-        let overrides = self.overrides().await;
+        let overrides = self.overrides();
         Ok(Response::new(frontend_info(
             &config,
             f,
@@ -312,13 +314,17 @@ impl Maglev for MaglevService {
         _: Request<pb::ListBackendsRequest>,
     ) -> Result<Response<pb::ListBackendsResponse>, Status> {
         let config = self.daemon.config();
+        let users = config.backend_users();
         Ok(Response::new(pb::ListBackendsResponse {
             backends: self
                 .daemon
                 .checker
                 .backends()
                 .iter()
-                .map(|b| backend_info(&config, b))
+                .map(|b| {
+                    let frontends = users.get(b.name.as_str()).map_or(&[][..], Vec::as_slice);
+                    backend_info(b, frontends)
+                })
                 .collect(),
         }))
     }
@@ -333,7 +339,10 @@ impl Maglev for MaglevService {
             .checker
             .backend(&name)
             .ok_or_else(|| Status::not_found(format!("no such backend: {name}")))?;
-        Ok(Response::new(backend_info(&self.daemon.config(), &b)))
+        Ok(Response::new(backend_info(
+            &b,
+            &self.daemon.config().frontends_using(&b.name),
+        )))
     }
 
     async fn pause_backend(
@@ -409,7 +418,7 @@ impl Maglev for MaglevService {
             .await
             .map_err(sync_status)?;
         let config = self.daemon.config();
-        let overrides = self.overrides().await;
+        let overrides = self.overrides();
         // A reload may have removed it since the weight was set.
         let f = find_frontend(&config, &r.frontend)?;
         // VPP's buckets after the change, as GetFrontend reports them.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use nix::pty::{openpty, Winsize};
 
 pub mod pcap;
+pub mod stats_peer;
 pub mod vpp;
 
 /// Kills and reaps the child when dropped, so a failing test leaves no

@@ -627,6 +627,15 @@ async fn read_loop(
         let payload = match rd.next().await {
             Ok(Some(p)) => p,
             Ok(None) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                warn!(
+                    event = "vpp-api-limit",
+                    limit = "MAX_PAYLOAD",
+                    error = %e,
+                    "VPP announced a frame larger than any real one; disconnecting"
+                );
+                break;
+            }
             Err(e) => {
                 debug!(event = "vpp-api-error", error = %e, "read failed");
                 break;
