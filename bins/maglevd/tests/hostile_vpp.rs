@@ -506,3 +506,68 @@ async fn a_stats_segment_that_shrinks_while_in_use() {
     .await;
     shrink.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stats_peer_passing_several_descriptors_leaks_none() {
+    // Each reconnect to VPP opens the stats socket again; a peer that
+    // attaches four descriptors used to cost two leaked ones per attempt.
+    let dir = tempfile::tempdir().unwrap();
+    let seg = dir.path().join("segment");
+    std::fs::write(&seg, vec![0u8; 8192]).unwrap();
+    let stats = dir.path().join("stats.sock");
+    let _peer = SegmentPeer::serve_copies(&stats, std::fs::File::open(&seg).unwrap(), 4).unwrap();
+    let api = dir.path().join("api.sock");
+    let sim = Simulator::start(SimOptions {
+        api_socket: api.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cfg = config(dir.path(), "127.0.10.8", "127.0.10.88");
+    let d = start(dir.path(), &cfg, &api, stats.to_str().unwrap());
+    eventually("programmed", Duration::from_secs(10), || {
+        weights(&sim) == [100]
+    })
+    .await;
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.child.0.id()))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
+    let connects = || {
+        sim.calls()
+            .iter()
+            .filter(|c| c.msg == "sockclnt_create")
+            .count()
+    };
+    let before = fds();
+    for round in 1..=10 {
+        let n = connects();
+        sim.drop_connections();
+        eventually(
+            &format!("reconnect {round}"),
+            Duration::from_secs(10),
+            || connects() > n,
+        )
+        .await;
+        // The stats socket is opened after the API handshake.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = fds();
+    eprintln!("descriptors: {before} before, {after} after 10 reconnects");
+    if after > before + 2 {
+        for e in std::fs::read_dir(format!("/proc/{}/fd", d.child.0.id())).unwrap() {
+            let e = e.unwrap();
+            eprintln!(
+                "  {:?} -> {:?}",
+                e.file_name(),
+                std::fs::read_link(e.path())
+            );
+        }
+    }
+    assert!(
+        after <= before + 2,
+        "descriptors grew from {before} to {after} over 10 reconnects"
+    );
+    d.stop_within_two_seconds("after the reconnects").await;
+}

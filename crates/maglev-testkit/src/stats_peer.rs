@@ -37,13 +37,22 @@ impl SegmentPeer {
     /// Hands `segment` to every reader that connects to `path`, in a
     /// zero-length message with the descriptor attached (what VPP does).
     pub fn serve(path: &Path, segment: File) -> std::io::Result<SegmentPeer> {
+        SegmentPeer::serve_copies(path, segment, 1)
+    }
+
+    /// As [`SegmentPeer::serve`], with `copies` descriptors of the file in
+    /// the one message (VPP sends one; a reader must not keep the rest).
+    pub fn serve_copies(path: &Path, segment: File, copies: usize) -> std::io::Result<SegmentPeer> {
         let sock = listener(path)?;
+        let segments = (0..copies)
+            .map(|_| segment.try_clone())
+            .collect::<std::io::Result<Vec<File>>>()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("stats-peer".to_string())
             .spawn(move || {
-                let fds = [segment.as_raw_fd()];
+                let fds: Vec<_> = segments.iter().map(AsRawFd::as_raw_fd).collect();
                 while !flag.load(Ordering::SeqCst) {
                     match accept(sock.as_raw_fd()) {
                         Ok(conn) => {

@@ -210,7 +210,12 @@ impl StatsClient {
         .map_err(|e| err(e.into()))?;
         let mut byte = [0u8; 1];
         let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        // Room for the kernel's most per message (SCM_MAX_FD): with less,
+        // a peer attaching several descriptors truncates the message, nix
+        // refuses to parse it, and the descriptors the kernel did install
+        // would leak (two per attempt, seen). With room for all, each is
+        // owned below and every one but the first closed.
+        let mut cmsg = nix::cmsg_space!([RawFd; 253]);
         let msg = recvmsg::<UnixAddr>(
             std::os::fd::AsRawFd::as_raw_fd(&sock),
             &mut iov,
