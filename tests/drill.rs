@@ -136,7 +136,11 @@ async fn disable_is_hitless_and_a_dead_backend_costs_only_the_detection_window()
         Command::new(workspace_bin("maglevd"))
             .arg("--config")
             .arg(&cfg)
-            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+            .args([
+                "--grpc-addr",
+                &format!("127.0.0.1:{grpc}"),
+                "--insecure-admin-tcp",
+            ])
             .args(["--metrics-addr", "", "--vpp-stats-addr", ""])
             .arg("--vpp-api-addr")
             .arg(&api)

@@ -186,7 +186,11 @@ fn start_maglevd(dir: &Path, cfg: &Path, vpp: &Vpp, name: &str) -> Daemon {
     let mut cmd = Command::new(workspace_bin("maglevd"));
     cmd.arg("--config")
         .arg(cfg)
-        .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+        .args([
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+            "--insecure-admin-tcp",
+        ])
         .args(["--metrics-addr", ""])
         .arg("--vpp-api-addr")
         .arg(vpp.api_socket())

@@ -13,6 +13,8 @@ use std::time::Duration;
 const BACKENDS: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 const PORT: u16 = 18080;
 const GRPC: &str = "127.0.0.1:9090";
+/// The same API over TLS, with client certificates.
+const GRPC_TLS: &str = "127.0.0.1:9443";
 /// The VIP of `examples/demo.yaml`, served by the simulator's data plane.
 const VIP: &str = "127.0.0.80:18080";
 /// web2 switches between healthy and failing this often.
@@ -112,11 +114,28 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let tls = dir.join("tls");
+    let pki = make_pki(&tls)?;
+    let socket = dir.join("maglevd.sock");
     let daemon = Kill(
         Command::new(bin.join("maglevd"))
             .arg("--config")
             .arg(&config)
-            .args(["--grpc-addr", GRPC])
+            .arg("--grpc-addr")
+            .arg(format!(
+                "unix:{},http://{GRPC},https://{GRPC_TLS}",
+                socket.display()
+            ))
+            // The demo's plain TCP port may change things: convenient on
+            // loopback, never on a real host (see docs/security.md).
+            .arg("--insecure-admin-tcp")
+            .arg("--tls-cert")
+            .arg(&pki.server_cert)
+            .arg("--tls-key")
+            .arg(&pki.server_key)
+            .arg("--tls-client-ca")
+            .arg(&pki.ca)
+            .args(["--admin-client", "demo-admin"])
             .arg("--vpp-api-addr")
             .arg(&api)
             .arg("--vpp-stats-addr")
@@ -133,6 +152,11 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
   VPP        the simulator at {api}; it serves the VIP www at {VIP}
              like VPP's data plane would (Maglev table and flow hash)
   maglevd    gRPC on {GRPC} (pid {pid}), config {config}
+             plain TCP here is admin because of --insecure-admin-tcp (a
+             demo convenience: without it plain TCP may only read); also
+             unix:{socket} (admin for this user) and TLS on
+             {GRPC_TLS} (admin with the client certificate {tls}/admin.pem,
+             read-only with {tls}/reader.pem)
 
 Try, in another terminal (ready to paste; nothing to build):
   tail -f {calls}                             # every VPP call maglevd makes
@@ -145,6 +169,11 @@ Try, in another terminal (ready to paste; nothing to build):
   curl -si http://{VIP}/ | grep X-IPng        # one flow, one backend
   $EDITOR {config} && kill -HUP {pid}         # reload: a broken file is refused
   grpcurl -plaintext {GRPC} list              # reflection v1 and v1alpha (grpcurl, grpcui)
+  {bin}/maglevc --server unix:{socket} show backends
+  {bin}/maglevc --server {GRPC_TLS} --tls-ca {tls}/ca.pem \
+      --tls-cert {tls}/admin.pem --tls-key {tls}/admin.key set backend web1 enable
+  {bin}/maglevc --server {GRPC_TLS} --tls-ca {tls}/ca.pem \
+      --tls-cert {tls}/reader.pem --tls-key {tls}/reader.key set backend web1 disable  # refused
 ",
         b0 = BACKENDS[0],
         b1 = BACKENDS[1],
@@ -154,6 +183,8 @@ Try, in another terminal (ready to paste; nothing to build):
         calls = calls.display(),
         config = config.display(),
         bin = bin.display(),
+        socket = socket.display(),
+        tls = tls.display(),
     );
     let mut daemon = daemon;
     let status = daemon.0.wait().map_err(|e| e.to_string())?;
@@ -162,4 +193,54 @@ Try, in another terminal (ready to paste; nothing to build):
     } else {
         Err(format!("maglevd exited: {status}"))
     }
+}
+
+/// The demo's throwaway PKI: a CA, maglevd's certificate for 127.0.0.1
+/// and localhost, and two client certificates (`demo-admin` is admin by
+/// `--admin-client`, `demo-reader` is not).
+struct Pki {
+    ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+}
+
+fn make_pki(dir: &Path) -> Result<Pki, String> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let e = |e: rcgen::Error| format!("demo certificates: {e}");
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "maglev demo CA (throwaway)");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().map_err(e)?).map_err(e)?;
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    write("ca.pem", ca.pem())?;
+    for (file, cn, sans) in [
+        (
+            "server",
+            "maglevd demo",
+            vec!["localhost".to_string(), "127.0.0.1".to_string()],
+        ),
+        ("admin", "demo-admin", vec![]),
+        ("reader", "demo-reader", vec![]),
+    ] {
+        let mut p = CertificateParams::new(sans).map_err(e)?;
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().map_err(e)?;
+        let cert = p.signed_by(&key, &ca).map_err(e)?;
+        write(&format!("{file}.pem"), cert.pem())?;
+        write(&format!("{file}.key"), key.serialize_pem())?;
+    }
+    Ok(Pki {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+    })
 }

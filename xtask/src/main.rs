@@ -54,7 +54,9 @@ tasks:
   bench maglevt           maglevt's probe rate and CPU share, 100 VIPs at
                           100 ms
   bench config            config loading at two sizes per shape (big pool,
-                          conflicting frontends, deep nesting): linear?";
+                          conflicting frontends, deep nesting): linear?
+  bench access            one-shot maglevc latency over plain TCP, TLS, mTLS
+                          and the unix socket (release)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -395,6 +397,18 @@ fn bench(args: &[String]) -> Result<(), String> {
             cargo(&bench_args)
         }
         Some("daemon") => cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"]),
+        Some("access") => {
+            cargo(&[
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "maglevd",
+                "-p",
+                "maglev-vppsim",
+            ])?;
+            cargo(&["bench", "--quiet", "-p", "maglevc", "--bench", "oneshot"])
+        }
         Some("config") => cargo(&["bench", "--quiet", "-p", "maglev-config", "--bench", "load"]),
         Some("maglevt") => cargo(&[
             "bench",
@@ -405,7 +419,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             "rate",
         ]),
         _ => Err(format!(
-            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt|config\n\n{USAGE}"
+            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt|config|access\n\n{USAGE}"
         )),
     }
 }

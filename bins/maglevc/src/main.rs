@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         }
     };
     if flags.complete {
-        let names = rt.block_on(fetch(&flags.server, Duration::from_secs(1)));
+        let names = rt.block_on(fetch(&flags.target(), Duration::from_secs(1)));
         for c in candidates(&flags.words, &names) {
             println!("{c}");
         }
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     }
     if flags.words.is_empty() {
         let opts = ShellOptions {
-            server: flags.server.clone(),
+            server: flags.target(),
             style,
             json: flags.json(),
             history: flags.history_file(),
@@ -103,7 +103,7 @@ async fn one_shot(flags: &Flags, cmd: &Command, style: Style) -> Result<(), CliE
         print_output(&out, flags.json());
         return Ok(());
     }
-    let mut client = connect(&flags.server).await?;
+    let mut client = connect(&flags.target()).await?;
     if let Command::WatchEvents { .. } = cmd {
         return watch_command(&mut client, cmd).await;
     }

@@ -49,6 +49,7 @@ fn maglevd(config: &std::path::Path, api: &std::path::Path, grpc: u16) -> Kill {
             .args([
                 "--grpc-addr",
                 &format!("127.0.0.1:{grpc}"),
+                "--insecure-admin-tcp",
                 "--metrics-addr",
                 "",
             ])

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use maglev_config::{CheckReport, ErrorClass, LoadError};
 use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
-use maglev_metrics::{GrpcMetricsLayer, Metrics};
+use maglev_metrics::Metrics;
 use maglev_service::args::Flags;
-use maglev_service::{logs::LogBroadcast, Daemon};
+use maglev_service::{logs::LogBroadcast, ApiOptions, Daemon};
 use tracing::{error, info};
 
 const EXIT_OK: u8 = 0;
@@ -89,11 +89,21 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
             return EXIT_UNAVAILABLE;
         }
     };
-    let m = metrics.clone();
-    daemon.on_reload(move |ok| m.config_reload(ok));
-    let Some(listener) = listen(&flags.grpc_addr, "grpc-listen").await else {
-        return EXIT_UNAVAILABLE;
+    let api = match maglev_service::api::bind(&flags).await {
+        Ok(api) => api,
+        Err(e) => {
+            error!(event = "start-failed", error = %e);
+            return EXIT_UNAVAILABLE;
+        }
     };
+    let (m, tls) = (metrics.clone(), api.tls.clone());
+    daemon.on_reload(move |ok| {
+        m.config_reload(ok);
+        // New certificates on SIGHUP, whatever the config's fate.
+        if let Some(tls) = &tls {
+            maglev_service::api::reload_tls(tls);
+        }
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -106,20 +116,19 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
         let (c, r) = (daemon.checker.clone(), daemon.reconciler.clone());
         tokio::spawn(maglev_metrics::serve(
             ml,
+            api.tls.clone().filter(|_| flags.metrics_tls),
             metrics.clone(),
             c,
             r,
             stopped(stop_rx.clone()),
         ));
     }
-    let layer = Some(GrpcMetricsLayer(metrics));
-    let api = maglev_service::serve(
-        listener,
-        daemon.clone(),
-        flags.reflection,
-        layer,
-        stopped(stop_rx),
-    );
+    let options = ApiOptions {
+        reflection: flags.reflection,
+        metrics: Some(metrics),
+        admission: api.admission,
+    };
+    let api = maglev_service::serve(api.listeners, daemon.clone(), options, stopped(stop_rx));
     let server = tokio::spawn(async move {
         let _ = api.await;
     });

@@ -66,6 +66,7 @@ fn start(config: &Path, api: &Path, stats: &Path) -> Daemon {
         .arg(config)
         .arg("--grpc-addr")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--insecure-admin-tcp")
         .arg("--metrics-addr")
         .arg(&metrics)
         .arg("--vpp-api-addr")

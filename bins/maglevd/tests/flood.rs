@@ -86,7 +86,7 @@ async fn idle_connection_floods_take_no_backend_down() {
         Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "ulimit -n 1024 && exec {} --config {} --grpc-addr 127.0.0.1:{grpc} --metrics-addr 127.0.0.1:{metrics} --vpp-stats-addr '' --vpp-api-addr {}",
+                "ulimit -n 1024 && exec {} --config {} --grpc-addr 127.0.0.1:{grpc} --insecure-admin-tcp --metrics-addr 127.0.0.1:{metrics} --vpp-stats-addr '' --vpp-api-addr {}",
                 env!("CARGO_BIN_EXE_maglevd"),
                 cfg.display(),
                 api.display()

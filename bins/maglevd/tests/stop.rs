@@ -39,7 +39,11 @@ async fn sigterm_with_streams_open_exits_within_two_seconds() {
         Command::new(env!("CARGO_BIN_EXE_maglevd"))
             .arg("--config")
             .arg(&cfg)
-            .args(["--grpc-addr", &format!("127.0.0.1:{grpc}")])
+            .args([
+                "--grpc-addr",
+                &format!("127.0.0.1:{grpc}"),
+                "--insecure-admin-tcp",
+            ])
             .args(["--metrics-addr", "", "--vpp-stats-addr", ""])
             .arg("--vpp-api-addr")
             .arg(&api)

@@ -42,14 +42,35 @@ pub const VERSION: &str = concat!(
 #[derive(Debug, Clone, Parser)]
 #[command(name = "maglevc", version = VERSION, after_help = COMMANDS)]
 pub struct Flags {
-    /// maglevd's gRPC address.
+    /// maglevd's gRPC address: `host:port`, `https://host:port` or
+    /// `unix:/path` [default: unix:/run/vpp-maglev/maglevd.sock when that
+    /// socket exists, else localhost:9090].
+    #[arg(long, env = "MAGLEV_SERVER", value_name = "ADDR")]
+    pub server: Option<String>,
+    /// CA certificates (PEM) to verify maglevd's TLS certificate [default:
+    /// the system's]. Any --tls-* flag turns TLS on for a TCP address.
+    #[arg(long, env = "MAGLEV_TLS_CA", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for maglevd's mTLS, with --tls-key.
     #[arg(
         long,
-        env = "MAGLEV_SERVER",
-        value_name = "ADDR",
-        default_value = "localhost:9090"
+        env = "MAGLEV_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
     )]
-    pub server: String,
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "MAGLEV_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// The name maglevd's certificate must carry [default: the address's
+    /// host].
+    #[arg(long, env = "MAGLEV_TLS_SERVER_NAME", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
     /// Colour labels and errors (default: when stdout is a terminal and
     /// NO_COLOR is unset).
     #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
@@ -81,6 +102,22 @@ impl Flags {
     /// (`-color=false`, `-server ADDR`) are accepted as the Go maglevc did.
     pub fn parse_args() -> Result<Flags, clap::Error> {
         Flags::try_parse_from(go_style(std::env::args()))
+    }
+
+    /// The server to talk to, with its TLS settings.
+    pub fn target(&self) -> crate::run::Server {
+        crate::run::Server {
+            addr: self
+                .server
+                .clone()
+                .unwrap_or_else(maglev_access::dial::default_server),
+            tls: maglev_access::tls::ClientTls {
+                ca: self.tls_ca.clone(),
+                cert: self.tls_cert.clone(),
+                key: self.tls_key.clone(),
+                server_name: self.tls_server_name.clone(),
+            },
+        }
     }
 
     /// Whether JSON output was asked for.
@@ -132,7 +169,10 @@ mod tests {
             .map(String::from),
         ))
         .unwrap();
-        assert_eq!((f.color, f.server.as_str()), (Some(false), "lb1:9090"));
+        assert_eq!(
+            (f.color, f.server.as_deref()),
+            (Some(false), Some("lb1:9090"))
+        );
         assert_eq!(f.words, ["show", "backends"]);
     }
 

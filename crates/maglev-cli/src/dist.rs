@@ -93,15 +93,17 @@ pub fn man_page() -> io::Result<String> {
          error: the word that did not match is named.\n",
     );
     s.push_str(&format!(
-        ".SH ENVIRONMENT\n.TP\nMAGLEV_SERVER\n{}\n.TP\nMAGLEVC_HISTORY\n{}\n.TP\nNO_COLOR\n{}\n",
-        esc("maglevd's address when --server is not given."),
+        ".SH ENVIRONMENT\n.TP\nMAGLEV_SERVER\n{}\n.TP\nMAGLEV_TLS_CA, MAGLEV_TLS_CERT, MAGLEV_TLS_KEY, MAGLEV_TLS_SERVER_NAME\n{}\n.TP\nMAGLEVC_HISTORY\n{}\n.TP\nNO_COLOR\n{}\n",
+        esc("maglevd's address when --server is not given (default: unix:/run/vpp-maglev/maglevd.sock when it exists, else localhost:9090)."),
+        esc("The same as --tls-ca, --tls-cert, --tls-key and --tls-server-name."),
         esc("The shell's history file (default ~/.maglevc_history); none keeps no history."),
         esc("When set, colour is off unless --color true is given."),
     ));
     s.push_str(&format!(
         ".SH EXAMPLES\n.nf\n{}\n.fi\n",
         esc("maglevc show frontends\n\
-             maglevc --server lb1:9090 set backend web1 disable\n\
+             maglevc --server lb1:9090 show backends\n\
+             maglevc --server lb1:9443 --tls-ca ca.pem --tls-cert ops.pem --tls-key ops.key set backend web1 disable\n\
              maglevc -o json show frontend www | jq '.pools[0].backends'\n\
              maglevc sync vpp lb state www --dry-run\n\
              maglevc watch events num 10 backend\n\
@@ -127,12 +129,13 @@ _maglevc() {
     local cur="${words[n-1]}" prev=""
     (( n > 1 )) && prev="${words[n-2]}"
     case "$prev" in
-        --server|--history) return 0 ;;
+        --server|--tls-server-name) return 0 ;;
+        --history|--tls-ca|--tls-cert|--tls-key) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
         --color) COMPREPLY=($(compgen -W "true false" -- "$cur")); return 0 ;;
         -o|--output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return 0 ;;
     esac
     if [[ "$cur" == -* && "$cur" != --dry-run* ]]; then
-        COMPREPLY=($(compgen -W "--server --color --output --history --help --version --dry-run" -- "$cur"))
+        COMPREPLY=($(compgen -W "--server --tls-ca --tls-cert --tls-key --tls-server-name --color --output --history --help --version --dry-run" -- "$cur"))
         return 0
     fi
     local IFS=$'\n'

@@ -69,7 +69,7 @@ pub async fn fetch_from(c: &mut MaglevClient<Channel>) -> Fetched {
 }
 
 /// Connects to maglevd at `server` and fetches every name, within `limit`.
-pub async fn fetch(server: &str, limit: Duration) -> Fetched {
+pub async fn fetch(server: &crate::run::Server, limit: Duration) -> Fetched {
     let work = async {
         match connect(server).await {
             Ok(mut c) => fetch_from(&mut c).await,

@@ -78,20 +78,43 @@ fn protocol_name(p: u32) -> String {
 }
 
 pub(crate) fn server(s: tonic::Status) -> CliError {
-    CliError::Server(s.message().to_string())
+    // A status made by the transport ("transport error") carries its
+    // cause: say what it was.
+    let mut message = s.message().to_string();
+    let mut source = std::error::Error::source(&s);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = e.source();
+    }
+    CliError::Server(message)
 }
 
-/// Connects to maglevd at `server` (`host:port`, or a URL with a scheme).
-pub async fn connect(server: &str) -> Result<MaglevClient<Channel>, CliError> {
-    let url = if server.contains("://") {
-        server.to_string()
-    } else {
-        format!("http://{server}")
-    };
-    MaglevClient::connect(url)
+/// Where maglevd is and how to talk to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// `host:port`, `https://host:port` or `unix:/path`.
+    pub addr: String,
+    /// TLS settings; none given means plain TCP.
+    pub tls: maglev_access::tls::ClientTls,
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.addr)
+    }
+}
+
+/// Connects to maglevd.
+pub async fn connect(server: &Server) -> Result<MaglevClient<Channel>, CliError> {
+    maglev_access::dial::dial(&server.addr, &server.tls)
         .await
+        .map(MaglevClient::new)
         .map_err(|e| CliError::Connect {
-            server: server.to_string(),
+            server: server.addr.clone(),
             why: with_causes(&e),
         })
 }

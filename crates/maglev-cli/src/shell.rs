@@ -43,7 +43,7 @@ const NAMES_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct ShellOptions {
     /// maglevd's address.
-    pub server: String,
+    pub server: crate::run::Server,
     /// Colour.
     pub style: Style,
     /// Print JSON instead of text.
@@ -61,7 +61,7 @@ pub struct ShellError(#[from] ReadlineError);
 /// says so) while maglevd is down; tonic reconnects it afterwards.
 struct Link<'a> {
     rt: &'a Runtime,
-    server: String,
+    server: crate::run::Server,
     client: RefCell<Option<MaglevClient<Channel>>>,
 }
 

@@ -64,6 +64,7 @@ pub struct Metrics {
     vip_packets: Family<Labels, Counter>,
     build_info: Family<Labels, Gauge>,
     reloads: Family<Labels, Counter>,
+    grpc_denied: Family<Labels, Counter>,
     reload_ok: Gauge,
     reload_ok_time: Gauge<f64, std::sync::atomic::AtomicU64>,
     process: process::Process,
@@ -106,6 +107,7 @@ impl Metrics {
             vip_packets: Family::default(),
             build_info: Family::default(),
             reloads: Family::default(),
+            grpc_denied: Family::default(),
             reload_ok: Gauge::default(),
             reload_ok_time: Gauge::default(),
             process: process::Process::default(),
@@ -193,6 +195,11 @@ impl Metrics {
                 m.build_info.clone(),
             );
             r.register(
+                "grpc_denied",
+                "gRPC calls refused for want of a role, by method and the role needed",
+                m.grpc_denied.clone(),
+            );
+            r.register(
                 "config_reloads",
                 "Config reloads (SIGHUP or ReloadConfig) by result",
                 m.reloads.clone(),
@@ -235,6 +242,16 @@ impl Metrics {
                 ("build_date", date.to_string()),
             ])
             .set(1);
+    }
+
+    /// Counts a call refused because its connection lacks `needed`.
+    pub fn grpc_denied(&self, method: &str, needed: &str) {
+        self.grpc_denied
+            .get_or_create(&vec![
+                ("method", method.to_string()),
+                ("needed", needed.to_string()),
+            ])
+            .inc();
     }
 
     /// Records a config load or reload.
@@ -451,6 +468,7 @@ pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 /// until `shutdown` completes, at most [`MAX_CONNECTIONS`] at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<maglev_access::tls::ServerTls>>,
     metrics: Arc<Metrics>,
     checker: Checker,
     reconciler: ReconcilerHandle,
@@ -474,6 +492,7 @@ pub async fn serve(
         };
         let (metrics, checker, reconciler) =
             (Arc::clone(&metrics), checker.clone(), reconciler.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let (metrics, checker, reconciler) =
@@ -512,11 +531,28 @@ pub async fn serve(
                     Ok::<_, std::convert::Infallible>(response.expect("valid response"))
                 }
             });
-            let conn = http1::Builder::new()
+            let http = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+                .clone();
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, async move {
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(tls) => {
+                        let acceptor = tls.acceptor(&[b"http/1.1"]);
+                        let handshake = tokio::time::timeout(
+                            maglev_access::listen::HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        );
+                        if let Ok(Ok(s)) = handshake.await {
+                            let _ = http.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                    }
+                }
+            })
+            .await;
             drop(permit);
         });
     }

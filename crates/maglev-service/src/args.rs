@@ -38,14 +38,77 @@ pub struct Flags {
         default_value = "/etc/vpp-maglev/maglev.yaml"
     )]
     pub config: PathBuf,
-    /// gRPC listen address (`:9090` listens on every address).
+    /// gRPC listen addresses, comma-separated: `host:port` (`:9090`
+    /// listens on every address; TLS when --tls-cert is set),
+    /// `http://host:port` (plain TCP even then), `https://host:port` (TLS)
+    /// or `unix:/path`. Plain TCP is read-only unless --insecure-admin-tcp.
     #[arg(
         long,
         env = "MAGLEV_GRPC_ADDR",
-        value_name = "ADDR",
+        value_name = "ADDR[,ADDR…]",
         default_value = "localhost:9090"
     )]
     pub grpc_addr: String,
+    /// Permission bits of a unix-socket listener (octal).
+    #[arg(
+        long,
+        env = "MAGLEV_GRPC_SOCKET_MODE",
+        value_name = "MODE",
+        default_value = "0660",
+        value_parser = parse_mode
+    )]
+    pub grpc_socket_mode: u32,
+    /// Group of a unix-socket listener (name or number) [default: the
+    /// daemon's group]. Its members, root and the daemon's user are admin
+    /// on the socket; other users who may connect are read-only.
+    #[arg(long, env = "MAGLEV_GRPC_SOCKET_GROUP", value_name = "GROUP")]
+    pub grpc_socket_group: Option<String>,
+    /// TLS certificate chain (PEM) for the TCP listeners; re-read on
+    /// SIGHUP without dropping the listeners.
+    #[arg(
+        long,
+        env = "MAGLEV_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "MAGLEV_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for client certificates: with it, TLS clients
+    /// must present one it signed (mTLS).
+    #[arg(
+        long,
+        env = "MAGLEV_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+    /// A client certificate whose subject CN or a SAN matches PATTERN (`*`
+    /// for any run of characters) is admin; other TLS clients are
+    /// read-only. Repeatable, or comma-separated.
+    #[arg(
+        long,
+        env = "MAGLEV_ADMIN_CLIENT",
+        value_name = "PATTERN",
+        action = ArgAction::Append,
+        value_delimiter = ',',
+        requires = "tls_client_ca"
+    )]
+    pub admin_client: Vec<String>,
+    /// Plain TCP clients are admin too: anyone who can reach the port can
+    /// change weights and disable backends. For demos and tests.
+    #[arg(long, env = "MAGLEV_INSECURE_ADMIN_TCP")]
+    pub insecure_admin_tcp: bool,
+    /// Serve /metrics over TLS too, with --tls-cert and --tls-key (labels
+    /// name every backend).
+    #[arg(long, env = "MAGLEV_METRICS_TLS", requires = "tls_cert")]
+    pub metrics_tls: bool,
     /// Prometheus `/metrics` listen address (`:9091` listens on every
     /// address); empty disables it.
     #[arg(
@@ -106,6 +169,14 @@ impl Flags {
         let long: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
         Flags::try_parse_from(maglev_config::go_style_args(std::env::args(), &long))
     }
+}
+
+/// An octal permission mode such as `0660`.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("{s:?} is not an octal mode such as 0660"))
 }
 
 /// Escapes text for roff.

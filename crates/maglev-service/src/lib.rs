@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
+pub mod api;
 pub mod args;
 pub mod daemon;
 mod grpc;
@@ -16,25 +18,32 @@ use std::sync::Arc;
 
 pub use daemon::{ConfigOutcome, Daemon};
 pub use grpc::MaglevService;
+use maglev_access::listen::{Admission, Listener};
 use maglev_proto::maglev_server::MaglevServer;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_stream::wrappers::ReceiverStream;
 
-/// gRPC connections served at once. More wait in the kernel's backlog and
-/// cost this process no file descriptor, so a flood of idle connections
-/// cannot starve the probes of descriptors.
+/// gRPC connections served at once, over all listeners. More wait in the
+/// kernel's backlog and cost this process no file descriptor, so a flood
+/// of idle connections cannot starve the probes of descriptors.
 pub const MAX_GRPC_CONNECTIONS: usize = 256;
 
-/// Serves the API on an already-bound `listener` until `shutdown`
-/// completes; `reflection` adds gRPC server reflection, `metrics` counts
-/// every RPC.
+/// How the API is served.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// gRPC server reflection (v1 and v1alpha).
+    pub reflection: bool,
+    /// Counts every RPC, and every refusal.
+    pub metrics: Option<Arc<maglev_metrics::Metrics>>,
+    /// TLS, role rules and the connection bound.
+    pub admission: Admission,
+}
+
+/// Serves the API on already-bound `listeners` until `shutdown`
+/// completes. Every call is checked against the role of its connection
+/// ([`access::METHODS`]).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: Vec<Listener>,
     daemon: Arc<Daemon>,
-    reflection: bool,
-    metrics: Option<maglev_metrics::GrpcMetricsLayer>,
+    options: ApiOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -46,7 +55,7 @@ pub async fn serve(
             .register_encoded_file_descriptor_set(maglev_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let (reflection_service, reflection_v1alpha) = if reflection {
+    let (reflection_service, reflection_v1alpha) = if options.reflection {
         (
             Some(
                 reflection_builder()
@@ -62,115 +71,29 @@ pub async fn serve(
     } else {
         (None, None)
     };
+    let access = access::AccessLayer {
+        on_denied: options.metrics.clone().map(|m| {
+            let hook: access::DeniedHook =
+                Arc::new(move |method, needed| m.grpc_denied(method, &needed.to_string()));
+            hook
+        }),
+    };
+    let metrics = options.metrics.map(maglev_metrics::GrpcMetricsLayer);
     tonic::transport::Server::builder()
         // Peers that vanish without a FIN are found and dropped.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
-        .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
         .layer(tower::util::option_layer(metrics))
+        .layer(access)
         .add_service(health_service)
         .add_optional_service(reflection_service)
         .add_optional_service(reflection_v1alpha)
         .add_service(MaglevServer::new(MaglevService::new(daemon)))
-        .serve_with_incoming_shutdown(limited(listener, MAX_GRPC_CONNECTIONS), shutdown)
+        .serve_with_incoming_shutdown(
+            maglev_access::listen::incoming(listeners, options.admission),
+            shutdown,
+        )
         .await
-}
-
-/// A connection holding one of the listener's slots until it closes.
-#[derive(Debug)]
-struct Limited {
-    stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Limited {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Limited {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
-impl tonic::transport::server::Connected for Limited {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.stream.connect_info()
-    }
-}
-
-/// The listener's connections, at most `max` open at once: no accept while
-/// all slots are taken.
-fn limited(
-    listener: tokio::net::TcpListener,
-    max: usize,
-) -> ReceiverStream<std::io::Result<Limited>> {
-    let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        let slots = Arc::new(Semaphore::new(max));
-        loop {
-            let slot = tokio::select! {
-                () = tx.closed() => return,
-                s = Arc::clone(&slots).acquire_owned() => s.expect("never closed"),
-            };
-            let accepted = tokio::select! {
-                () = tx.closed() => return,
-                a = listener.accept() => a,
-            };
-            match accepted {
-                Ok((stream, _)) => {
-                    let c = Limited {
-                        stream,
-                        _slot: slot,
-                    };
-                    if tx.send(Ok(c)).await.is_err() {
-                        return;
-                    }
-                }
-                // EMFILE and the like: back off instead of spinning.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
-            }
-        }
-    });
-    ReceiverStream::new(rx)
 }
 
 /// Binds a listen address; `:port` means every address (as the Go daemon

@@ -16,15 +16,49 @@ pub fn maglevd_bin() -> PathBuf {
 }
 
 pub struct Rig {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     _sim: Kill,
-    _daemon: Kill,
+    daemon: Kill,
+    /// The unix socket (admin).
     pub server: String,
+    /// The TCP address (read-only).
+    pub tcp: String,
     /// maglevd's config file.
     pub config: PathBuf,
+    /// Flags every maglevc call gets after --server.
+    pub client: Vec<String>,
+}
+
+/// How maglevd listens and maglevc connects; `{dir}` (the rig's
+/// directory) and `{port}` (a free TCP port) are filled in.
+pub struct Setup {
+    /// maglevd's --grpc-addr.
+    pub grpc_addr: String,
+    /// More maglevd flags.
+    pub extra: Vec<String>,
+    /// maglevc's --server.
+    pub server: String,
+    /// More maglevc flags.
+    pub client: Vec<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        // The unix socket makes this user admin; TCP stays read-only.
+        Setup {
+            grpc_addr: "unix:{dir}/maglevd.sock,127.0.0.1:{port}".to_string(),
+            extra: Vec::new(),
+            server: "unix:{dir}/maglevd.sock".to_string(),
+            client: Vec::new(),
+        }
+    }
 }
 
 pub fn rig() -> Rig {
+    rig_with(Setup::default())
+}
+
+pub fn rig_with(setup: Setup) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let api = dir.path().join("api.sock");
     let sim_bin = maglevd_bin().with_file_name("maglev-vppsim");
@@ -60,29 +94,40 @@ pub fn rig() -> Rig {
     )
     .unwrap();
     let port = free_port();
+    let fill = |s: &str| {
+        s.replace("{dir}", &dir.path().display().to_string())
+            .replace("{port}", &port.to_string())
+    };
     let daemon = Kill(
         Command::new(maglevd_bin())
             .arg("--config")
             .arg(&config)
             .args([
                 "--grpc-addr",
-                &format!("127.0.0.1:{port}"),
-                "--metrics-addr",
-                "",
+                &fill(&setup.grpc_addr),
                 "--vpp-stats-addr",
                 "",
             ])
+            .args(
+                (!setup.extra.iter().any(|a| a == "--metrics-addr"))
+                    .then_some(["--metrics-addr", ""])
+                    .into_iter()
+                    .flatten(),
+            )
+            .args(setup.extra.iter().map(|a| fill(a)))
             .arg("--vpp-api-addr")
             .arg(&api)
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("maglevd.log")).unwrap())
             .spawn()
             .unwrap(),
     );
     let rig = Rig {
-        _dir: dir,
+        server: fill(&setup.server),
+        tcp: format!("127.0.0.1:{port}"),
+        client: setup.client.iter().map(|a| fill(a)).collect(),
+        dir,
         _sim: sim,
-        _daemon: daemon,
-        server: format!("127.0.0.1:{port}"),
+        daemon,
         config,
     };
     // Ready when VPP has the VIP's buckets.
@@ -103,7 +148,25 @@ impl Rig {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_maglevc"));
         c.args(["--server", &self.server, "--color", "false"]);
+        c.args(&self.client);
         c
+    }
+
+    /// The rig's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// maglevd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maglevd.log")).unwrap_or_default()
+    }
+
+    /// Sends maglevd a signal (`-HUP`, `-TERM`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.daemon.0.id().to_string()])
+            .status();
     }
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
