@@ -488,7 +488,13 @@ pub async fn run(
                 .map(|h| {
                     vec![
                         h.name.clone(),
-                        h.r#type.clone(),
+                        match (h.r#type.as_str(), h.grpc_service.as_str(), h.tls) {
+                            ("grpc", "", tls) => format!("grpc{}", if tls { "+tls" } else { "" }),
+                            ("grpc", svc, tls) => {
+                                format!("grpc{} {svc}", if tls { "+tls" } else { "" })
+                            }
+                            (t, _, _) => t.to_string(),
+                        },
                         if h.port == 0 {
                             "-".into()
                         } else {
@@ -512,6 +518,7 @@ pub async fn run(
                 "timeout_seconds": h.timeout_seconds, "rise": h.rise, "fall": h.fall, "path": h.path,
                 "host": h.host, "method": h.method, "response_codes": h.response_codes,
                 "response_regex": h.response_regex, "server_name": h.server_name, "insecure": h.insecure,
+                "grpc_service": h.grpc_service, "authority": h.authority, "tls": h.tls,
                 "backends": h.backends,
             })).collect::<Vec<_>>() });
             out(

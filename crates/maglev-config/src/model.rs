@@ -120,7 +120,8 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
-    /// The type as written in the config: `http`, `https`, `tcp` or `icmp`.
+    /// The type as written in the config: `http`, `https`, `tcp`, `icmp`
+    /// or `grpc`.
     pub fn type_name(&self) -> &'static str {
         self.spec.type_name()
     }
@@ -130,6 +131,7 @@ impl HealthCheck {
         match &self.spec {
             CheckSpec::Http(h) => Some(h.port),
             CheckSpec::Tcp { port } => Some(*port),
+            CheckSpec::Grpc(g) => Some(g.port),
             CheckSpec::Icmp => None,
         }
     }
@@ -148,6 +150,22 @@ pub enum CheckSpec {
     },
     /// An ICMP or ICMPv6 echo request.
     Icmp,
+    /// A `grpc.health.v1.Health/Check` call.
+    Grpc(GrpcCheck),
+}
+
+/// Parameters of a `grpc` probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCheck {
+    /// TCP port (required: gRPC has no standard port).
+    pub port: u16,
+    /// The service to ask about; empty asks about the server as a whole.
+    pub service: String,
+    /// `:authority` of the call (and the TLS server name); `None` = the
+    /// backend address and port.
+    pub authority: Option<String>,
+    /// TLS settings; `None` for plaintext HTTP/2.
+    pub tls: Option<TlsOptions>,
 }
 
 impl CheckSpec {
@@ -158,6 +176,7 @@ impl CheckSpec {
             CheckSpec::Http(_) => "http",
             CheckSpec::Tcp { .. } => "tcp",
             CheckSpec::Icmp => "icmp",
+            CheckSpec::Grpc(_) => "grpc",
         }
     }
 }

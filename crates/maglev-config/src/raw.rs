@@ -82,13 +82,14 @@ pub(crate) enum RawCheckType {
     Https,
     Tcp,
     Icmp,
+    Grpc,
 }
 
 impl<'de> Deserialize<'de> for RawCheckType {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use RawCheckType::*;
-        let i = keyword(deserializer, &["http", "https", "tcp", "icmp"])?;
-        Ok([Http, Https, Tcp, Icmp][i])
+        let i = keyword(deserializer, &["http", "https", "tcp", "icmp", "grpc"])?;
+        Ok([Http, Https, Tcp, Icmp, Grpc][i])
     }
 }
 
@@ -106,6 +107,17 @@ pub(crate) struct RawHealthCheck {
     pub rise: Option<i64>,
     pub fall: Option<i64>,
     pub params: Option<RawParams>,
+    pub grpc: Option<RawGrpc>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a mapping of gRPC health probe settings")]
+pub(crate) struct RawGrpc {
+    pub service: Option<String>,
+    pub authority: Option<String>,
+    pub tls: Option<YamlBool>,
+    pub insecure: Option<YamlBool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

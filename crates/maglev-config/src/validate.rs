@@ -376,6 +376,9 @@ impl Validator<'_> {
             .port
             .map(|p| self.ranged(&at("port"), p, 1, u16::MAX.into()) as u16);
         let params = raw.params;
+        if raw.grpc.is_some() && raw.kind != RawCheckType::Grpc {
+            self.warn(&at("grpc"), "ignored: only grpc checks take it");
+        }
         let spec = match raw.kind {
             RawCheckType::Http | RawCheckType::Https => {
                 let https = raw.kind == RawCheckType::Https;
@@ -393,6 +396,19 @@ impl Validator<'_> {
                         CheckSpec::Tcp { port: 1 }
                     }
                 }
+            }
+            RawCheckType::Grpc => {
+                if params.is_some() {
+                    self.warn(
+                        &at("params"),
+                        "ignored: grpc checks take `grpc:`, not params",
+                    );
+                }
+                let port = port.unwrap_or_else(|| {
+                    self.error(&at("port"), "required for a grpc health check");
+                    1
+                });
+                self.grpc_check(&base, port, raw.grpc.unwrap_or_default())
             }
             RawCheckType::Icmp => {
                 if port.is_some() {
@@ -428,6 +444,41 @@ impl Validator<'_> {
             rise,
             fall,
         }
+    }
+
+    fn grpc_check(&mut self, base: &str, port: u16, g: RawGrpc) -> CheckSpec {
+        // `authority` names the host the call is for; its host part is
+        // also the TLS server name.
+        let at = |key: &str| format!("{base}.grpc.{key}");
+        let service = g.service.unwrap_or_default();
+        if service.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            self.error(
+                &at("service"),
+                format!("{service:?} is not a gRPC service name"),
+            );
+        }
+        let authority = g.authority.filter(|a| !a.is_empty());
+        if let Some(a) = &authority {
+            if a.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            {
+                self.error(&at("authority"), format!("{a:?} is not a host[:port]"));
+            }
+        }
+        let tls = g.tls.is_some_and(|b| b.0);
+        let insecure = g.insecure.is_some_and(|b| b.0);
+        if insecure && !tls {
+            self.error(&at("insecure"), "needs `tls: true`");
+        }
+        CheckSpec::Grpc(GrpcCheck {
+            port,
+            service,
+            tls: tls.then(|| TlsOptions {
+                server_name: authority.as_deref().map(authority_host),
+                insecure,
+            }),
+            authority,
+        })
     }
 
     fn http_check(
@@ -851,5 +902,16 @@ impl Validator<'_> {
                 self.warn(&format!("healthchecks.{name}"), "not used by any backend");
             }
         }
+    }
+}
+
+/// The host of an authority `host[:port]` (`[v6]:port` too).
+fn authority_host(a: &str) -> String {
+    if let Some(rest) = a.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    match a.split_once(':') {
+        Some((h, port)) if !port.contains(':') => h.to_string(),
+        _ => a.to_string(),
     }
 }

@@ -283,6 +283,67 @@ fn tls_params_only_for_https() {
 }
 
 #[test]
+fn grpc_checks() {
+    // A valid one, with every key.
+    let l = load_ok(&[
+        set("healthchecks.web.type", "grpc"),
+        set("healthchecks.web.port", "50051"),
+        set(
+            "healthchecks.web.grpc",
+            "{service: shop.Cart, authority: 'api.example.net:443', tls: true, insecure: false}",
+        ),
+    ]);
+    let maglev_config::CheckSpec::Grpc(g) = &l.config.healthchecks["web"].spec else {
+        panic!("not grpc");
+    };
+    assert_eq!((g.port, g.service.as_str()), (50051, "shop.Cart"));
+    assert_eq!(
+        g.tls.as_ref().and_then(|t| t.server_name.as_deref()),
+        Some("api.example.net"),
+        "the authority's host is the TLS server name"
+    );
+    assert_one(
+        &[set("healthchecks.web.type", "grpc")],
+        "healthchecks.web.port",
+        "required for a grpc health check",
+    );
+    assert_one(
+        &[
+            set("healthchecks.web.type", "grpc"),
+            set("healthchecks.web.port", "50051"),
+            set("healthchecks.web.grpc", "{insecure: true}"),
+        ],
+        "healthchecks.web.grpc.insecure",
+        "needs `tls: true`",
+    );
+    assert_one(
+        &[
+            set("healthchecks.web.type", "grpc"),
+            set("healthchecks.web.port", "50051"),
+            set("healthchecks.web.grpc", "{service: 'a b'}"),
+        ],
+        "healthchecks.web.grpc.service",
+        "not a gRPC service name",
+    );
+    assert_one(
+        &[
+            set("healthchecks.web.type", "grpc"),
+            set("healthchecks.web.port", "50051"),
+            set("healthchecks.web.grpc", "{authority: 'x/y'}"),
+        ],
+        "healthchecks.web.grpc.authority",
+        "not a host[:port]",
+    );
+    // `grpc:` on another type is a warning, not an error.
+    let l = load_ok(&[set("healthchecks.web.grpc", "{service: x}")]);
+    assert!(
+        l.warnings.iter().any(|w| w.path == "healthchecks.web.grpc"),
+        "{:?}",
+        l.warnings
+    );
+}
+
+#[test]
 fn names_are_words() {
     assert_one(
         &[set("backends.web 1", "{address: 192.0.2.99}")],

@@ -166,7 +166,17 @@ fn healthcheck_info(config: &Config, hc: &maglev_config::HealthCheck) -> pb::Hea
             .collect(),
         ..Default::default()
     };
+    if let CheckSpec::Grpc(g) = &hc.spec {
+        info.grpc_service = g.service.clone();
+        info.authority = g.authority.clone().unwrap_or_default();
+        info.tls = g.tls.is_some();
+        if let Some(t) = &g.tls {
+            info.server_name = t.server_name.clone().unwrap_or_default();
+            info.insecure = t.insecure;
+        }
+    }
     if let CheckSpec::Http(h) = &hc.spec {
+        info.tls = h.tls.is_some();
         info.path = h.path.clone();
         info.host = h.host.clone().unwrap_or_default();
         info.method = h.method.as_str().to_string();

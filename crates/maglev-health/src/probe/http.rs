@@ -54,7 +54,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 impl TlsConfigs {
-    fn get(&self, insecure: bool) -> Arc<ClientConfig> {
+    pub(crate) fn get(&self, insecure: bool) -> Arc<ClientConfig> {
         let slot = if insecure {
             &self.insecure
         } else {

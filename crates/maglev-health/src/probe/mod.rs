@@ -2,6 +2,7 @@
 //! health check, sharing what can be shared (ICMP sockets, TLS settings,
 //! the network namespace).
 
+mod grpc;
 mod http;
 mod icmp;
 mod netns;
@@ -82,6 +83,13 @@ impl Prober {
             }),
             CheckSpec::Http(h) => Arc::new(http::HttpProbe::new(
                 h.clone(),
+                hc.timeout,
+                self.sockets.clone(),
+                self.user_agent.clone(),
+                &self.tls,
+            )),
+            CheckSpec::Grpc(g) => Arc::new(grpc::GrpcProbe::new(
+                g.clone(),
                 hc.timeout,
                 self.sockets.clone(),
                 self.user_agent.clone(),
