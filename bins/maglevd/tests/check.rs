@@ -164,3 +164,38 @@ fn log_level_words_are_checked() {
         "{err}"
     );
 }
+
+#[test]
+fn new_keys_are_checked_with_their_place() {
+    // A grpc check without a port, `insecure` without TLS, and a panic
+    // threshold that is no percentage: each named with its line.
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "maglev:
+  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }
+  healthchecks:
+    g:
+      type: grpc
+      grpc: { service: shop.Cart, insecure: true }
+  backends:
+    b: { address: 192.0.2.10, healthcheck: g }
+  frontends:
+    www:
+      address: 203.0.113.80
+      port: 80
+      panic-threshold: 150%
+      pools: [ { name: p, backends: { b: {} } } ]
+",
+    );
+    let (code, out, err) = run(maglevd().arg("--check").arg("--config").arg(&path));
+    assert_eq!(code, 2, "stdout: {out}\nstderr: {err}");
+    let p = path.display();
+    for want in [
+        format!("{p}:4:5: error: healthchecks.g.port: required for a grpc health check"),
+        format!("{p}:6:35: error: healthchecks.g.grpc.insecure: needs `tls: true`"),
+        format!("{p}:13:7: error: frontends.www.panic-threshold: \"150%\" is not a percentage"),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+}

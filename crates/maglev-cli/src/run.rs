@@ -130,6 +130,15 @@ fn since(ns: i64) -> String {
     format!("{} ago", duration(now.saturating_sub(t)))
 }
 
+/// A frontend state as the text output shows it: `PANIC` stands out.
+fn state_word(state: &str) -> String {
+    if state == "panic" {
+        "PANIC".to_string()
+    } else {
+        state.to_string()
+    }
+}
+
 fn frontend_text(style: Style, f: &pb::FrontendInfo) -> String {
     let mut pairs = vec![
         ("name", f.name.clone()),
@@ -137,11 +146,14 @@ fn frontend_text(style: Style, f: &pb::FrontendInfo) -> String {
             "address",
             format!("{} {}:{}", f.address, f.protocol, f.port),
         ),
-        ("state", f.state.clone()),
+        ("state", state_word(&f.state)),
         ("src-ip-sticky", f.src_ip_sticky.to_string()),
         ("flush-on-down", f.flush_on_down.to_string()),
         ("table-length", f.new_flows_table_length.to_string()),
     ];
+    if f.panic_threshold > 0 {
+        pairs.push(("panic-threshold", format!("{}%", f.panic_threshold)));
+    }
     if !f.description.is_empty() {
         pairs.push(("description", f.description.clone()));
     }
@@ -202,6 +214,7 @@ fn frontend_json(f: &pb::FrontendInfo) -> Value {
         "protocol": f.protocol, "port": f.port, "state": f.state,
         "src_ip_sticky": f.src_ip_sticky, "flush_on_down": f.flush_on_down,
         "new_flows_table_length": f.new_flows_table_length, "active_pool": f.active_pool,
+        "panic_threshold": f.panic_threshold,
         "pools": f.pools.iter().map(|p| json!({
             "name": p.name,
             "backends": p.backends.iter().map(|b| json!({
@@ -373,7 +386,7 @@ pub async fn run(
                         f.address.clone(),
                         f.protocol.clone(),
                         f.port.to_string(),
-                        f.state.clone(),
+                        state_word(&f.state),
                         pool,
                     ]
                 })

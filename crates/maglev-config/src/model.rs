@@ -417,6 +417,9 @@ pub struct Frontend {
     pub flush_on_down: bool,
     /// Size of VPP's Maglev new-flow table, a power of two (never 0).
     pub new_flows_table_length: u32,
+    /// Fail open below this share of healthy backends (percent, 1..=100):
+    /// the serving pool's down backends keep their weight.
+    pub panic_threshold: Option<u8>,
     /// The family shared by all backends; it selects GRE4 or GRE6.
     pub backend_family: Family,
     /// Priority tiers in order; the first is preferred.

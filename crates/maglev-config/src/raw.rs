@@ -192,6 +192,7 @@ pub(crate) struct RawFrontend {
     pub src_ip_sticky: Option<YamlBool>,
     pub flush_on_down: Option<YamlBool>,
     pub new_flows_table_length: Option<i64>,
+    pub panic_threshold: Option<StringOrInt>,
     pub pools: Option<Vec<RawPool>>,
 }
 

@@ -665,6 +665,19 @@ impl Validator<'_> {
             table as u32
         };
 
+        let panic_threshold = raw.panic_threshold.and_then(|StringOrInt(p)| {
+            let n = p.trim().strip_suffix('%').unwrap_or(p.trim()).trim();
+            match n.parse::<u8>() {
+                Ok(v @ 1..=100) => Some(v),
+                _ => {
+                    self.error(
+                        &at("panic-threshold"),
+                        format!("{p:?} is not a percentage from 1 to 100 (e.g. 50 or \"50%\")"),
+                    );
+                    None
+                }
+            }
+        });
         let pools = self.pools(&base, raw.pools.unwrap_or_default(), backends);
         let backend_family = self.backend_family(&base, &pools, backends);
 
@@ -689,6 +702,7 @@ impl Validator<'_> {
             src_ip_sticky: raw.src_ip_sticky.is_some_and(|b| b.0),
             flush_on_down: raw.flush_on_down.is_none_or(|b| b.0),
             new_flows_table_length,
+            panic_threshold,
             backend_family,
             pools,
         }

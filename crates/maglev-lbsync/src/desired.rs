@@ -13,6 +13,14 @@
 //! | removed | — | AS deleted | — |
 //!
 //! The active pool is the first pool with at least one backend up.
+//!
+//! **Panic** (frontend `panic-threshold`, Envoy's panic mode): when fewer
+//! than that percentage of the serving pool's judged members (up or down,
+//! with a configured weight above 0) are up — the active pool, or the
+//! first pool when none has a backend up, so no lower pool can take over —
+//! that pool fails open: its down members keep their configured weight
+//! (no flush), as if they were up. Unknown, paused and disabled members
+//! stay at 0, and the frontend's state is `panic`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -69,6 +77,9 @@ pub enum FrontendState {
     Unknown,
     /// Otherwise.
     Down,
+    /// Below its panic threshold: serving on every judged member of the
+    /// serving pool, healthy or not.
+    Panic,
 }
 
 impl FrontendState {
@@ -78,6 +89,7 @@ impl FrontendState {
             FrontendState::Up => "up",
             FrontendState::Unknown => "unknown",
             FrontendState::Down => "down",
+            FrontendState::Panic => "panic",
         }
     }
 }
@@ -144,6 +156,51 @@ fn configured_weight(
         .unwrap_or(m.weight)
 }
 
+/// How a frontend stands against its panic threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanicCheck {
+    /// The pool judged (the one serving, or the first).
+    pub pool: usize,
+    /// Its members that are up (with a weight above 0).
+    pub healthy: usize,
+    /// Its members that are up or down (with a weight above 0).
+    pub judged: usize,
+    /// Whether it is below the threshold: failing open.
+    pub panic: bool,
+}
+
+/// The panic verdict of `f`; `None` without a `panic-threshold`.
+pub fn panic_check(
+    f: &Frontend,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> Option<PanicCheck> {
+    let threshold = usize::from(f.panic_threshold?);
+    // active_pool is the first pool when none has a backend up.
+    let pool = active_pool(f, states, overrides);
+    let p = f.pools.get(pool)?;
+    let (mut healthy, mut judged) = (0, 0);
+    for m in &p.backends {
+        if configured_weight(f, &p.name, m, overrides) == 0 {
+            continue;
+        }
+        match state_of(states, &m.backend) {
+            State::Up => {
+                healthy += 1;
+                judged += 1;
+            }
+            State::Down => judged += 1,
+            _ => {}
+        }
+    }
+    Some(PanicCheck {
+        pool,
+        healthy,
+        judged,
+        panic: judged > 0 && healthy * 100 < threshold * judged,
+    })
+}
+
 /// The effective weight of every member of every pool of `f`.
 pub fn effective_weights(
     config: &Config,
@@ -152,12 +209,17 @@ pub fn effective_weights(
     overrides: &Overrides,
 ) -> Vec<EffectiveWeight> {
     let active = active_pool(f, states, overrides);
+    let panic_pool = panic_check(f, states, overrides)
+        .filter(|p| p.panic)
+        .map(|p| p.pool);
     let mut out = Vec::new();
     for (i, pool) in f.pools.iter().enumerate() {
         for m in &pool.backends {
             let state = state_of(states, &m.backend);
             let configured = configured_weight(f, &pool.name, m, overrides);
             let (weight, flush) = match state {
+                // Failing open: the judged pool serves on all its members.
+                State::Up | State::Down if panic_pool == Some(i) => (configured, false),
                 State::Up if i == active => (configured, false),
                 State::Up => (0, false),
                 State::Down => (0, f.flush_on_down),
@@ -186,7 +248,9 @@ pub fn frontend_state(
     overrides: &Overrides,
 ) -> FrontendState {
     let weights = effective_weights(config, f, states, overrides);
-    if weights.iter().any(|w| w.weight > 0) {
+    if panic_check(f, states, overrides).is_some_and(|p| p.panic) {
+        FrontendState::Panic
+    } else if weights.iter().any(|w| w.weight > 0) {
         FrontendState::Up
     } else if weights.iter().all(|w| w.state == State::Unknown) {
         FrontendState::Unknown

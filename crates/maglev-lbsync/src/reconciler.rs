@@ -582,6 +582,30 @@ impl Reconciler {
                 if from != to {
                     info!(event = "frontend-transition", frontend = %name, from = %from, to = %to);
                 }
+                if let Some(p) = crate::desired::panic_check(f, &states, &self.overrides) {
+                    let threshold = f.panic_threshold.unwrap_or_default();
+                    let pool = &f.pools[p.pool].name;
+                    if to == FrontendState::Panic {
+                        warn!(
+                            event = "frontend-panic",
+                            frontend = %name,
+                            pool = %pool,
+                            healthy = p.healthy,
+                            judged = p.judged,
+                            threshold,
+                            "fewer healthy backends than the panic threshold: failing open, down backends keep their weight"
+                        );
+                    } else if from == FrontendState::Panic {
+                        info!(
+                            event = "frontend-panic-over",
+                            frontend = %name,
+                            pool = %pool,
+                            healthy = p.healthy,
+                            judged = p.judged,
+                            threshold
+                        );
+                    }
+                }
                 let _ = self.frontend_events.send(FrontendEvent {
                     frontend: name.clone(),
                     from,

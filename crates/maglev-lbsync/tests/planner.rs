@@ -144,6 +144,161 @@ fn frontend_state_aggregate() {
     assert_eq!(fs(Down, Down, Up), FrontendState::Up, "standby serving");
 }
 
+/// A frontend `p` with a panic threshold: primary c1..c4 (weights 10, 20,
+/// 30, 40), standby s1.
+fn panic_config(threshold: &str) -> Config {
+    let text = format!(
+        "maglev:
+  vpp: {{ lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }} }}
+  backends:
+    c1: {{ address: 10.0.1.1 }}
+    c2: {{ address: 10.0.1.2 }}
+    c3: {{ address: 10.0.1.3 }}
+    c4: {{ address: 10.0.1.4 }}
+    s1: {{ address: 10.0.1.9 }}
+  frontends:
+    p:
+      address: 203.0.113.81
+      port: 80
+      panic-threshold: {threshold}
+      pools:
+        - name: primary
+          backends: {{ c1: 10, c2: 20, c3: 30, c4: 40 }}
+        - name: standby
+          backends: {{ s1: {{}} }}
+"
+    );
+    maglev_config::load_str(&text, "t.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config
+}
+
+#[test]
+fn panic_threshold_table() {
+    use State::*;
+    let cfg = panic_config("'50%'");
+    let f = &cfg.frontends["p"];
+    assert_eq!(f.panic_threshold, Some(50));
+    // (c1..c4, s1 states) → weights (c1..c4, s1), frontend state
+    type Case = ([State; 5], [u8; 5], FrontendState);
+    let cases: Vec<Case> = vec![
+        // 2 of 4 up: 50 % is not below 50 %: the dead are removed
+        (
+            [Up, Up, Down, Down, Up],
+            [10, 20, 0, 0, 0],
+            FrontendState::Up,
+        ),
+        // 1 of 4 up: panic, every judged member keeps its weight
+        (
+            [Up, Down, Down, Down, Up],
+            [10, 20, 30, 40, 0],
+            FrontendState::Panic,
+        ),
+        // unknown members are not judged (1 of 2 judged up: 50 %)
+        (
+            [Up, Down, Unknown, Unknown, Up],
+            [10, 0, 0, 0, 0],
+            FrontendState::Up,
+        ),
+        // disabled and paused are not judged, and stay out even in panic
+        (
+            [Up, Down, Down, Disabled, Down],
+            [10, 20, 30, 0, 0],
+            FrontendState::Panic,
+        ),
+        (
+            [Up, Down, Paused, Paused, Up],
+            [10, 0, 0, 0, 0],
+            FrontendState::Up,
+        ),
+        // primary all down, standby up: the standby takes over, no panic
+        (
+            [Down, Down, Down, Down, Up],
+            [0, 0, 0, 0, 100],
+            FrontendState::Up,
+        ),
+        // nothing up anywhere: no pool can take over, the first fails open
+        (
+            [Down, Down, Down, Down, Down],
+            [10, 20, 30, 40, 0],
+            FrontendState::Panic,
+        ),
+        // nothing known yet: nothing judged, no panic
+        (
+            [Unknown, Unknown, Unknown, Unknown, Unknown],
+            [0; 5],
+            FrontendState::Unknown,
+        ),
+    ];
+    let o = Overrides::new();
+    for (st, want, fs) in cases {
+        let s = states(&[
+            ("c1", st[0]),
+            ("c2", st[1]),
+            ("c3", st[2]),
+            ("c4", st[3]),
+            ("s1", st[4]),
+        ]);
+        let w = effective_weights(&cfg, f, &s, &o);
+        let got: Vec<u8> = w.iter().map(|w| w.weight).collect();
+        assert_eq!(got, want, "{st:?}");
+        // Failing open never flushes the members it keeps.
+        assert!(
+            w.iter().filter(|w| w.weight > 0).all(|w| !w.flush),
+            "{st:?}"
+        );
+        assert_eq!(frontend_state(&cfg, f, &s, &o), fs, "{st:?}");
+    }
+    // An override of 0 takes a member out of the count.
+    let s = states(&[
+        ("c1", Up),
+        ("c2", Down),
+        ("c3", Down),
+        ("c4", Up),
+        ("s1", Up),
+    ]);
+    let mut o = Overrides::new();
+    o.insert(("p".into(), "primary".into(), "c4".into()), 0);
+    assert_eq!(
+        frontend_state(&cfg, f, &s, &o),
+        FrontendState::Panic,
+        "1 of 3"
+    );
+    // Without a threshold there is no panic.
+    let cfg = config("", true);
+    let s = states(&[("a1", Down), ("a2", Down), ("b1", Down)]);
+    assert_eq!(
+        frontend_state(&cfg, &cfg.frontends["www"], &s, &Overrides::new()),
+        FrontendState::Down
+    );
+    // A threshold of 100: any dead member panics the pool.
+    let cfg = panic_config("100");
+    let s = states(&[("c1", Up), ("c2", Up), ("c3", Up), ("c4", Down), ("s1", Up)]);
+    let w = effective_weights(&cfg, &cfg.frontends["p"], &s, &Overrides::new());
+    assert_eq!(w[3].weight, 40);
+}
+
+#[test]
+fn panic_threshold_must_be_a_percentage() {
+    for bad in ["0", "101", "'50 %%'", "half", "-5"] {
+        let text = format!(
+            "maglev:
+  vpp: {{ lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }} }}
+  backends: {{ c1: {{ address: 10.0.1.1 }} }}
+  frontends:
+    p: {{ address: 203.0.113.81, port: 80, panic-threshold: {bad}, pools: [ {{ name: x, backends: {{ c1: {{}} }} }} ] }}
+"
+        );
+        let e = maglev_config::load_str(&text, "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("frontends.p.panic-threshold") && e.contains("percentage from 1 to 100"),
+            "{bad}: {e}"
+        );
+    }
+}
+
 #[test]
 fn cold_start_creates_everything_in_numeric_order() {
     use State::*;

@@ -535,3 +535,92 @@ async fn programming_needs_no_stats_segment() {
         );
     }
 }
+
+#[tokio::test]
+async fn below_the_panic_threshold_the_pool_fails_open() {
+    // Four TCP-checked backends on 127.0.20.1-4; closing a listener takes
+    // its backend down (connection refused) within a probe or two.
+    let probe_port = {
+        let l = std::net::TcpListener::bind("127.0.20.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut listeners = Vec::new();
+    for i in 1..=4 {
+        listeners.push(Some(
+            tokio::net::TcpListener::bind(format!("127.0.20.{i}:{probe_port}"))
+                .await
+                .unwrap(),
+        ));
+    }
+    let text = format!(
+        "maglev:
+  vpp:
+    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1', sync-interval: 1h, startup-min-delay: 0, startup-max-delay: 0 }}
+  healthchecks:
+    t: {{ type: tcp, port: {probe_port}, interval: 50ms, timeout: 500ms, rise: 1, fall: 1 }}
+  backends:
+    c1: {{ address: 127.0.20.1, healthcheck: t }}
+    c2: {{ address: 127.0.20.2, healthcheck: t }}
+    c3: {{ address: 127.0.20.3, healthcheck: t }}
+    c4: {{ address: 127.0.20.4, healthcheck: t }}
+  frontends:
+    p:
+      address: 203.0.113.81
+      port: 80
+      panic-threshold: 50
+      pools:
+        - {{ name: primary, backends: {{ c1: 10, c2: 20, c3: 30, c4: 40 }} }}
+"
+    );
+    let cfg = maglev_config::load_str(&text, "t.yaml").unwrap().config;
+    let r = rig(cfg, true).await;
+    let vip = ip("203.0.113.81");
+    let weights = |sim: &Simulator| -> Vec<u8> {
+        (1..=4)
+            .map(|i| {
+                sim_ases(sim)
+                    .get(&(vip, ip(&format!("127.0.20.{i}"))))
+                    .map_or(255, |w| w.0)
+            })
+            .collect()
+    };
+    eventually("all up", WAIT, || weights(&r.sim) == [10, 20, 30, 40]).await;
+    // Two of four down: 50 % is not below the threshold.
+    listeners[2] = None;
+    listeners[3] = None;
+    eventually("two removed", WAIT, || weights(&r.sim) == [10, 20, 0, 0]).await;
+    assert_eq!(
+        r.handle.status().frontends["p"],
+        maglev_lbsync::FrontendState::Up
+    );
+    // A third: 25 %. The pool fails open: every member at its weight again.
+    let calls = r.sim.call_count();
+    listeners[1] = None;
+    eventually("panic", WAIT, || {
+        r.handle.status().frontends["p"] == maglev_lbsync::FrontendState::Panic
+    })
+    .await;
+    eventually("failing open", WAIT, || weights(&r.sim) == [10, 20, 30, 40]).await;
+    let raised: Vec<String> = r
+        .sim
+        .calls_since(calls)
+        .into_iter()
+        .filter(|c| c.msg == "lb_as_set_weight")
+        .map(|c| c.detail)
+        .collect();
+    assert!(
+        raised.iter().all(|d| d.contains("is_flush: false")),
+        "failing open flushes nothing: {raised:?}"
+    );
+    // Back above the threshold: the dead are removed again.
+    listeners[1] = Some(
+        tokio::net::TcpListener::bind(format!("127.0.20.2:{probe_port}"))
+            .await
+            .unwrap(),
+    );
+    eventually("panic over", WAIT, || weights(&r.sim) == [10, 20, 0, 0]).await;
+    assert_eq!(
+        r.handle.status().frontends["p"],
+        maglev_lbsync::FrontendState::Up
+    );
+}

@@ -52,6 +52,7 @@ pub struct Metrics {
     backend_enabled: Family<Labels, Gauge>,
     pool_weight: Family<Labels, Gauge>,
     frontend_state: Family<Labels, Gauge>,
+    frontend_panic: Family<Labels, Gauge>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     transitions: Family<Labels, Counter>,
@@ -95,6 +96,7 @@ impl Metrics {
             backend_enabled: Family::default(),
             pool_weight: Family::default(),
             frontend_state: Family::default(),
+            frontend_panic: Family::default(),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             transitions: Family::default(),
@@ -142,6 +144,11 @@ impl Metrics {
                 "frontend_state",
                 "1 for the state each frontend is in",
                 m.frontend_state.clone(),
+            );
+            r.register(
+                "frontend_panic",
+                "1 while the frontend is below its panic-threshold and fails open",
+                m.frontend_panic.clone(),
             );
             r.register(
                 "probe",
@@ -301,6 +308,7 @@ impl Metrics {
         }
         self.pool_weight.clear();
         self.frontend_state.clear();
+        self.frontend_panic.clear();
         // Everything from the reconciler's published snapshot: a scrape
         // never waits for it (it may be waiting for VPP) and never makes
         // VPP calls; counters come from the stats segment directly.
@@ -322,11 +330,15 @@ impl Metrics {
                 }
             }
             for (name, state) in &status.frontends {
-                for s in ["up", "down", "unknown"] {
+                for s in ["up", "down", "unknown", "panic"] {
                     self.frontend_state
                         .get_or_create(&vec![("frontend", name.clone()), ("state", s.to_string())])
                         .set(i64::from(state.as_str() == s));
                 }
+                let panic = *state == maglev_lbsync::FrontendState::Panic;
+                self.frontend_panic
+                    .get_or_create(&vec![("frontend", name.clone())])
+                    .set(i64::from(panic));
             }
             if let Ok(counters) = reconciler.counters().await {
                 for f in config.frontends.values() {

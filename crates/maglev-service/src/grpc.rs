@@ -143,6 +143,7 @@ fn frontend_info(
         new_flows_table_length: f.new_flows_table_length,
         state: frontend_state(config, f, states, overrides).to_string(),
         active_pool: active_pool(f, states, overrides) as u32,
+        panic_threshold: u32::from(f.panic_threshold.unwrap_or(0)),
         pools,
     }
 }
