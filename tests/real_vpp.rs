@@ -842,6 +842,172 @@ async fn no_lb_plugin(version: &str) {
     assert_eq!(d.calls(), 0);
 }
 
+/// Panic threshold and slow start against real VPP: below the threshold
+/// every member keeps serving (on 26.06 too: there, weight 0 would remove
+/// the AS); a backend that comes back ramps its weight on master, and on
+/// 26.06 (no weights) the key is accepted with a warning.
+async fn panic_and_slow_start(version: &str) {
+    let Some(install) = install_or_skip(
+        version,
+        &format!("real_vpp::panic_and_slow_start {version}"),
+    ) else {
+        return;
+    };
+    let legacy = install.name == "26.06";
+    let dir = tempfile::tempdir().unwrap();
+    let vpp = Vpp::start(&install, dir.path());
+    let net = Net::new(&install.name);
+    let port = free_port();
+    let b1 = backend(&net.b1, port).await;
+    let b2 = backend(&net.b2, port).await;
+    let b3 = backend(&net.b3, port).await;
+    let cfg = dir.path().join("maglev.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "maglev:
+  vpp:
+    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8:ffff::1', startup-min-delay: 0, startup-max-delay: 0 }}
+  healthchecks:
+    web: {{ type: http, port: {port}, interval: 100ms, timeout: 300ms, rise: 1, fall: 1 }}
+  backends:
+    b1: {{ address: {}, healthcheck: web }}
+    b2: {{ address: {}, healthcheck: web }}
+    b3: {{ address: {}, healthcheck: web }}
+  frontends:
+    www:
+      address: {VIP4}
+      port: 80
+      panic-threshold: 50
+      slow-start: 4s
+      pools:
+        - name: primary
+          backends: {{ b1: {{}}, b2: {{}}, b3: {{}} }}
+",
+            net.b1, net.b2, net.b3
+        ),
+    )
+    .unwrap();
+    let d = start_maglevd(dir.path(), &cfg, &vpp, "maglevd");
+    let all3 = [net.b1.as_str(), net.b2.as_str(), net.b3.as_str()];
+    until(&vpp, &d, "www programmed", Duration::from_secs(20), |v| {
+        vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &all3))
+    })
+    .await;
+    let b12 = [net.b1.as_str(), net.b2.as_str()];
+    // One of three down: 66 % is not below 50 %, b3 leaves.
+    b3.healthy.store(false, Ordering::SeqCst);
+    until(&vpp, &d, "b3 out", Duration::from_secs(10), |v| {
+        vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &b12))
+    })
+    .await;
+    // Back: on master it ramps (10 % and up, a step a second, in VPP);
+    // 26.06 has no weights, and says so.
+    b3.healthy.store(true, Ordering::SeqCst);
+    if legacy {
+        until(&vpp, &d, "b3 back", Duration::from_secs(10), |v| {
+            vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &all3))
+        })
+        .await;
+        assert!(
+            d.log_text()
+                .contains("slow-start has no effect on this VPP"),
+            "{}",
+            tail(&d.log_text(), 20)
+        );
+    } else {
+        let mut seen: Vec<u8> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = vips(&vpp);
+            let w = vip(&all, VIP4, 80)
+                .and_then(|v| ases(v).into_iter().find(|a| a.0 == net.b3))
+                .and_then(|a| a.1);
+            if let Some(w) = w {
+                if seen.last() != Some(&w) {
+                    seen.push(w);
+                }
+                if w == 100 && seen.iter().any(|w| (10..100).contains(w)) {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "no ramp in VPP: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ramp: Vec<u8> = seen
+            .iter()
+            .copied()
+            .filter(|w| (10..100).contains(w))
+            .collect();
+        assert!(ramp.len() >= 2, "ramp steps in VPP: {seen:?}");
+        assert!(ramp.windows(2).all(|p| p[0] < p[1]), "{seen:?}");
+        assert!(
+            d.log_text()
+                .contains("event=slow-start frontend=www backend=b3"),
+            "{}",
+            tail(&d.log_text(), 20)
+        );
+    }
+    // Two of three down: 33 % is below 50 %, the pool fails open.
+    b2.healthy.store(false, Ordering::SeqCst);
+    b3.healthy.store(false, Ordering::SeqCst);
+    let mut c = d.client().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let f = c
+            .get_frontend(pb::GetFrontendRequest { name: "www".into() })
+            .await
+            .unwrap()
+            .into_inner();
+        if f.state == "panic" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no panic: {f:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        d.log_text().contains("event=frontend-panic "),
+        "{}",
+        tail(&d.log_text(), 20)
+    );
+    // VPP keeps serving on all three (at full weight on master).
+    until(&vpp, &d, "failing open", Duration::from_secs(10), |v| {
+        vip(v, VIP4, 80).is_some_and(|x| {
+            serving(x, legacy, &all3) && (legacy || ases(x).iter().all(|a| a.1 == Some(100)))
+        })
+    })
+    .await;
+    // b2 back: the panic ends, and b2, which served all along, does not
+    // ramp (b3, still down, leaves).
+    let ramps_before = d.log_text().matches("event=slow-start ").count();
+    b2.healthy.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log_text().contains("event=frontend-panic-over") {
+        assert!(Instant::now() < deadline, "{}", tail(&d.log_text(), 20));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until(
+        &vpp,
+        &d,
+        "b3 out after the panic",
+        Duration::from_secs(10),
+        |v| vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &b12)),
+    )
+    .await;
+    assert_eq!(
+        d.log_text().matches("event=slow-start ").count(),
+        ramps_before,
+        "{}",
+        tail(&d.log_text(), 20)
+    );
+    b3.healthy.store(true, Ordering::SeqCst);
+    until(&vpp, &d, "all three back", Duration::from_secs(10), |v| {
+        vip(v, VIP4, 80).is_some_and(|x| serving(x, legacy, &all3))
+    })
+    .await;
+    let _ = b1;
+}
+
 macro_rules! per_version {
     ($($name:ident),*) => {$(
         mod $name {
@@ -857,7 +1023,13 @@ macro_rules! per_version {
     )*};
 }
 
-per_version!(scenario, big_tables, differential, no_lb_plugin);
+per_version!(
+    scenario,
+    big_tables,
+    differential,
+    no_lb_plugin,
+    panic_and_slow_start
+);
 
 /// One fixed sequence of raw API calls (the same bytes to both) against
 /// the simulator and a real VPP: every answer must be the same. Includes

@@ -154,6 +154,12 @@ fn frontend_text(style: Style, f: &pb::FrontendInfo) -> String {
     if f.panic_threshold > 0 {
         pairs.push(("panic-threshold", format!("{}%", f.panic_threshold)));
     }
+    if f.slow_start_seconds > 0.0 {
+        pairs.push((
+            "slow-start",
+            duration(Duration::from_secs_f64(f.slow_start_seconds)),
+        ));
+    }
     if !f.description.is_empty() {
         pairs.push(("description", f.description.clone()));
     }
@@ -177,7 +183,11 @@ fn frontend_text(style: Style, f: &pb::FrontendInfo) -> String {
             rows.push(vec![
                 format!("  {}", b.name),
                 b.address.clone(),
-                b.state.clone(),
+                if b.slow_start_percent > 0 {
+                    format!("{} (slow start {}%)", b.state, b.slow_start_percent)
+                } else {
+                    b.state.clone()
+                },
                 format!(
                     "{}{}",
                     b.configured_weight,
@@ -214,13 +224,14 @@ fn frontend_json(f: &pb::FrontendInfo) -> Value {
         "protocol": f.protocol, "port": f.port, "state": f.state,
         "src_ip_sticky": f.src_ip_sticky, "flush_on_down": f.flush_on_down,
         "new_flows_table_length": f.new_flows_table_length, "active_pool": f.active_pool,
-        "panic_threshold": f.panic_threshold,
+        "panic_threshold": f.panic_threshold, "slow_start_seconds": f.slow_start_seconds,
         "pools": f.pools.iter().map(|p| json!({
             "name": p.name,
             "backends": p.backends.iter().map(|b| json!({
                 "name": b.name, "address": b.address, "state": b.state,
                 "configured_weight": b.configured_weight, "effective_weight": b.effective_weight,
                 "flush": b.flush, "weight_overridden": b.weight_overridden, "vpp_buckets": b.vpp_buckets,
+                "slow_start_percent": b.slow_start_percent,
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })

@@ -420,6 +420,9 @@ pub struct Frontend {
     /// Fail open below this share of healthy backends (percent, 1..=100):
     /// the serving pool's down backends keep their weight.
     pub panic_threshold: Option<u8>,
+    /// A backend that comes back (from down, disabled or paused) ramps from
+    /// 10 % of its weight to all of it over this long, a step a second.
+    pub slow_start: Option<Duration>,
     /// The family shared by all backends; it selects GRE4 or GRE6.
     pub backend_family: Family,
     /// Priority tiers in order; the first is preferred.

@@ -193,6 +193,7 @@ pub(crate) struct RawFrontend {
     pub flush_on_down: Option<YamlBool>,
     pub new_flows_table_length: Option<i64>,
     pub panic_threshold: Option<StringOrInt>,
+    pub slow_start: Option<RawDuration>,
     pub pools: Option<Vec<RawPool>>,
 }
 

@@ -678,6 +678,20 @@ impl Validator<'_> {
                 }
             }
         });
+        let slow_start = raw.slow_start.and_then(|RawDuration(d)| {
+            if (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d) {
+                Some(d)
+            } else {
+                self.error(
+                    &at("slow-start"),
+                    format!(
+                        "{} is out of range 1s..1h (the ramp moves a step a second)",
+                        format_duration(d)
+                    ),
+                );
+                None
+            }
+        });
         let pools = self.pools(&base, raw.pools.unwrap_or_default(), backends);
         let backend_family = self.backend_family(&base, &pools, backends);
 
@@ -703,6 +717,7 @@ impl Validator<'_> {
             flush_on_down: raw.flush_on_down.is_none_or(|b| b.0),
             new_flows_table_length,
             panic_threshold,
+            slow_start,
             backend_family,
             pools,
         }

@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use maglev_config::{Config, Family, Frontend};
 use maglev_health::State;
@@ -32,6 +33,62 @@ use maglev_vpp::{Encap, VipKey};
 
 /// Runtime weight overrides: (frontend, pool, backend) → weight.
 pub type Overrides = HashMap<(String, String, String), u8>;
+
+/// Slow starts in progress: (frontend, backend) → the percent of its
+/// weight the backend gets now (10..=99).
+pub type Ramps = HashMap<(String, String), u8>;
+
+/// The percent of its weight a backend gets `elapsed` into a slow start of
+/// `total`: 10 % at once, then linearly towards 100 % in whole-second
+/// steps; `None` once the ramp is over.
+pub fn ramp_percent(elapsed: Duration, total: Duration) -> Option<u8> {
+    if elapsed >= total {
+        return None;
+    }
+    let step = elapsed.as_secs() as u128 * 1000;
+    let pct = 10 + 90 * step / total.as_millis().max(1);
+    Some(pct.min(99) as u8)
+}
+
+/// `weight` scaled to `percent`, rounded up, never 0 for a weight above 0
+/// (a ramping backend always gets some traffic).
+pub fn ramped(weight: u8, percent: u8) -> u8 {
+    if weight == 0 {
+        return 0;
+    }
+    let w = (u32::from(weight) * u32::from(percent)).div_ceil(100);
+    w.clamp(1, u32::from(weight)) as u8
+}
+
+/// Scales the weights of ramping backends in `desired`.
+pub fn apply_ramps(config: &Config, desired: &mut DesiredState, ramps: &Ramps) {
+    for ((frontend, backend), pct) in ramps {
+        let (Some(f), Some(b)) = (config.frontends.get(frontend), config.backends.get(backend))
+        else {
+            continue;
+        };
+        if let Some(a) = desired
+            .vips
+            .get_mut(&vip_key(f))
+            .and_then(|v| v.ases.get_mut(&b.address))
+        {
+            a.weight = ramped(a.weight, *pct);
+        }
+    }
+}
+
+/// Scales the effective weights of `f`'s ramping backends (what the API
+/// and metrics show is what VPP gets).
+pub fn apply_ramps_to(f: &Frontend, weights: &mut [EffectiveWeight], ramps: &Ramps) {
+    if ramps.is_empty() {
+        return;
+    }
+    for w in weights {
+        if let Some(pct) = ramps.get(&(f.name.clone(), w.backend.clone())) {
+            w.weight = ramped(w.weight, *pct);
+        }
+    }
+}
 
 /// One AS as it should be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

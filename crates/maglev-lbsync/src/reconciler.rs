@@ -38,6 +38,7 @@ use crate::actual::{self, ActualState};
 use crate::apply::apply;
 use crate::desired::{
     desired_state, desired_subset, frontend_state, vip_key, DesiredState, FrontendState, Overrides,
+    Ramps,
 };
 use crate::plan::{plan, Capabilities, FlushLedger, Plan, Scope, SyncStats};
 use crate::warmup::{Gate, Warmup};
@@ -140,6 +141,9 @@ pub struct Status {
     pub config: Option<Arc<Config>>,
     /// Runtime weight overrides.
     pub overrides: Overrides,
+    /// Slow starts in progress, by (frontend, backend): the percent of
+    /// its weight each gets now.
+    pub ramps: Ramps,
     /// VPP's pool index of each VIP (the stats counters' index), as last
     /// read from VPP.
     pub vip_indexes: BTreeMap<maglev_vpp::VipKey, u32>,
@@ -376,6 +380,14 @@ struct Reconciler {
     frontend_states: BTreeMap<String, FrontendState>,
     status: watch::Sender<Status>,
     frontend_events: broadcast::Sender<FrontendEvent>,
+    /// (frontend, backend) pairs ramping up after the backend came back,
+    /// since when.
+    ramp_start: HashMap<(String, String), Instant>,
+    /// The percent each ramping (frontend, backend) gets now.
+    ramps: Ramps,
+    /// The next whole-second step of any ramp.
+    next_ramp_step: Option<Instant>,
+    slow_start_warned: bool,
 }
 
 fn users_of(config: &Config) -> HashMap<String, Vec<String>> {
@@ -426,6 +438,10 @@ pub fn spawn(
         frontend_states: BTreeMap::new(),
         status: status_tx,
         frontend_events: fe_tx.clone(),
+        ramp_start: HashMap::new(),
+        ramps: Ramps::new(),
+        next_ramp_step: None,
+        slow_start_warned: false,
     };
     tokio::spawn(r.run(rx, checker.subscribe()));
     ReconcilerHandle {
@@ -471,10 +487,16 @@ impl Reconciler {
                             }
                         };
                         add(&ev.backend);
+                        let mut seen = vec![ev];
                         // Coalesce a burst of transitions into one sync.
                         while let Ok(more) = events.try_recv() {
                             add(&more.backend);
+                            seen.push(more);
                         }
+                        for ev in &seen {
+                            self.note_transition(ev);
+                        }
+                        names.extend(self.recompute_ramps());
                         self.on_change(names).await;
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -502,7 +524,83 @@ impl Reconciler {
         if let Some(at) = self.retry {
             wake = wake.min(at);
         }
+        if let Some(at) = self.next_ramp_step {
+            wake = wake.min(at);
+        }
         wake
+    }
+
+    /// Starts or ends a backend's slow starts on its transition: it ramps
+    /// in each frontend with `slow-start` when it comes back up from down,
+    /// disabled or paused — not from unknown (a starting maglevd must not
+    /// throttle a running pool), not in a frontend in panic (it was
+    /// serving all along), and not on a VPP without AS weights.
+    fn note_transition(&mut self, ev: &BackendEvent) {
+        let t = &ev.transition;
+        if t.to != State::Up {
+            self.ramp_start.retain(|(_, b), _| *b != ev.backend);
+            return;
+        }
+        let back = matches!(t.from, State::Down | State::Disabled | State::Paused);
+        let weights = !matches!(&self.link, Link::Up { info, .. } if !info.lb_v2);
+        if !(back && weights) {
+            return;
+        }
+        let now = Instant::now();
+        for name in self.users.get(&ev.backend).into_iter().flatten() {
+            let Some(f) = self.config.frontends.get(name) else {
+                continue;
+            };
+            let panic = self.frontend_states.get(name) == Some(&FrontendState::Panic);
+            if let (Some(total), false) = (f.slow_start, panic) {
+                info!(
+                    event = "slow-start",
+                    frontend = %name,
+                    backend = %ev.backend,
+                    seconds = total.as_secs_f64()
+                );
+                self.ramp_start
+                    .insert((name.clone(), ev.backend.clone()), now);
+            }
+        }
+    }
+
+    /// Recomputes every ramp's percent; ended ramps are dropped. Returns
+    /// the frontends whose ramps changed (to sync), and schedules the next
+    /// whole-second step.
+    fn recompute_ramps(&mut self) -> BTreeSet<String> {
+        let now = Instant::now();
+        let mut next = Ramps::new();
+        let mut step: Option<Instant> = None;
+        let config = &self.config;
+        self.ramp_start.retain(|key, start| {
+            let elapsed = now.saturating_duration_since(*start);
+            // A reload may have removed the frontend or its slow-start.
+            let Some(total) = config.frontends.get(&key.0).and_then(|f| f.slow_start) else {
+                return false;
+            };
+            let Some(pct) = crate::desired::ramp_percent(elapsed, total) else {
+                return false;
+            };
+            next.insert(key.clone(), pct);
+            let at = *start + Duration::from_secs(elapsed.as_secs() + 1);
+            step = Some(step.map_or(at, |s| s.min(at)));
+            true
+        });
+        let mut changed = BTreeSet::new();
+        for (key, pct) in &next {
+            if self.ramps.get(key) != Some(pct) {
+                changed.insert(key.0.clone());
+            }
+        }
+        for key in self.ramps.keys() {
+            if !next.contains_key(key) {
+                changed.insert(key.0.clone());
+            }
+        }
+        self.ramps = next;
+        self.next_ramp_step = step;
+        changed
     }
 
     fn states(&self) -> HashMap<String, State> {
@@ -538,6 +636,7 @@ impl Reconciler {
         let enabled = !matches!(self.link, Link::Disabled);
         let config = Arc::clone(&self.config);
         let overrides = self.overrides.clone();
+        let ramps = self.ramps.clone();
         // Indexes come from reads of VPP (the record); without a record
         // (after a failure, before a reconnect) the last ones stay.
         let indexes: Option<BTreeMap<maglev_vpp::VipKey, u32>> = self.cache.as_ref().map(|c| {
@@ -553,6 +652,7 @@ impl Reconciler {
             s.warmup_done = done;
             s.config = Some(config);
             s.overrides = overrides;
+            s.ramps = ramps;
             s.stats = stats;
             if let Some(indexes) = indexes {
                 s.vip_indexes = indexes;
@@ -735,6 +835,12 @@ impl Reconciler {
                 self.sync_frontends(fresh).await;
             }
         }
+        if self.next_ramp_step.is_some_and(|at| at <= Instant::now()) {
+            let changed = self.recompute_ramps();
+            if !changed.is_empty() {
+                self.on_change(changed).await;
+            }
+        }
         let retry_due = self.retry.is_some_and(|at| at <= Instant::now());
         if retry_due || Instant::now() >= self.next_full_sync {
             self.retry = None;
@@ -776,6 +882,26 @@ impl Reconciler {
                         "VPP lacks the lb v2 messages: AS weights stay 100, weight 0 \
                          removes the AS, and VPP's lb settings cannot be read back"
                     );
+                }
+                let slow: Vec<&str> = self
+                    .config
+                    .frontends
+                    .values()
+                    .filter(|f| f.slow_start.is_some())
+                    .map(|f| f.name.as_str())
+                    .collect();
+                if !info.lb_v2 && !slow.is_empty() && !self.slow_start_warned {
+                    self.slow_start_warned = true;
+                    warn!(
+                        event = "vpp-degraded",
+                        frontends = %slow.join(","),
+                        "slow-start has no effect on this VPP: it has no AS weights to ramp"
+                    );
+                }
+                if !info.lb_v2 {
+                    // No weights to ramp: ramps in progress end at once.
+                    self.ramp_start.clear();
+                    self.recompute_ramps();
                 }
                 self.link = Link::Up {
                     lb,
@@ -1038,6 +1164,7 @@ impl Reconciler {
                 )
             }
         };
+        crate::desired::apply_ramps(&self.config, &mut desired, &self.ramps);
         let mut ledger = self.ledger.clone();
         ledger.settle(&mut desired);
         let fresh = !matches!((&scope, &self.cache), (Scope::Vips(_), Some(_)));
@@ -1196,7 +1323,8 @@ impl Reconciler {
             }
             Command::Desired(reply) => {
                 let states = self.states();
-                let desired = desired_state(&self.config, &states, &self.overrides);
+                let mut desired = desired_state(&self.config, &states, &self.overrides);
+                crate::desired::apply_ramps(&self.config, &mut desired, &self.ramps);
                 let _ = reply.send((Arc::clone(&self.config), desired, self.overrides.clone()));
             }
         }

@@ -703,3 +703,64 @@ mod property {
         }
     }
 }
+
+#[test]
+fn slow_start_ramp() {
+    use maglev_lbsync::desired::{apply_ramps, ramp_percent, ramped, Ramps};
+    use std::time::Duration;
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    // 10 % at once, then a step a second towards 100 %, then over.
+    let total = s(10);
+    let got: Vec<Option<u8>> = [ms(0), ms(900), s(1), s(5), ms(9_990), s(10), s(60)]
+        .iter()
+        .map(|e| ramp_percent(*e, total))
+        .collect();
+    assert_eq!(
+        got,
+        [Some(10), Some(10), Some(19), Some(55), Some(91), None, None]
+    );
+    let three: Vec<Option<u8>> = (0..4).map(|k| ramp_percent(s(k), s(3))).collect();
+    assert_eq!(three, [Some(10), Some(40), Some(70), None]);
+    // Rounded up, never 0 for a weight above 0, never above the weight.
+    assert_eq!(ramped(100, 10), 10);
+    assert_eq!(ramped(60, 40), 24);
+    assert_eq!(ramped(1, 10), 1);
+    assert_eq!(ramped(0, 50), 0);
+    assert_eq!(ramped(100, 99), 99);
+    // Applied to the desired state by (frontend, backend).
+    let cfg = config("", true);
+    let st = states(&[("a1", State::Up), ("a2", State::Up), ("b1", State::Up)]);
+    let mut d = desired_state(&cfg, &st, &Overrides::new());
+    let mut ramps = Ramps::new();
+    ramps.insert(("www".into(), "a1".into()), 40);
+    ramps.insert(("nope".into(), "a2".into()), 40);
+    apply_ramps(&cfg, &mut d, &ramps);
+    let ases = &d.vips[&www()].ases;
+    assert_eq!(ases[&ip("10.0.0.2")].weight, 24, "a1: 60 at 40 %");
+    assert_eq!(ases[&ip("10.0.0.10")].weight, 100, "a2 untouched");
+}
+
+#[test]
+fn slow_start_is_checked() {
+    for (bad, why) in [
+        ("500ms", "out of range 1s..1h"),
+        ("2h", "out of range 1s..1h"),
+    ] {
+        let text = format!(
+            "maglev:
+  vpp: {{ lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }} }}
+  backends: {{ c1: {{ address: 10.0.1.1 }} }}
+  frontends:
+    p: {{ address: 203.0.113.81, port: 80, slow-start: {bad}, pools: [ {{ name: x, backends: {{ c1: {{}} }} }} ] }}
+"
+        );
+        let e = maglev_config::load_str(&text, "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("frontends.p.slow-start") && e.contains(why),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -624,3 +624,86 @@ async fn below_the_panic_threshold_the_pool_fails_open() {
         maglev_lbsync::FrontendState::Up
     );
 }
+
+#[tokio::test]
+async fn a_backend_that_comes_back_ramps_up_a_step_a_second() {
+    let probe_port = {
+        let l = std::net::TcpListener::bind("127.0.21.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let listen = |i: u8| {
+        let addr = format!("127.0.21.{i}:{probe_port}");
+        async move { tokio::net::TcpListener::bind(addr).await.unwrap() }
+    };
+    let mut l1 = Some(listen(1).await);
+    let _l2 = listen(2).await;
+    let text = format!(
+        "maglev:
+  vpp:
+    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1', sync-interval: 1h, startup-min-delay: 0, startup-max-delay: 0 }}
+  healthchecks:
+    t: {{ type: tcp, port: {probe_port}, interval: 50ms, timeout: 500ms, rise: 1, fall: 1 }}
+  backends:
+    r1: {{ address: 127.0.21.1, healthcheck: t }}
+    r2: {{ address: 127.0.21.2, healthcheck: t }}
+  frontends:
+    s:
+      address: 203.0.113.82
+      port: 80
+      slow-start: 3s
+      pools:
+        - {{ name: p, backends: {{ r1: 50, r2: 100 }} }}
+"
+    );
+    let cfg = maglev_config::load_str(&text, "t.yaml").unwrap().config;
+    let r = rig(cfg, true).await;
+    let vip = ip("203.0.113.82");
+    let r1 = ip("127.0.21.1");
+    let weight = |sim: &Simulator| sim_ases(sim).get(&(vip, r1)).map(|w| w.0);
+    // At start (from unknown) there is no ramp: full weight at once.
+    eventually("programmed", WAIT, || weight(&r.sim) == Some(50)).await;
+    assert!(r.handle.status().ramps.is_empty());
+    l1 = None;
+    eventually("r1 down", WAIT, || weight(&r.sim) == Some(0)).await;
+    let calls = r.sim.call_count();
+    let back = std::time::Instant::now();
+    drop(l1);
+    let _l1 = listen(1).await;
+    eventually("ramp over", Duration::from_secs(8), || {
+        weight(&r.sim) == Some(50) && r.handle.status().ramps.is_empty()
+    })
+    .await;
+    // 10 %, 40 %, 70 % of 50, then 50: one weight call each, a second apart.
+    let steps: Vec<(u8, Duration)> = r
+        .sim
+        .calls_since(calls)
+        .into_iter()
+        .filter(|c| c.msg == "lb_as_set_weight" && c.detail.contains("[127, 0, 21, 1,"))
+        .map(|c| {
+            let w = c
+                .detail
+                .split("weight: ")
+                .nth(1)
+                .and_then(|s| s.split(|ch: char| !ch.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap();
+            (w, c.at.duration_since(back))
+        })
+        .collect();
+    let weights: Vec<u8> = steps.iter().map(|s| s.0).collect();
+    assert_eq!(
+        weights,
+        [5, 20, 35, 50],
+        "{steps:?}\n{:#?}",
+        r.sim.calls_since(calls)
+    );
+    for pair in steps.windows(2) {
+        let gap = pair[1].1.saturating_sub(pair[0].1);
+        assert!(
+            gap >= Duration::from_millis(900),
+            "steps closer than a second: {steps:?}"
+        );
+    }
+    // r2 never moved.
+    assert_eq!(sim_ases(&r.sim)[&(vip, ip("127.0.21.2"))].0, 100);
+}

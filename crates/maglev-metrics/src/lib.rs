@@ -316,7 +316,9 @@ impl Metrics {
         if let Some(config) = &status.config {
             let overrides = &status.overrides;
             for f in config.frontends.values() {
-                for w in effective_weights(config, f, &states, overrides) {
+                let mut weights = effective_weights(config, f, &states, overrides);
+                maglev_lbsync::desired::apply_ramps_to(f, &mut weights, &status.ramps);
+                for w in weights {
                     for (kind, v) in [("configured", w.configured), ("effective", w.weight)] {
                         self.pool_weight
                             .get_or_create(&vec![

@@ -9,7 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use maglev_config::{CheckSpec, Config, Frontend};
 use maglev_health::{BackendStatus, CheckerError, State};
-use maglev_lbsync::desired::{active_pool, effective_weights, frontend_state, vip_key, Overrides};
+use maglev_lbsync::desired::{
+    active_pool, apply_ramps_to, effective_weights, frontend_state, vip_key, Overrides, Ramps,
+};
 use maglev_lbsync::reconciler::SyncError;
 use maglev_proto as pb;
 use maglev_proto::maglev_server::Maglev;
@@ -102,10 +104,11 @@ fn frontend_info(
     config: &Config,
     f: &Frontend,
     states: &HashMap<String, State>,
-    overrides: &Overrides,
+    (overrides, ramps): &(Overrides, Ramps),
     buckets: &BTreeMap<IpAddr, u32>,
 ) -> pb::FrontendInfo {
-    let weights = effective_weights(config, f, states, overrides);
+    let mut weights = effective_weights(config, f, states, overrides);
+    apply_ramps_to(f, &mut weights, ramps);
     let pools = f
         .pools
         .iter()
@@ -128,6 +131,9 @@ fn frontend_info(
                         w.backend.clone(),
                     )),
                     vpp_buckets: buckets.get(&w.address).copied(),
+                    slow_start_percent: ramps
+                        .get(&(f.name.clone(), w.backend.clone()))
+                        .map_or(0, |p| u32::from(*p)),
                 })
                 .collect(),
         })
@@ -144,6 +150,7 @@ fn frontend_info(
         state: frontend_state(config, f, states, overrides).to_string(),
         active_pool: active_pool(f, states, overrides) as u32,
         panic_threshold: u32::from(f.panic_threshold.unwrap_or(0)),
+        slow_start_seconds: f.slow_start.map_or(0.0, |d| d.as_secs_f64()),
         pools,
     }
 }
@@ -239,10 +246,12 @@ impl MaglevService {
         )))
     }
 
-    /// The runtime weights, from the reconciler's published status: a read
-    /// never waits behind a sync that waits for VPP.
-    fn overrides(&self) -> Overrides {
-        self.daemon.reconciler.status().overrides
+    /// The runtime weights and slow starts, from the reconciler's
+    /// published status: a read never waits behind a sync that waits for
+    /// VPP.
+    fn overrides(&self) -> (Overrides, Ramps) {
+        let s = self.daemon.reconciler.status();
+        (s.overrides, s.ramps)
     }
 
     /// VPP's bucket counts for the VIP of `f`, when VPP can say within
