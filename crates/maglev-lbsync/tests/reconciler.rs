@@ -635,7 +635,7 @@ async fn a_backend_that_comes_back_ramps_up_a_step_a_second() {
         let addr = format!("127.0.21.{i}:{probe_port}");
         async move { tokio::net::TcpListener::bind(addr).await.unwrap() }
     };
-    let mut l1 = Some(listen(1).await);
+    let l1 = listen(1).await;
     let _l2 = listen(2).await;
     let text = format!(
         "maglev:
@@ -663,11 +663,10 @@ async fn a_backend_that_comes_back_ramps_up_a_step_a_second() {
     // At start (from unknown) there is no ramp: full weight at once.
     eventually("programmed", WAIT, || weight(&r.sim) == Some(50)).await;
     assert!(r.handle.status().ramps.is_empty());
-    l1 = None;
+    drop(l1);
     eventually("r1 down", WAIT, || weight(&r.sim) == Some(0)).await;
     let calls = r.sim.call_count();
     let back = std::time::Instant::now();
-    drop(l1);
     let _l1 = listen(1).await;
     eventually("ramp over", Duration::from_secs(8), || {
         weight(&r.sim) == Some(50) && r.handle.status().ramps.is_empty()
