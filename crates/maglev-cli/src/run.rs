@@ -119,6 +119,14 @@ pub async fn connect(server: &Server) -> Result<MaglevClient<Channel>, CliError>
         })
 }
 
+/// How long until a wall-clock time given in ns since the epoch.
+fn until(ns: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    duration(Duration::from_nanos(ns.max(0) as u64).saturating_sub(now))
+}
+
 fn since(ns: i64) -> String {
     if ns <= 0 {
         return "-".to_string();
@@ -252,7 +260,18 @@ fn backend_text(style: Style, b: &pb::BackendInfo) -> String {
         &[
             ("name", b.name.clone()),
             ("address", b.address.clone()),
-            ("state", b.state.clone()),
+            (
+                "state",
+                if b.held_until_unix_ns > 0 {
+                    format!(
+                        "{} (flapping; hold-down ends in {})",
+                        b.state,
+                        until(b.held_until_unix_ns)
+                    )
+                } else {
+                    b.state.clone()
+                },
+            ),
             ("enabled", b.enabled.to_string()),
             (
                 "healthcheck",
@@ -297,6 +316,7 @@ fn backend_json(b: &pb::BackendInfo) -> Value {
     json!({
         "name": b.name, "address": b.address, "healthcheck": b.healthcheck, "check_type": b.check_type,
         "state": b.state, "enabled": b.enabled, "counter": b.counter, "rise": b.rise, "fall": b.fall,
+        "held_until_unix_ns": b.held_until_unix_ns,
         "last_result": b.last_result.as_ref().map(|r| json!({
             "pass": r.pass, "code": r.code, "detail": r.detail,
             "duration_seconds": r.duration_seconds, "at_unix_ns": r.at_unix_ns,
@@ -543,6 +563,9 @@ pub async fn run(
                 "host": h.host, "method": h.method, "response_codes": h.response_codes,
                 "response_regex": h.response_regex, "server_name": h.server_name, "insecure": h.insecure,
                 "grpc_service": h.grpc_service, "authority": h.authority, "tls": h.tls,
+                "flap_max_transitions": h.flap_max_transitions,
+                "flap_window_seconds": h.flap_window_seconds,
+                "flap_hold_down_seconds": h.flap_hold_down_seconds,
                 "backends": h.backends,
             })).collect::<Vec<_>>() });
             out(

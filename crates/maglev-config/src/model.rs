@@ -117,6 +117,21 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Consecutive failures needed to go down.
     pub fall: u32,
+    /// Flap damping: a backend that flaps is held down for a while.
+    pub flap: Option<FlapRule>,
+}
+
+/// `flap:` of a health check: more than `max_transitions` up/down
+/// transitions within `window` hold the backend down for `hold_down`
+/// (it keeps being probed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlapRule {
+    /// Transitions allowed within the window.
+    pub max_transitions: u32,
+    /// The sliding window they are counted in.
+    pub window: Duration,
+    /// How long a flapping backend is held down.
+    pub hold_down: Duration,
 }
 
 impl HealthCheck {

@@ -108,6 +108,16 @@ pub(crate) struct RawHealthCheck {
     pub fall: Option<i64>,
     pub params: Option<RawParams>,
     pub grpc: Option<RawGrpc>,
+    pub flap: Option<RawFlap>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a mapping with `max-transitions`, `window` and `hold-down`")]
+pub(crate) struct RawFlap {
+    pub max_transitions: Option<i64>,
+    pub window: Option<RawDuration>,
+    pub hold_down: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

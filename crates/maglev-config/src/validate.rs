@@ -433,6 +433,7 @@ impl Validator<'_> {
         let rise = self.ranged(&at("rise"), rise, 1, MAX_RISE_FALL) as u32;
         let fall = raw.fall.unwrap_or(DEFAULT_FALL);
         let fall = self.ranged(&at("fall"), fall, 1, MAX_RISE_FALL) as u32;
+        let flap = raw.flap.and_then(|f| self.flap_rule(&base, f, interval));
 
         HealthCheck {
             name: name.to_string(),
@@ -443,7 +444,48 @@ impl Validator<'_> {
             timeout,
             rise,
             fall,
+            flap,
         }
+    }
+
+    fn flap_rule(&mut self, base: &str, f: RawFlap, interval: Duration) -> Option<FlapRule> {
+        let at = |key: &str| format!("{base}.flap.{key}");
+        let max_transitions = match f.max_transitions {
+            Some(n) => self.ranged(&at("max-transitions"), n, 1, 1000) as u32,
+            None => {
+                self.error(&at("max-transitions"), "required");
+                return None;
+            }
+        };
+        let window = match f.window {
+            Some(RawDuration(w)) => self.positive_duration(&at("window"), w),
+            None => {
+                self.error(&at("window"), "required");
+                return None;
+            }
+        };
+        if window < interval {
+            self.error(
+                &at("window"),
+                format!(
+                    "{} is shorter than the probe interval {}: no two transitions could fall in it",
+                    format_duration(window),
+                    format_duration(interval)
+                ),
+            );
+        }
+        let hold_down = match f.hold_down {
+            Some(RawDuration(h)) => self.positive_duration(&at("hold-down"), h),
+            None => {
+                self.error(&at("hold-down"), "required");
+                return None;
+            }
+        };
+        Some(FlapRule {
+            max_transitions,
+            window,
+            hold_down,
+        })
     }
 
     fn grpc_check(&mut self, base: &str, port: u16, g: RawGrpc) -> CheckSpec {

@@ -344,6 +344,46 @@ fn grpc_checks() {
 }
 
 #[test]
+fn flap_damping() {
+    let l = load_ok(&[set(
+        "healthchecks.web.flap",
+        "{max-transitions: 4, window: 2m, hold-down: 5m}",
+    )]);
+    let f = l.config.healthchecks["web"].flap.unwrap();
+    assert_eq!(f.max_transitions, 4);
+    assert_eq!(f.hold_down, std::time::Duration::from_secs(300));
+    assert_one(
+        &[set("healthchecks.web.flap", "{window: 2m, hold-down: 5m}")],
+        "healthchecks.web.flap.max-transitions",
+        "required",
+    );
+    assert_one(
+        &[set(
+            "healthchecks.web.flap",
+            "{max-transitions: 0, window: 2m, hold-down: 5m}",
+        )],
+        "healthchecks.web.flap.max-transitions",
+        "out of range 1..1000",
+    );
+    assert_one(
+        &[set(
+            "healthchecks.web.flap",
+            "{max-transitions: 3, window: 1s, hold-down: 5m}",
+        )],
+        "healthchecks.web.flap.window",
+        "shorter than the probe interval 2s",
+    );
+    assert_one(
+        &[set(
+            "healthchecks.web.flap",
+            "{max-transitions: 3, window: 1m}",
+        )],
+        "healthchecks.web.flap.hold-down",
+        "required",
+    );
+}
+
+#[test]
 fn names_are_words() {
     assert_one(
         &[set("backends.web 1", "{address: 192.0.2.99}")],

@@ -106,6 +106,8 @@ pub struct BackendStatus {
     pub last: Option<(ProbeResult, SystemTime)>,
     /// Transitions, oldest first.
     pub history: Vec<Transition>,
+    /// While `held` (flapping): when the hold-down ends.
+    pub held_until: Option<SystemTime>,
 }
 
 /// Why an operator action failed.
@@ -177,6 +179,7 @@ impl Entry {
             fall,
             last: self.last.clone(),
             history: self.health.history().cloned().collect(),
+            held_until: self.health.held_until(),
         }
     }
 
@@ -270,7 +273,8 @@ impl Checker {
         let capacity = *self.shared.history.lock().expect("checker lock");
         let probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
         Entry {
-            health: Health::new(rise, fall, backend.enabled, capacity),
+            health: Health::new(rise, fall, backend.enabled, capacity)
+                .with_flap(backend.healthcheck.as_ref().and_then(|hc| hc.flap)),
             backend,
             probe,
             last: None,
@@ -463,6 +467,9 @@ impl Checker {
                 }
                 Some(entry) if entry.backend.healthcheck != backend.healthcheck => {
                     let (rise, fall) = Entry::thresholds(&backend);
+                    entry
+                        .health
+                        .set_flap(backend.healthcheck.as_ref().and_then(|hc| hc.flap));
                     let t = entry
                         .health
                         .restart(rise, fall, backend.enabled, SystemTime::now());

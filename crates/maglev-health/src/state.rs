@@ -9,12 +9,18 @@
 //! up one down; a single result in between restarts the count. Entering
 //! `unknown` preloads `rise − 1`, so the first pass decides up, and any
 //! failure while unknown decides down at once.
+//!
+//! Flap damping (a health check's `flap:`): each up/down transition is
+//! remembered for `window`; the one that makes more than
+//! `max-transitions` puts the backend in `held` (treated as down) until
+//! `hold-down` has passed. Probing goes on; the first result after that
+//! decides up or down from the counter, and the count starts afresh.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use maglev_config::HealthCheck;
+use maglev_config::{FlapRule, HealthCheck};
 
 /// Health of a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -25,6 +31,9 @@ pub enum State {
     Up,
     /// Failed enough probes.
     Down,
+    /// Flapping: held down (treated as down) until its hold-down ends,
+    /// while probes go on.
+    Held,
     /// Health checking stopped by an operator.
     Paused,
     /// Taken out of service by an operator.
@@ -40,6 +49,7 @@ impl State {
             State::Unknown => "unknown",
             State::Up => "up",
             State::Down => "down",
+            State::Held => "held",
             State::Paused => "paused",
             State::Disabled => "disabled",
             State::Removed => "removed",
@@ -47,10 +57,11 @@ impl State {
     }
 
     /// Every state, for metrics that list them all.
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
         State::Unknown,
         State::Up,
         State::Down,
+        State::Held,
         State::Paused,
         State::Disabled,
         State::Removed,
@@ -100,6 +111,10 @@ pub struct Health {
     enabled: bool,
     history: VecDeque<Transition>,
     capacity: usize,
+    flap: Option<FlapRule>,
+    /// Times of recent up/down transitions, for flap damping.
+    flaps: VecDeque<SystemTime>,
+    held_until: Option<SystemTime>,
 }
 
 impl Health {
@@ -119,7 +134,27 @@ impl Health {
             enabled,
             history: VecDeque::with_capacity(capacity.min(64)),
             capacity: capacity.max(1),
+            flap: None,
+            flaps: VecDeque::new(),
+            held_until: None,
         }
+    }
+
+    /// With flap damping (`None`: without).
+    pub fn with_flap(mut self, rule: Option<FlapRule>) -> Health {
+        self.flap = rule;
+        self
+    }
+
+    /// Changes the flap rule (a reload); what was counted is forgotten.
+    pub fn set_flap(&mut self, rule: Option<FlapRule>) {
+        self.flap = rule;
+        self.flaps.clear();
+    }
+
+    /// Until when a flapping backend is held down.
+    pub fn held_until(&self) -> Option<SystemTime> {
+        self.held_until.filter(|_| self.state == State::Held)
     }
 
     /// Current state.
@@ -142,9 +177,12 @@ impl Health {
         self.history.iter()
     }
 
-    /// Whether probes should run: unknown, up or down.
+    /// Whether probes should run: unknown, up, down or held.
     pub fn is_probing(&self) -> bool {
-        matches!(self.state, State::Unknown | State::Up | State::Down)
+        matches!(
+            self.state,
+            State::Unknown | State::Up | State::Down | State::Held
+        )
     }
 
     fn max(&self) -> u32 {
@@ -162,6 +200,9 @@ impl Health {
             code: code.to_string(),
             detail: detail.to_string(),
         };
+        if to != State::Held {
+            self.held_until = None;
+        }
         self.state = to;
         if self.history.len() == self.capacity {
             self.history.pop_front();
@@ -172,6 +213,7 @@ impl Health {
 
     fn enter_unknown(&mut self, at: SystemTime, code: &str, detail: &str) -> Option<Transition> {
         self.counter = self.rise - 1;
+        self.flaps.clear();
         self.set(State::Unknown, at, code, detail)
     }
 
@@ -207,16 +249,50 @@ impl Health {
         } else {
             State::Down
         };
+        if self.state == State::Held {
+            if self.held_until.is_some_and(|until| at < until) {
+                return None;
+            }
+            // The hold is over: the counter decides, the count restarts.
+            self.flaps.clear();
+            return self.set(to, at, code, &format!("{detail} (flap hold-down over)"));
+        }
+        let flapped = matches!(
+            (self.state, to),
+            (State::Up, State::Down) | (State::Down, State::Up)
+        );
+        if let (true, Some(rule)) = (flapped, self.flap) {
+            self.flaps.push_back(at);
+            while self
+                .flaps
+                .front()
+                .is_some_and(|t| at.duration_since(*t).unwrap_or_default() > rule.window)
+            {
+                self.flaps.pop_front();
+            }
+            if self.flaps.len() > rule.max_transitions as usize {
+                let until = at + rule.hold_down;
+                let held = format!(
+                    "{} transitions within {:?}: held down for {:?} ({detail})",
+                    self.flaps.len(),
+                    rule.window,
+                    rule.hold_down
+                );
+                let t = self.set(State::Held, at, "FLAP", &held);
+                self.held_until = Some(until);
+                return t;
+            }
+        }
         self.set(to, at, code, detail)
     }
 
     /// The probe interval for the current counter: `interval` when fully
-    /// up, `down_interval` when fully down, `fast_interval` in between
-    /// (unknown included).
+    /// up, `down_interval` when fully down (or held), `fast_interval` in
+    /// between (unknown included).
     pub fn next_interval(&self, hc: &HealthCheck) -> Duration {
         if self.counter >= self.max() && self.state == State::Up {
             hc.interval
-        } else if self.counter == 0 && self.state == State::Down {
+        } else if self.state == State::Held || (self.counter == 0 && self.state == State::Down) {
             hc.down_interval
         } else {
             hc.fast_interval
@@ -328,6 +404,7 @@ mod tests {
         HealthCheck {
             name: "hc".into(),
             spec: CheckSpec::Tcp { port: 80 },
+            flap: None,
             interval: Duration::from_secs(2),
             fast_interval: Duration::from_millis(500),
             down_interval: Duration::from_secs(10),
@@ -573,5 +650,79 @@ mod tests {
             lo < Duration::from_millis(920) && hi > Duration::from_millis(1080),
             "spread {lo:?}..{hi:?}"
         );
+    }
+
+    #[test]
+    fn flapping_is_held_down_then_judged_afresh() {
+        // rise 1, fall 1: every result can flip the state.
+        let rule = FlapRule {
+            max_transitions: 2,
+            window: Duration::from_secs(10),
+            hold_down: Duration::from_secs(5),
+        };
+        let mut h = Health::new(1, 1, true, 20).with_flap(Some(rule));
+        let at = |s: u64| t0() + Duration::from_secs(s);
+        // unknown → up does not count: it is no flap.
+        assert_eq!(h.record(true, "L4OK", "", at(0)).unwrap().to, State::Up);
+        // 1 and 2: allowed.
+        assert_eq!(h.record(false, "L4CON", "", at(1)).unwrap().to, State::Down);
+        assert_eq!(h.record(true, "L4OK", "", at(2)).unwrap().to, State::Up);
+        // 3 within 10 s: held, as its own state with the reason.
+        let t = h.record(false, "L4CON", "refused", at(3)).unwrap();
+        assert_eq!(
+            (t.from, t.to, t.code.as_str()),
+            (State::Up, State::Held, "FLAP")
+        );
+        assert!(t.detail.contains("3 transitions"), "{}", t.detail);
+        assert_eq!(h.held_until(), Some(at(8)));
+        assert!(h.is_probing(), "probes go on while held");
+        // Passes during the hold change nothing.
+        assert_eq!(h.record(true, "L4OK", "", at(4)), None);
+        assert_eq!(h.record(true, "L4OK", "", at(7)), None);
+        assert_eq!(h.state(), State::Held);
+        // The first result after the hold decides from the counter.
+        let t = h.record(true, "L4OK", "", at(9)).unwrap();
+        assert_eq!((t.from, t.to), (State::Held, State::Up));
+        assert!(t.detail.contains("hold-down over"), "{}", t.detail);
+        assert_eq!(h.held_until(), None);
+        // The count started afresh: two more flips are allowed.
+        assert_eq!(
+            h.record(false, "L4CON", "", at(10)).unwrap().to,
+            State::Down
+        );
+        assert_eq!(h.record(true, "L4OK", "", at(11)).unwrap().to, State::Up);
+        // Transitions older than the window are forgotten: spread out,
+        // any number of flips is fine.
+        let mut h = Health::new(1, 1, true, 20).with_flap(Some(rule));
+        h.record(true, "L4OK", "", at(0));
+        for i in 1..10 {
+            let t = h.record(i % 2 == 0, "x", "", at(i * 6)).unwrap();
+            assert_ne!(t.to, State::Held, "flip {i}");
+        }
+        // A failing backend when the hold ends goes down, not up.
+        let mut h = Health::new(1, 1, true, 20).with_flap(Some(rule));
+        h.record(true, "L4OK", "", at(0));
+        h.record(false, "x", "", at(1));
+        h.record(true, "x", "", at(2));
+        assert_eq!(h.record(false, "x", "", at(3)).unwrap().to, State::Held);
+        let t = h.record(false, "x", "", at(9)).unwrap();
+        assert_eq!((t.from, t.to), (State::Held, State::Down));
+        // Operator actions work from held, and clear it.
+        let mut h = Health::new(1, 1, true, 20).with_flap(Some(rule));
+        h.record(true, "L4OK", "", at(0));
+        h.record(false, "x", "", at(1));
+        h.record(true, "x", "", at(2));
+        h.record(false, "x", "", at(3));
+        assert_eq!(h.disable(at(4), "op").unwrap().unwrap().to, State::Disabled);
+        assert_eq!(h.held_until(), None);
+        assert_eq!(h.enable(at(5), "op").unwrap().unwrap().to, State::Unknown);
+        // Without a rule nothing is ever held.
+        let mut h = Health::new(1, 1, true, 20);
+        for i in 0..20 {
+            assert_ne!(
+                h.record(i % 2 == 0, "x", "", at(i)).map(|t| t.to),
+                Some(State::Held)
+            );
+        }
     }
 }

@@ -222,6 +222,67 @@ async fn a_local_failure_never_moves_the_state() {
     );
 }
 
+#[tokio::test]
+async fn a_flapping_backend_is_held_down_and_still_probed() {
+    // Real time (the hold is on the wall clock): probes every 20 ms, a
+    // flip on every result, at most 2 flips in 10 s, held for 400 ms.
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 20ms, rise: 1, fall: 1, flap: { max-transitions: 2, window: 10s, hold-down: 400ms } }",
+        "    b: { address: 127.0.0.1, healthcheck: hc }",
+        &["b"],
+    );
+    let fake = Arc::new(Scripted::default());
+    // up, down, up, down (held), then passes only.
+    fake.script
+        .lock()
+        .unwrap()
+        .insert(ip("127.0.0.1"), script("+-+-"));
+    let f = Arc::clone(&fake);
+    let checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut rx = checker.subscribe();
+    let mut trans = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while trans.last().map(|t: &(State, State, String)| t.1) != Some(State::Up) || trans.len() < 5 {
+        let ev = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the hold never ended")
+            .unwrap();
+        if ev.transition.to == State::Held {
+            let b = checker.backend("b").unwrap();
+            assert!(b.held_until.is_some(), "{b:?}");
+            let probes = fake.calls.lock().unwrap()[&ip("127.0.0.1")].len();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let later = fake.calls.lock().unwrap()[&ip("127.0.0.1")].len();
+            assert!(later > probes + 3, "probing goes on while held");
+            assert_eq!(
+                checker.state("b"),
+                Some(State::Held),
+                "passes do not end the hold"
+            );
+        }
+        trans.push((ev.transition.from, ev.transition.to, ev.transition.code));
+    }
+    let states: Vec<(State, State)> = trans.iter().map(|t| (t.0, t.1)).collect();
+    assert_eq!(
+        states,
+        [
+            (State::Unknown, State::Up),
+            (State::Up, State::Down),
+            (State::Down, State::Up),
+            (State::Up, State::Held),
+            (State::Held, State::Up),
+        ]
+    );
+    assert_eq!(trans[3].2, "FLAP");
+}
+
 #[test]
 fn local_errors_are_told_from_backend_errors() {
     use maglev_health::probe::is_local_error;

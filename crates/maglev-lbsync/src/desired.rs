@@ -7,7 +7,7 @@
 //! |---|---|---|---|
 //! | up | yes | configured weight (or runtime override) | no |
 //! | up | no (standby tier) | 0 | no (graceful drain) |
-//! | down | any | 0 | frontend `flush-on-down` |
+//! | down, held (flapping) | any | 0 | frontend `flush-on-down` |
 //! | disabled | any | 0 | yes |
 //! | unknown, paused | any | 0 | no |
 //! | removed | — | AS deleted | — |
@@ -246,7 +246,7 @@ pub fn panic_check(
                 healthy += 1;
                 judged += 1;
             }
-            State::Down => judged += 1,
+            State::Down | State::Held => judged += 1,
             _ => {}
         }
     }
@@ -276,10 +276,12 @@ pub fn effective_weights(
             let configured = configured_weight(f, &pool.name, m, overrides);
             let (weight, flush) = match state {
                 // Failing open: the judged pool serves on all its members.
-                State::Up | State::Down if panic_pool == Some(i) => (configured, false),
+                State::Up | State::Down | State::Held if panic_pool == Some(i) => {
+                    (configured, false)
+                }
                 State::Up if i == active => (configured, false),
                 State::Up => (0, false),
-                State::Down => (0, f.flush_on_down),
+                State::Down | State::Held => (0, f.flush_on_down),
                 State::Disabled => (0, true),
                 State::Unknown | State::Paused | State::Removed => (0, false),
             };

@@ -541,7 +541,10 @@ impl Reconciler {
             self.ramp_start.retain(|(_, b), _| *b != ev.backend);
             return;
         }
-        let back = matches!(t.from, State::Down | State::Disabled | State::Paused);
+        let back = matches!(
+            t.from,
+            State::Down | State::Held | State::Disabled | State::Paused
+        );
         let weights = !matches!(&self.link, Link::Up { info, .. } if !info.lb_v2);
         if !(back && weights) {
             return;

@@ -97,6 +97,7 @@ fn backend_info(b: &BackendStatus, frontends: &[&str]) -> pb::BackendInfo {
         }),
         transitions: b.history.iter().map(transition).collect(),
         frontends: frontends.iter().map(|f| f.to_string()).collect(),
+        held_until_unix_ns: b.held_until.map_or(0, unix_ns),
     }
 }
 
@@ -174,6 +175,11 @@ fn healthcheck_info(config: &Config, hc: &maglev_config::HealthCheck) -> pb::Hea
             .collect(),
         ..Default::default()
     };
+    if let Some(f) = &hc.flap {
+        info.flap_max_transitions = f.max_transitions;
+        info.flap_window_seconds = f.window.as_secs_f64();
+        info.flap_hold_down_seconds = f.hold_down.as_secs_f64();
+    }
     if let CheckSpec::Grpc(g) = &hc.spec {
         info.grpc_service = g.service.clone();
         info.authority = g.authority.clone().unwrap_or_default();
