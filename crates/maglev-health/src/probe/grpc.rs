@@ -9,8 +9,7 @@
 //! `L7TOUT`, as for HTTP. The call is encoded by hand (a few bytes of
 //! protobuf), so probing needs no gRPC stack.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,21 +18,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use maglev_config::GrpcCheck;
-use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
+use super::layered::{connect, within_deadline, Phase, TlsTarget};
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
 /// The most of a reply that is read.
 const MAX_REPLY: usize = 64 * 1024;
-
-const PHASE_CONNECT: u8 = 0;
-const PHASE_TLS: u8 = 1;
-const PHASE_CALL: u8 = 2;
 
 #[derive(Debug)]
 pub(crate) struct GrpcProbe {
@@ -155,56 +149,28 @@ impl GrpcProbe {
             _ = &mut conn => work.await,
         }
     }
-
-    async fn run(&self, target: IpAddr, phase: &AtomicU8, start: Instant) -> ProbeResult {
-        let addr = SocketAddr::new(target, self.check.port);
-        let stream = match self.sockets.connect(addr).await {
-            Err(e) => return super::connect_failed(&e, start.elapsed()),
-            Ok(s) => s,
-        };
-        let Some(config) = &self.tls else {
-            phase.store(PHASE_CALL, Ordering::Relaxed);
-            return self.call(stream, target, start).await;
-        };
-        phase.store(PHASE_TLS, Ordering::Relaxed);
-        let server_name = match self.check.tls.as_ref().and_then(|t| t.server_name.clone()) {
-            None => ServerName::IpAddress(target.into()),
-            Some(name) => match ServerName::try_from(name.clone()) {
-                Ok(n) => n,
-                Err(e) => {
-                    return sock_err(format!("invalid authority {name:?}: {e}"), start.elapsed())
-                }
-            },
-        };
-        match TlsConnector::from(Arc::clone(config))
-            .connect(server_name, stream)
-            .await
-        {
-            Err(e) => ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()),
-            Ok(tls) => {
-                phase.store(PHASE_CALL, Ordering::Relaxed);
-                self.call(tls, target, start).await
-            }
-        }
-    }
 }
 
 impl Probe for GrpcProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
         Box::pin(async move {
-            let start = Instant::now();
-            let phase = AtomicU8::new(PHASE_CONNECT);
-            match tokio::time::timeout(self.timeout, self.run(target, &phase, start)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let (code, detail) = match phase.load(Ordering::Relaxed) {
-                        PHASE_CONNECT => (Code::L4Tout, "connect timeout"),
-                        PHASE_TLS => (Code::L6Tout, "TLS handshake timeout"),
-                        _ => (Code::L7Tout, "no reply"),
-                    };
-                    ProbeResult::new(code, detail, start.elapsed())
+            let phase = Phase::default();
+            within_deadline(self.timeout, "no reply", &phase, async {
+                let start = Instant::now();
+                let tls = self.tls.as_ref().map(|config| TlsTarget {
+                    config,
+                    server_name: self
+                        .check
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.server_name.as_deref()),
+                });
+                match connect(&self.sockets, target, self.check.port, tls, &phase, start).await {
+                    Err(r) => r,
+                    Ok(stream) => self.call(stream, target, start).await,
                 }
-            }
+            })
+            .await
         })
     }
 

@@ -9,8 +9,7 @@
 //! needs it drops the connection, which the zero linger turns into a reset
 //! (as HAProxy's checks do), instead of a FIN exchange per probe.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -26,8 +25,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
+use super::layered::{connect, within_deadline, Phase, TlsTarget};
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -145,11 +144,6 @@ pub(crate) struct HttpProbe {
     tls: Option<Arc<ClientConfig>>,
 }
 
-/// Where a probe is, so a timeout can be reported with the right code.
-const PHASE_CONNECT: u8 = 0;
-const PHASE_TLS: u8 = 1;
-const PHASE_HTTP: u8 = 2;
-
 impl HttpProbe {
     pub(crate) fn new(
         check: HttpCheck,
@@ -255,60 +249,29 @@ impl HttpProbe {
             _ = &mut conn => work.await,
         }
     }
-
-    async fn run(&self, target: IpAddr, phase: &AtomicU8, start: Instant) -> ProbeResult {
-        let addr = SocketAddr::new(target, self.check.port);
-        let stream = match self.sockets.connect(addr).await {
-            Err(e) => return super::connect_failed(&e, start.elapsed()),
-            Ok(s) => s,
-        };
-        let Some(config) = &self.tls else {
-            phase.store(PHASE_HTTP, Ordering::Relaxed);
-            return self.exchange(stream, target, start).await;
-        };
-        phase.store(PHASE_TLS, Ordering::Relaxed);
-        let server_name = match self.check.tls.as_ref().and_then(|t| t.server_name.clone()) {
-            // No SNI is sent for an IP address; the certificate must then
-            // name the IP.
-            None => ServerName::IpAddress(target.into()),
-            Some(name) => match ServerName::try_from(name.clone()) {
-                Ok(n) => n,
-                Err(e) => {
-                    return sock_err(
-                        format!("invalid server-name {name:?}: {e}"),
-                        start.elapsed(),
-                    )
-                }
-            },
-        };
-        let connector = TlsConnector::from(Arc::clone(config));
-        match connector.connect(server_name, stream).await {
-            Err(e) => ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()),
-            Ok(tls) => {
-                phase.store(PHASE_HTTP, Ordering::Relaxed);
-                self.exchange(tls, target, start).await
-            }
-        }
-    }
 }
 
 impl Probe for HttpProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
         Box::pin(async move {
-            let start = Instant::now();
             // One deadline for all phases; the phase names the timeout.
-            let phase = AtomicU8::new(PHASE_CONNECT);
-            match tokio::time::timeout(self.timeout, self.run(target, &phase, start)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let (code, detail) = match phase.load(Ordering::Relaxed) {
-                        PHASE_CONNECT => (Code::L4Tout, "connect timeout"),
-                        PHASE_TLS => (Code::L6Tout, "TLS handshake timeout"),
-                        _ => (Code::L7Tout, "no response"),
-                    };
-                    ProbeResult::new(code, detail, start.elapsed())
+            let phase = Phase::default();
+            within_deadline(self.timeout, "no response", &phase, async {
+                let start = Instant::now();
+                let tls = self.tls.as_ref().map(|config| TlsTarget {
+                    config,
+                    server_name: self
+                        .check
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.server_name.as_deref()),
+                });
+                match connect(&self.sockets, target, self.check.port, tls, &phase, start).await {
+                    Err(r) => r,
+                    Ok(stream) => self.exchange(stream, target, start).await,
                 }
-            }
+            })
+            .await
         })
     }
 

@@ -5,6 +5,7 @@
 mod grpc;
 mod http;
 mod icmp;
+mod layered;
 mod netns;
 mod tcp;
 

@@ -1,0 +1,153 @@
+//! What the `http`, `https` and `grpc` probes share: connect, TLS when
+//! asked, then an application exchange, all under one deadline whose
+//! expiry is reported with the code of the phase it hit (`L4TOUT`,
+//! `L6TOUT`, `L7TOUT`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::{sock_err, Sockets};
+use crate::result::{Code, ProbeResult};
+
+const CONNECT: u8 = 0;
+const TLS: u8 = 1;
+const APP: u8 = 2;
+
+/// Where a probe is, so a timeout names the right phase.
+#[derive(Debug, Default)]
+pub(crate) struct Phase(AtomicU8);
+
+impl Phase {
+    fn set(&self, p: u8) {
+        self.0.store(p, Ordering::Relaxed);
+    }
+}
+
+/// Runs `probe` under `timeout`; on expiry the result names the phase
+/// (`app_detail` for the application's: "no response", "no reply").
+pub(crate) async fn within_deadline<'a, F>(
+    timeout: Duration,
+    app_detail: &'static str,
+    phase: &'a Phase,
+    probe: F,
+) -> ProbeResult
+where
+    F: std::future::Future<Output = ProbeResult> + 'a,
+{
+    let start = Instant::now();
+    match tokio::time::timeout(timeout, probe).await {
+        Ok(r) => r,
+        Err(_) => {
+            let (code, detail) = match phase.0.load(Ordering::Relaxed) {
+                CONNECT => (Code::L4Tout, "connect timeout"),
+                TLS => (Code::L6Tout, "TLS handshake timeout"),
+                _ => (Code::L7Tout, app_detail),
+            };
+            ProbeResult::new(code, detail, start.elapsed())
+        }
+    }
+}
+
+/// A probe's connection: plain TCP or TLS over it.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// TLS settings of one probe: the client config and the server name
+/// (`None`: the target's address, and no SNI).
+pub(crate) struct TlsTarget<'a> {
+    pub config: &'a Arc<ClientConfig>,
+    pub server_name: Option<&'a str>,
+}
+
+/// Connects to `target:port` and, with `tls`, completes the handshake;
+/// the phase moves to the application's when the stream is ready. An
+/// error is already the probe's result (`L4CON`, `L6RSP`, `SOCKERR`).
+pub(crate) async fn connect(
+    sockets: &Sockets,
+    target: IpAddr,
+    port: u16,
+    tls: Option<TlsTarget<'_>>,
+    phase: &Phase,
+    start: Instant,
+) -> Result<Stream, ProbeResult> {
+    let stream = sockets
+        .connect(SocketAddr::new(target, port))
+        .await
+        .map_err(|e| super::connect_failed(&e, start.elapsed()))?;
+    let Some(tls) = tls else {
+        phase.set(APP);
+        return Ok(Stream::Plain(stream));
+    };
+    phase.set(TLS);
+    let server_name = match tls.server_name {
+        // No SNI is sent for an IP address; the certificate must then
+        // name the IP.
+        None => ServerName::IpAddress(target.into()),
+        Some(name) => ServerName::try_from(name.to_string()).map_err(|e| {
+            sock_err(
+                format!("invalid server name {name:?}: {e}"),
+                start.elapsed(),
+            )
+        })?,
+    };
+    let tls = TlsConnector::from(Arc::clone(tls.config))
+        .connect(server_name, stream)
+        .await
+        .map_err(|e| ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()))?;
+    phase.set(APP);
+    Ok(Stream::Tls(Box::new(tls)))
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
