@@ -47,6 +47,11 @@ pub const TARGETS: &[Target] = &[
         run: lbcli,
         seeds: no_seeds,
     },
+    Target {
+        name: "agent",
+        run: agent,
+        seeds: no_seeds,
+    },
 ];
 
 /// `maglev_config::load_str` on the bytes as text.
@@ -95,6 +100,16 @@ pub fn stats(data: &[u8]) {
         let _ = c.boottime();
         let _ = c.lb_vip_counters();
         let _ = c.combined_counter("/if/rx");
+    }
+}
+
+/// An agent check's reply (it comes from the backend), parsed and applied.
+pub fn agent(data: &[u8]) {
+    let line = String::from_utf8_lossy(data);
+    if let Ok(r) = maglev_health::agent::parse_reply(&line) {
+        let s = maglev_health::AgentState::default().apply(&r);
+        assert!(s.percent <= 100, "{line:?} gave {s:?}");
+        let _ = s.describe();
     }
 }
 

@@ -167,8 +167,9 @@ fn log_level_words_are_checked() {
 
 #[test]
 fn new_keys_are_checked_with_their_place() {
-    // A grpc check without a port, `insecure` without TLS, and a panic
-    // threshold that is no percentage: each named with its line.
+    // A grpc check without a port, `insecure` without TLS, a panic
+    // threshold that is no percentage, a flap window shorter than the
+    // interval and an agent without a port: each named with its line.
     let dir = tempfile::tempdir().unwrap();
     let path = write(
         &dir,
@@ -178,6 +179,12 @@ fn new_keys_are_checked_with_their_place() {
     g:
       type: grpc
       grpc: { service: shop.Cart, insecure: true }
+    h:
+      type: tcp
+      port: 80
+      interval: 5s
+      flap: { max-transitions: 3, window: 2s, hold-down: 1m }
+      agent: { interval: 5s }
   backends:
     b: { address: 192.0.2.10, healthcheck: g }
   frontends:
@@ -194,7 +201,9 @@ fn new_keys_are_checked_with_their_place() {
     for want in [
         format!("{p}:4:5: error: healthchecks.g.port: required for a grpc health check"),
         format!("{p}:6:35: error: healthchecks.g.grpc.insecure: needs `tls: true`"),
-        format!("{p}:13:7: error: frontends.www.panic-threshold: \"150%\" is not a percentage"),
+        format!("{p}:19:7: error: frontends.www.panic-threshold: \"150%\" is not a percentage"),
+        format!("{p}:11:35: error: healthchecks.h.flap.window: 2s is shorter than the probe interval 5s"),
+        format!("{p}:12:7: error: healthchecks.h.agent.port: required"),
     ] {
         assert!(err.contains(&want), "missing {want:?} in:\n{err}");
     }

@@ -119,6 +119,22 @@ pub async fn connect(server: &Server) -> Result<MaglevClient<Channel>, CliError>
         })
 }
 
+/// The agent line of `show backend`: what it asks for and its last answer.
+fn agent_text(b: &pb::BackendInfo) -> String {
+    if b.agent.is_empty() {
+        return "-".to_string();
+    }
+    if b.agent_last.is_empty() {
+        return b.agent.clone();
+    }
+    format!(
+        "{} (last: {:?}, {})",
+        b.agent,
+        b.agent_last,
+        since(b.agent_last_unix_ns)
+    )
+}
+
 /// How long until a wall-clock time given in ns since the epoch.
 fn until(ns: i64) -> String {
     let now = SystemTime::now()
@@ -286,6 +302,7 @@ fn backend_text(style: Style, b: &pb::BackendInfo) -> String {
                 format!("{} (rise {}, fall {})", b.counter, b.rise, b.fall),
             ),
             ("last probe", last),
+            ("agent", agent_text(b)),
             ("frontends", b.frontends.join(", ")),
         ],
     );
@@ -317,6 +334,7 @@ fn backend_json(b: &pb::BackendInfo) -> Value {
         "name": b.name, "address": b.address, "healthcheck": b.healthcheck, "check_type": b.check_type,
         "state": b.state, "enabled": b.enabled, "counter": b.counter, "rise": b.rise, "fall": b.fall,
         "held_until_unix_ns": b.held_until_unix_ns,
+        "agent": b.agent, "agent_last": b.agent_last, "agent_last_unix_ns": b.agent_last_unix_ns,
         "last_result": b.last_result.as_ref().map(|r| json!({
             "pass": r.pass, "code": r.code, "detail": r.detail,
             "duration_seconds": r.duration_seconds, "at_unix_ns": r.at_unix_ns,

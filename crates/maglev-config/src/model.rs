@@ -119,6 +119,21 @@ pub struct HealthCheck {
     pub fall: u32,
     /// Flap damping: a backend that flaps is held down for a while.
     pub flap: Option<FlapRule>,
+    /// An agent check beside the probe (HAProxy's agent protocol).
+    pub agent: Option<AgentCheck>,
+}
+
+/// `agent:` of a health check: a TCP exchange with an agent on the
+/// backend whose one-line reply (`up`, `down`, `drain`, `maint`, `ready`,
+/// `N%`…) sets an administrative state and a weight percentage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentCheck {
+    /// The agent's TCP port on the backend's address.
+    pub port: u16,
+    /// How often it is asked (default: the check's `interval`).
+    pub interval: Duration,
+    /// Sent after connecting (empty: nothing).
+    pub send: String,
 }
 
 /// `flap:` of a health check: more than `max_transitions` up/down

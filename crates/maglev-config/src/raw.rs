@@ -109,6 +109,16 @@ pub(crate) struct RawHealthCheck {
     pub params: Option<RawParams>,
     pub grpc: Option<RawGrpc>,
     pub flap: Option<RawFlap>,
+    pub agent: Option<RawAgent>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a mapping with `port` and optionally `interval` and `send`")]
+pub(crate) struct RawAgent {
+    pub port: Option<i64>,
+    pub interval: Option<RawDuration>,
+    pub send: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

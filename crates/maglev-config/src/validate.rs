@@ -434,6 +434,30 @@ impl Validator<'_> {
         let fall = raw.fall.unwrap_or(DEFAULT_FALL);
         let fall = self.ranged(&at("fall"), fall, 1, MAX_RISE_FALL) as u32;
         let flap = raw.flap.and_then(|f| self.flap_rule(&base, f, interval));
+        let agent = raw.agent.and_then(|a| {
+            let port = match a.port {
+                Some(p) => self.ranged(&format!("{base}.agent.port"), p, 1, u16::MAX.into()) as u16,
+                None => {
+                    self.error(&format!("{base}.agent.port"), "required");
+                    return None;
+                }
+            };
+            let interval = match a.interval {
+                Some(RawDuration(d)) => {
+                    self.positive_duration(&format!("{base}.agent.interval"), d)
+                }
+                None => interval,
+            };
+            let send = a.send.unwrap_or_default();
+            if send.len() > 1024 {
+                self.error(&format!("{base}.agent.send"), "longer than 1024 bytes");
+            }
+            Some(AgentCheck {
+                port,
+                interval,
+                send,
+            })
+        });
 
         HealthCheck {
             name: name.to_string(),
@@ -445,6 +469,7 @@ impl Validator<'_> {
             rise,
             fall,
             flap,
+            agent,
         }
     }
 

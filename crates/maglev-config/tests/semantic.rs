@@ -344,6 +344,37 @@ fn grpc_checks() {
 }
 
 #[test]
+fn agent_checks() {
+    let l = load_ok(&[set(
+        "healthchecks.web.agent",
+        "{port: 9777, interval: 10s, send: \"status\\n\"}",
+    )]);
+    let a = l.config.healthchecks["web"].agent.clone().unwrap();
+    assert_eq!((a.port, a.send.as_str()), (9777, "status\n"));
+    assert_eq!(a.interval, std::time::Duration::from_secs(10));
+    // The interval defaults to the check's.
+    let l = load_ok(&[set("healthchecks.web.agent", "{port: 9777}")]);
+    assert_eq!(
+        l.config.healthchecks["web"]
+            .agent
+            .as_ref()
+            .unwrap()
+            .interval,
+        std::time::Duration::from_secs(2)
+    );
+    assert_one(
+        &[set("healthchecks.web.agent", "{interval: 5s}")],
+        "healthchecks.web.agent.port",
+        "required",
+    );
+    assert_one(
+        &[set("healthchecks.web.agent", "{port: 0}")],
+        "healthchecks.web.agent.port",
+        "out of range",
+    );
+}
+
+#[test]
 fn flap_damping() {
     let l = load_ok(&[set(
         "healthchecks.web.flap",

@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
+use crate::agent::AgentState;
 use crate::probe::{Probe, Prober, SetupError};
 use crate::result::{Code, ProbeResult};
 use crate::state::{jitter, ActionError, Health, State, Transition};
@@ -108,6 +109,10 @@ pub struct BackendStatus {
     pub history: Vec<Transition>,
     /// While `held` (flapping): when the hold-down ends.
     pub held_until: Option<SystemTime>,
+    /// With an agent check: what the agent asks for now.
+    pub agent: Option<AgentState>,
+    /// The agent's last answer (its line, or why there was none), and when.
+    pub agent_last: Option<(Result<String, String>, SystemTime)>,
 }
 
 /// Why an operator action failed.
@@ -145,9 +150,13 @@ struct Entry {
     health: Health,
     last: Option<(ProbeResult, SystemTime)>,
     task: Option<AbortHandle>,
+    agent_task: Option<AbortHandle>,
     epoch: u64,
     /// The last probe could not run for a local reason (logged once).
     local_error: bool,
+    /// What the agent asks for (neutral without an agent check).
+    agent: AgentState,
+    agent_last: Option<(Result<String, String>, SystemTime)>,
 }
 
 impl Entry {
@@ -180,14 +189,32 @@ impl Entry {
             last: self.last.clone(),
             history: self.health.history().cloned().collect(),
             held_until: self.health.held_until(),
+            agent: self.agent_check().map(|_| self.agent),
+            agent_last: self.agent_last.clone(),
         }
+    }
+
+    fn agent_check(&self) -> Option<&maglev_config::AgentCheck> {
+        self.backend
+            .healthcheck
+            .as_ref()
+            .and_then(|hc| hc.agent.as_ref())
     }
 
     fn stop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
         }
+        if let Some(t) = self.agent_task.take() {
+            t.abort();
+        }
         self.epoch += 1;
+    }
+
+    /// A new server or a new check: what its agent said is forgotten.
+    fn reset_agent(&mut self) {
+        self.agent = AgentState::default();
+        self.agent_last = None;
     }
 }
 
@@ -279,8 +306,11 @@ impl Checker {
             probe,
             last: None,
             task: None,
+            agent_task: None,
             epoch: 0,
             local_error: false,
+            agent: AgentState::default(),
+            agent_last: None,
         }
     }
 
@@ -309,6 +339,28 @@ impl Checker {
             first_delay,
         ));
         entry.task = Some(task.abort_handle());
+        if entry.agent_check().is_some() {
+            let sockets = self.shared.prober.lock().expect("checker lock").sockets();
+            let task = tokio::spawn(agent_loop(
+                Arc::downgrade(&self.shared),
+                name.to_string(),
+                entry.epoch,
+                first_delay,
+                sockets,
+            ));
+            entry.agent_task = Some(task.abort_handle());
+        }
+    }
+
+    /// What each backend's agent asks for, for those where it changes
+    /// something.
+    pub fn agents(&self) -> std::collections::HashMap<String, AgentState> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        entries
+            .iter()
+            .filter(|(_, e)| !e.agent.is_neutral())
+            .map(|(n, e)| (n.clone(), e.agent))
+            .collect()
     }
 
     /// New transitions, as they happen.
@@ -476,6 +528,7 @@ impl Checker {
                     entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
                     entry.backend = backend;
                     entry.last = None;
+                    entry.reset_agent();
                     self.spawn(&name, entry, Duration::ZERO);
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
@@ -495,6 +548,7 @@ impl Checker {
                     }
                     entry.backend = Backend { enabled, ..backend };
                     entry.last = None;
+                    entry.reset_agent();
                     self.spawn(&name, entry, Duration::ZERO);
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
@@ -545,6 +599,98 @@ fn publish(shared: &Shared, backend: &Backend, transition: Option<Transition>) {
         address: backend.address,
         transition: t,
     });
+}
+
+/// Asks a backend's agent every `agent.interval` (jittered) and applies
+/// its answers; an agent that cannot be reached or says nothing valid
+/// changes nothing. A change is published as an event whose state does
+/// not move (code `AGENT`), so watchers and the reconciler see it.
+async fn agent_loop(
+    shared: Weak<Shared>,
+    name: String,
+    epoch: u64,
+    first_delay: Duration,
+    sockets: crate::probe::Sockets,
+) {
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    tokio::time::sleep(jitter(first_delay, &mut rng)).await;
+    loop {
+        let Some(sh) = shared.upgrade() else { return };
+        let (agent, address, timeout) = {
+            let entries = sh.entries.lock().expect("checker lock");
+            let Some(e) = entries.get(&name).filter(|e| e.epoch == epoch) else {
+                return;
+            };
+            let Some(hc) = e.backend.healthcheck.as_ref() else {
+                return;
+            };
+            let Some(agent) = hc.agent.clone() else {
+                return;
+            };
+            (agent, e.backend.address, hc.timeout)
+        };
+        drop(sh);
+        let addr = std::net::SocketAddr::new(address, agent.port);
+        let answer = crate::agent::ask(&sockets, addr, &agent.send, timeout).await;
+        let Some(sh) = shared.upgrade() else { return };
+        let event = {
+            let mut entries = sh.entries.lock().expect("checker lock");
+            let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
+                return;
+            };
+            agent_answer(e, &name, answer)
+        };
+        if let Some((backend, t)) = event {
+            info!(event = "agent-change", backend = %backend.name, agent = %t.detail);
+            let _ = sh.events.send(BackendEvent {
+                backend: backend.name.clone(),
+                address: backend.address,
+                transition: t,
+            });
+        }
+        drop(sh);
+        tokio::time::sleep(jitter(agent.interval, &mut rng)).await;
+    }
+}
+
+/// Applies one agent answer to an entry; the event to publish when what
+/// the agent asks for changed.
+fn agent_answer(
+    e: &mut Entry,
+    name: &str,
+    answer: Result<String, String>,
+) -> Option<(Backend, Transition)> {
+    let now = SystemTime::now();
+    let parsed = answer.and_then(|line| crate::agent::parse_reply(&line).map(|r| (line, r)));
+    let mut changed = None;
+    match &parsed {
+        Ok((line, reply)) => {
+            let next = e.agent.apply(reply);
+            if next != e.agent {
+                e.agent = next;
+                changed = Some(line.clone());
+            }
+        }
+        Err(why) => {
+            if e.agent_last.as_ref().is_none_or(|(r, _)| r.is_ok()) {
+                info!(event = "agent-unanswered", backend = %name, error = %why, "the agent's state stays as it was");
+            }
+        }
+    }
+    e.agent_last = Some((parsed.map(|(line, _)| line), now));
+    changed.map(|line| {
+        let state = e.health.state();
+        (
+            e.backend.clone(),
+            Transition {
+                from: state,
+                to: state,
+                at: now,
+                code: "AGENT".to_string(),
+                detail: format!("{} (agent said {line:?})", e.agent.describe()),
+            },
+        )
+    })
 }
 
 async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay: Duration) {

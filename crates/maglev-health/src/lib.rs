@@ -4,8 +4,10 @@
 //!   implementations, each bounded by its timeout and reporting a
 //!   HAProxy-style [`Code`];
 //! - [`state`]: the rise/fall state machine, pure;
-//! - [`Checker`]: one probe loop per backend, operator actions, reloads, and
-//!   a broadcast of every transition.
+//! - [`agent`]: the agent check (HAProxy's agent protocol);
+//! - [`Checker`]: one probe loop per backend (and an agent loop where
+//!   configured), operator actions, reloads, and a broadcast of every
+//!   transition.
 //!
 //! ```no_run
 //! # async fn demo(config: maglev_config::Config) -> Result<(), Box<dyn std::error::Error>> {
@@ -21,11 +23,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 mod checker;
 pub mod probe;
 mod result;
 pub mod state;
 
+pub use agent::{AgentAdmin, AgentOper, AgentState};
 pub use checker::{
     ApplyReport, BackendEvent, BackendStatus, Checker, CheckerError, CheckerOptions, ProbeFactory,
     ProbeObserver, STATIC_INTERVAL,

@@ -405,6 +405,7 @@ mod tests {
             name: "hc".into(),
             spec: CheckSpec::Tcp { port: 80 },
             flap: None,
+            agent: None,
             interval: Duration::from_secs(2),
             fast_interval: Duration::from_millis(500),
             down_interval: Duration::from_secs(10),

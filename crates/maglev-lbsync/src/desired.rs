@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use maglev_config::{Config, Family, Frontend};
-use maglev_health::State;
+use maglev_health::{AgentAdmin, AgentOper, AgentState, State};
 use maglev_vpp::{Encap, VipKey};
 
 /// Runtime weight overrides: (frontend, pool, backend) → weight.
@@ -37,6 +37,57 @@ pub type Overrides = HashMap<(String, String, String), u8>;
 /// Slow starts in progress: (frontend, backend) → the percent of its
 /// weight the backend gets now (10..=99).
 pub type Ramps = HashMap<(String, String), u8>;
+
+/// What backends' agents ask for (only those that change something).
+pub type Agents = HashMap<String, AgentState>;
+
+/// `states` and `overrides` with the agents' wishes folded in: `maint` is
+/// an operator disable (weight 0, flush), an agent's `down` is down,
+/// `drain` is weight 0 in every pool without flush (so a fully drained
+/// pool hands over to the next, as an override of 0 does), and `N%`
+/// scales the weight (after any operator override). `None` when no agent
+/// changes anything: use the inputs as they are.
+pub fn with_agents(
+    config: &Config,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+    agents: &Agents,
+) -> Option<(HashMap<String, State>, Overrides)> {
+    if agents.is_empty() {
+        return None;
+    }
+    let mut states = states.clone();
+    let mut overrides = overrides.clone();
+    for (backend, a) in agents {
+        if let Some(s) = states.get_mut(backend) {
+            let working = matches!(*s, State::Up | State::Unknown | State::Down | State::Held);
+            if a.admin == AgentAdmin::Maint && working {
+                *s = State::Disabled;
+            } else if a.oper == AgentOper::Down && matches!(*s, State::Up | State::Unknown) {
+                *s = State::Down;
+            }
+        }
+        let drain = a.admin == AgentAdmin::Drain;
+        if !drain && a.percent >= 100 {
+            continue;
+        }
+        for f in config.frontends.values() {
+            for p in &f.pools {
+                for m in p.backends.iter().filter(|m| &m.backend == backend) {
+                    let key = (f.name.clone(), p.name.clone(), m.backend.clone());
+                    let base = overrides.get(&key).copied().unwrap_or(m.weight);
+                    let w = if drain || a.percent == 0 {
+                        0
+                    } else {
+                        ramped(base, a.percent)
+                    };
+                    overrides.insert(key, w);
+                }
+            }
+        }
+    }
+    Some((states, overrides))
+}
 
 /// The percent of its weight a backend gets `elapsed` into a slow start of
 /// `total`: 10 % at once, then linearly towards 100 % in whole-second

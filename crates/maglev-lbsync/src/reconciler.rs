@@ -670,22 +670,32 @@ impl Reconciler {
         self.refresh_some(&all);
     }
 
+    /// The checker's `states` and the operator's overrides with the
+    /// backends' agents folded in: what the desired state is computed from.
+    fn inputs(&self, states: HashMap<String, State>) -> (HashMap<String, State>, Overrides) {
+        let agents = self.checker.agents();
+        match crate::desired::with_agents(&self.config, &states, &self.overrides, &agents) {
+            Some(merged) => merged,
+            None => (states, self.overrides.clone()),
+        }
+    }
+
     /// Recomputes the aggregate state of `names`, announcing changes.
     fn refresh_some(&mut self, names: &BTreeSet<String>) {
-        let states = self.states_for(names);
+        let (states, overrides) = self.inputs(self.states_for(names));
         let mut next = std::mem::take(&mut self.frontend_states);
         for (name, f) in names
             .iter()
             .filter_map(|n| self.config.frontends.get_key_value(n))
         {
-            let to = frontend_state(&self.config, f, &states, &self.overrides);
+            let to = frontend_state(&self.config, f, &states, &overrides);
             let from = next.get(name).copied();
             if from != Some(to) {
                 let from = from.unwrap_or(FrontendState::Unknown);
                 if from != to {
                     info!(event = "frontend-transition", frontend = %name, from = %from, to = %to);
                 }
-                if let Some(p) = crate::desired::panic_check(f, &states, &self.overrides) {
+                if let Some(p) = crate::desired::panic_check(f, &states, &overrides) {
                     let threshold = f.panic_threshold.unwrap_or_default();
                     let pool = &f.pools[p.pool].name;
                     if to == FrontendState::Panic {
@@ -1150,7 +1160,10 @@ impl Reconciler {
             }
         };
         let mut desired = match &scope {
-            Scope::All => desired_state(&self.config, &self.states(), &self.overrides),
+            Scope::All => {
+                let (states, overrides) = self.inputs(self.states());
+                desired_state(&self.config, &states, &overrides)
+            }
             Scope::Vips(keys) => {
                 let names: BTreeSet<String> = self
                     .config
@@ -1159,12 +1172,8 @@ impl Reconciler {
                     .filter(|(_, f)| keys.contains(&vip_key(f)))
                     .map(|(n, _)| n.clone())
                     .collect();
-                desired_subset(
-                    &self.config,
-                    &names,
-                    &self.states_for(&names),
-                    &self.overrides,
-                )
+                let (states, overrides) = self.inputs(self.states_for(&names));
+                desired_subset(&self.config, &names, &states, &overrides)
             }
         };
         crate::desired::apply_ramps(&self.config, &mut desired, &self.ramps);
@@ -1325,8 +1334,8 @@ impl Reconciler {
                 let _ = reply.send(result);
             }
             Command::Desired(reply) => {
-                let states = self.states();
-                let mut desired = desired_state(&self.config, &states, &self.overrides);
+                let (states, overrides) = self.inputs(self.states());
+                let mut desired = desired_state(&self.config, &states, &overrides);
                 crate::desired::apply_ramps(&self.config, &mut desired, &self.ramps);
                 let _ = reply.send((Arc::clone(&self.config), desired, self.overrides.clone()));
             }

@@ -764,3 +764,79 @@ fn slow_start_is_checked() {
         );
     }
 }
+
+#[test]
+fn agents_fold_into_the_weights() {
+    use maglev_health::{AgentAdmin, AgentOper, AgentState};
+    use maglev_lbsync::desired::{with_agents, Agents};
+    use State::*;
+    let cfg = config("", true);
+    let f = &cfg.frontends["www"];
+    let st = states(&[("a1", Up), ("a2", Up), ("b1", Up)]);
+    let o = Overrides::new();
+    let agent = |admin, oper, percent| AgentState {
+        admin,
+        oper,
+        percent,
+    };
+    let weights = |agents: &Agents| -> Vec<(u8, bool)> {
+        let (s, o) = with_agents(&cfg, &st, &o, agents).unwrap();
+        effective_weights(&cfg, f, &s, &o)
+            .iter()
+            .map(|w| (w.weight, w.flush))
+            .collect()
+    };
+    assert!(with_agents(&cfg, &st, &o, &Agents::new()).is_none());
+    // (a1 60, a2 100 in primary; b1 standby)
+    let one = |a: AgentState| Agents::from([("a2".to_string(), a)]);
+    // N %: scales the configured weight.
+    assert_eq!(
+        weights(&one(agent(AgentAdmin::Ready, AgentOper::Up, 50))),
+        [(60, false), (50, false), (0, false)]
+    );
+    // drain: weight 0, existing flows stay (no flush).
+    assert_eq!(
+        weights(&one(agent(AgentAdmin::Drain, AgentOper::Up, 100))),
+        [(60, false), (0, false), (0, false)]
+    );
+    // maint: as an operator disable (flush).
+    assert_eq!(
+        weights(&one(agent(AgentAdmin::Maint, AgentOper::Up, 100))),
+        [(60, false), (0, true), (0, false)]
+    );
+    // down: as a health failure (flush-on-down).
+    assert_eq!(
+        weights(&one(agent(AgentAdmin::Ready, AgentOper::Down, 100))),
+        [(60, false), (0, true), (0, false)]
+    );
+    // The whole primary drained: the standby takes over.
+    let both = Agents::from([
+        (
+            "a1".to_string(),
+            agent(AgentAdmin::Drain, AgentOper::Up, 100),
+        ),
+        ("a2".to_string(), agent(AgentAdmin::Ready, AgentOper::Up, 0)),
+    ]);
+    assert_eq!(weights(&both), [(0, false), (0, false), (100, false)]);
+    // A percentage applies after the operator's override.
+    let mut op = Overrides::new();
+    op.insert(("www".into(), "primary".into(), "a2".into()), 40);
+    let (s, o2) = with_agents(
+        &cfg,
+        &st,
+        &op,
+        &one(agent(AgentAdmin::Ready, AgentOper::Up, 50)),
+    )
+    .unwrap();
+    assert_eq!(effective_weights(&cfg, f, &s, &o2)[1].weight, 20);
+    // An operator's disable or pause is never undone by an agent.
+    let st2 = states(&[("a1", Up), ("a2", Paused), ("b1", Up)]);
+    let (s, _) = with_agents(
+        &cfg,
+        &st2,
+        &o,
+        &one(agent(AgentAdmin::Maint, AgentOper::Down, 100)),
+    )
+    .unwrap();
+    assert_eq!(s["a2"], Paused);
+}

@@ -706,3 +706,106 @@ async fn a_backend_that_comes_back_ramps_up_a_step_a_second() {
     // r2 never moved.
     assert_eq!(sim_ases(&r.sim)[&(vip, ip("127.0.21.2"))].0, 100);
 }
+
+#[tokio::test]
+async fn an_agent_drains_scales_and_takes_out_a_backend() {
+    // a1's agent answers whatever the test sets; a2 has none.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.22.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let agent_port = {
+        let l = std::net::TcpListener::bind("127.0.22.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _p1 = tokio::net::TcpListener::bind(("127.0.22.1", port))
+        .await
+        .unwrap();
+    let _p2 = tokio::net::TcpListener::bind(("127.0.22.2", port))
+        .await
+        .unwrap();
+    let reply = Arc::new(std::sync::Mutex::new("ready up 100%\n".to_string()));
+    let agent = tokio::net::TcpListener::bind(("127.0.22.1", agent_port))
+        .await
+        .unwrap();
+    let r2 = Arc::clone(&reply);
+    let agent_task = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let Ok((mut s, _)) = agent.accept().await else {
+                return;
+            };
+            // The check sends its `send` string first.
+            let mut hello = [0u8; 6];
+            let _ = s.read_exact(&mut hello).await;
+            assert_eq!(&hello, b"hello\n");
+            let line = r2.lock().unwrap().clone();
+            let _ = s.write_all(line.as_bytes()).await;
+        }
+    });
+    let text = format!(
+        "maglev:
+  vpp:
+    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1', sync-interval: 1h, startup-min-delay: 0, startup-max-delay: 0 }}
+  healthchecks:
+    t: {{ type: tcp, port: {port}, interval: 50ms, timeout: 500ms, rise: 1, fall: 1, agent: {{ port: {agent_port}, interval: 50ms, send: \"hello\\n\" }} }}
+  backends:
+    a1: {{ address: 127.0.22.1, healthcheck: t }}
+    a2: {{ address: 127.0.22.2 }}
+  frontends:
+    ag:
+      address: 203.0.113.83
+      port: 80
+      pools:
+        - {{ name: p, backends: {{ a1: 80, a2: 100 }} }}
+"
+    );
+    let cfg = maglev_config::load_str(&text, "t.yaml").unwrap().config;
+    let r = rig(cfg, true).await;
+    let vip = ip("203.0.113.83");
+    let a1 = ip("127.0.22.1");
+    let weight = |sim: &Simulator| sim_ases(sim).get(&(vip, a1)).map(|w| w.0);
+    let last_flush = |sim: &Simulator, since: usize| {
+        sim.calls_since(since)
+            .into_iter()
+            .rfind(|c| c.msg == "lb_as_set_weight" && c.detail.contains("[127, 0, 22, 1,"))
+            .map(|c| c.detail.contains("is_flush: true"))
+    };
+    eventually("programmed", WAIT, || weight(&r.sim) == Some(80)).await;
+    // N %: of the configured weight.
+    *reply.lock().unwrap() = "50%\n".into();
+    eventually("50 %", WAIT, || weight(&r.sim) == Some(40)).await;
+    assert_eq!(
+        r.checker.backend("a1").unwrap().agent.unwrap().describe(),
+        "ready up 50%"
+    );
+    // drain: 0 without flush.
+    let calls = r.sim.call_count();
+    *reply.lock().unwrap() = "drain # maintenance at 10:00\n".into();
+    eventually("drained", WAIT, || weight(&r.sim) == Some(0)).await;
+    assert_eq!(last_flush(&r.sim, calls), Some(false), "drain keeps flows");
+    // ready again (50 % still in force).
+    *reply.lock().unwrap() = "ready\n".into();
+    eventually("ready", WAIT, || weight(&r.sim) == Some(40)).await;
+    // maint: out, with a flush, like an operator disable.
+    let calls = r.sim.call_count();
+    *reply.lock().unwrap() = "maint\n".into();
+    eventually("maint", WAIT, || weight(&r.sim) == Some(0)).await;
+    assert_eq!(last_flush(&r.sim, calls), Some(true), "maint flushes");
+    // Garbage and silence change nothing.
+    *reply.lock().unwrap() = "sideways\n".into();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(weight(&r.sim), Some(0));
+    agent_task.abort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        weight(&r.sim),
+        Some(0),
+        "an unreachable agent changes nothing"
+    );
+    let b = r.checker.backend("a1").unwrap();
+    assert_eq!(b.agent.unwrap().describe(), "maint up 50%");
+    assert!(b.agent_last.unwrap().0.is_err(), "the last answer was none");
+    // a2 never moved.
+    assert_eq!(sim_ases(&r.sim)[&(vip, ip("127.0.22.2"))].0, 100);
+}

@@ -53,6 +53,8 @@ pub struct Metrics {
     pool_weight: Family<Labels, Gauge>,
     frontend_state: Family<Labels, Gauge>,
     frontend_panic: Family<Labels, Gauge>,
+    agent_percent: Family<Labels, Gauge>,
+    agent_state: Family<Labels, Gauge>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     transitions: Family<Labels, Counter>,
@@ -97,6 +99,8 @@ impl Metrics {
             pool_weight: Family::default(),
             frontend_state: Family::default(),
             frontend_panic: Family::default(),
+            agent_percent: Family::default(),
+            agent_state: Family::default(),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             transitions: Family::default(),
@@ -144,6 +148,16 @@ impl Metrics {
                 "frontend_state",
                 "1 for the state each frontend is in",
                 m.frontend_state.clone(),
+            );
+            r.register(
+                "backend_agent_percent",
+                "Percent of its weight a backend's agent asks for (backends with an agent check)",
+                m.agent_percent.clone(),
+            );
+            r.register(
+                "backend_agent_state",
+                "1 for each state a backend's agent asks for: ready, drain or maint, and down",
+                m.agent_state.clone(),
             );
             r.register(
                 "frontend_panic",
@@ -293,7 +307,32 @@ impl Metrics {
         self.backend_state.clear();
         self.backend_health.clear();
         self.backend_enabled.clear();
+        self.agent_percent.clear();
+        self.agent_state.clear();
         for b in checker.backends() {
+            if let Some(a) = b.agent {
+                let name = || vec![("backend", b.name.clone())];
+                self.agent_percent
+                    .get_or_create(&name())
+                    .set(i64::from(a.percent));
+                let admin = match a.admin {
+                    maglev_health::AgentAdmin::Ready => "ready",
+                    maglev_health::AgentAdmin::Drain => "drain",
+                    maglev_health::AgentAdmin::Maint => "maint",
+                };
+                for s in ["ready", "drain", "maint"] {
+                    let mut l = name();
+                    l.push(("state", s.to_string()));
+                    self.agent_state
+                        .get_or_create(&l)
+                        .set(i64::from(admin == s));
+                }
+                let mut l = name();
+                l.push(("state", "down".to_string()));
+                self.agent_state
+                    .get_or_create(&l)
+                    .set(i64::from(a.oper == maglev_health::AgentOper::Down));
+            }
             for s in State::ALL {
                 self.backend_state
                     .get_or_create(&vec![("backend", b.name.clone()), ("state", s.to_string())])
@@ -314,9 +353,15 @@ impl Metrics {
         // VPP calls; counters come from the stats segment directly.
         let status = reconciler.status();
         if let Some(config) = &status.config {
-            let overrides = &status.overrides;
+            let agents = checker.agents();
+            let merged =
+                maglev_lbsync::desired::with_agents(config, &states, &status.overrides, &agents);
+            let (states, overrides) = match &merged {
+                Some((s, o)) => (s, o),
+                None => (&states, &status.overrides),
+            };
             for f in config.frontends.values() {
-                let mut weights = effective_weights(config, f, &states, overrides);
+                let mut weights = effective_weights(config, f, states, overrides);
                 maglev_lbsync::desired::apply_ramps_to(f, &mut weights, &status.ramps);
                 for w in weights {
                     for (kind, v) in [("configured", w.configured), ("effective", w.weight)] {
@@ -461,6 +506,8 @@ pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::tas
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
+                // An agent's change moves no state: not a transition.
+                Ok(ev) if ev.transition.from == ev.transition.to => {}
                 Ok(ev) => metrics.transition(&ev.backend, ev.transition.from, ev.transition.to),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,

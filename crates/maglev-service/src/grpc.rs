@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use maglev_config::{CheckSpec, Config, Frontend};
 use maglev_health::{BackendStatus, CheckerError, State};
 use maglev_lbsync::desired::{
-    active_pool, apply_ramps_to, effective_weights, frontend_state, vip_key, Overrides, Ramps,
+    active_pool, apply_ramps_to, effective_weights, frontend_state, vip_key, with_agents, Agents,
+    Overrides, Ramps,
 };
 use maglev_lbsync::reconciler::SyncError;
 use maglev_proto as pb;
@@ -98,6 +99,16 @@ fn backend_info(b: &BackendStatus, frontends: &[&str]) -> pb::BackendInfo {
         transitions: b.history.iter().map(transition).collect(),
         frontends: frontends.iter().map(|f| f.to_string()).collect(),
         held_until_unix_ns: b.held_until.map_or(0, unix_ns),
+        agent: b.agent.map(|a| a.describe()).unwrap_or_default(),
+        agent_last: b
+            .agent_last
+            .as_ref()
+            .map(|(r, _)| match r {
+                Ok(line) => line.clone(),
+                Err(why) => format!("no answer: {why}"),
+            })
+            .unwrap_or_default(),
+        agent_last_unix_ns: b.agent_last.as_ref().map_or(0, |(_, at)| unix_ns(*at)),
     }
 }
 
@@ -105,9 +116,16 @@ fn frontend_info(
     config: &Config,
     f: &Frontend,
     states: &HashMap<String, State>,
-    (overrides, ramps): &(Overrides, Ramps),
+    (operator, ramps, agents): &(Overrides, Ramps, Agents),
     buckets: &BTreeMap<IpAddr, u32>,
 ) -> pb::FrontendInfo {
+    // What VPP gets folds in the agents' wishes; `weight_overridden` stays
+    // the operator's.
+    let merged = with_agents(config, states, operator, agents);
+    let (states, overrides) = match &merged {
+        Some((s, o)) => (s, o),
+        None => (states, operator),
+    };
     let mut weights = effective_weights(config, f, states, overrides);
     apply_ramps_to(f, &mut weights, ramps);
     let pools = f
@@ -126,7 +144,7 @@ fn frontend_info(
                     configured_weight: u32::from(w.configured),
                     effective_weight: u32::from(w.weight),
                     flush: w.flush,
-                    weight_overridden: overrides.contains_key(&(
+                    weight_overridden: operator.contains_key(&(
                         f.name.clone(),
                         p.name.clone(),
                         w.backend.clone(),
@@ -253,11 +271,11 @@ impl MaglevService {
     }
 
     /// The runtime weights and slow starts, from the reconciler's
-    /// published status: a read never waits behind a sync that waits for
-    /// VPP.
-    fn overrides(&self) -> (Overrides, Ramps) {
+    /// published status (a read never waits behind a sync that waits for
+    /// VPP), and what the backends' agents ask for.
+    fn overrides(&self) -> (Overrides, Ramps, Agents) {
         let s = self.daemon.reconciler.status();
-        (s.overrides, s.ramps)
+        (s.overrides, s.ramps, self.daemon.checker.agents())
     }
 
     /// VPP's bucket counts for the VIP of `f`, when VPP can say within

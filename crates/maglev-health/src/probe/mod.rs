@@ -69,6 +69,11 @@ impl Prober {
         })
     }
 
+    /// The socket factory (the configured namespace), for agent checks.
+    pub fn sockets(&self) -> Sockets {
+        self.sockets.clone()
+    }
+
     /// The default `User-Agent`: `maglevd/<version>`.
     pub fn default_user_agent() -> String {
         format!("maglevd/{}", env!("CARGO_PKG_VERSION"))
