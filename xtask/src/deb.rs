@@ -154,18 +154,7 @@ pub fn build(
     let out = root.join("target/deb");
     let _ = std::fs::remove_dir_all(&out);
     let dist = out.join("dist");
-    for krate in ["maglev-cli", "maglev-monitor", "maglev-service"] {
-        cargo(&[
-            "run",
-            "--quiet",
-            "-p",
-            krate,
-            "--example",
-            "dist",
-            "--",
-            &dist.to_string_lossy(),
-        ])?;
-    }
+    crate::write_dist(&dist)?;
     let arch = run(Command::new("dpkg").arg("--print-architecture"))?
         .trim()
         .to_string();

@@ -93,15 +93,25 @@ fn dist(args: &[String]) -> Result<(), String> {
         [dir] => PathBuf::from(dir),
         _ => return Err("usage: cargo xtask dist [DIR]".to_string()),
     };
+    write_dist(&dir)
+}
+
+/// Man pages and completions of every binary under `dir`, each rendered
+/// by its crate's `*-dist` example from the flags the binary parses.
+pub(crate) fn write_dist(dir: &std::path::Path) -> Result<(), String> {
     let dir = dir.to_string_lossy().into_owned();
-    for krate in ["maglev-cli", "maglev-monitor", "maglev-service"] {
+    for (krate, example) in [
+        ("maglev-cli", "maglevc-dist"),
+        ("maglev-monitor", "maglevt-dist"),
+        ("maglev-service", "maglevd-dist"),
+    ] {
         cargo(&[
             "run",
             "--quiet",
             "-p",
             krate,
             "--example",
-            "dist",
+            example,
             "--",
             &dir,
         ])?;
