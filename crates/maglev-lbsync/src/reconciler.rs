@@ -1281,6 +1281,8 @@ impl Reconciler {
                 self.users = users_of(&config);
                 self.config = config;
                 self.overrides.clear();
+                // Ramps of frontends gone or without slow-start end now.
+                self.recompute_ramps();
                 self.warmup.set_delays(
                     self.config.lb.startup_min_delay,
                     self.config.lb.startup_max_delay,
