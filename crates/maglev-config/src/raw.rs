@@ -212,7 +212,7 @@ pub(crate) struct RawFrontend {
     pub src_ip_sticky: Option<YamlBool>,
     pub flush_on_down: Option<YamlBool>,
     pub new_flows_table_length: Option<i64>,
-    pub panic_threshold: Option<StringOrInt>,
+    pub panic_threshold: Option<Percent>,
     pub slow_start: Option<RawDuration>,
     pub pools: Option<Vec<RawPool>>,
 }
@@ -361,5 +361,32 @@ impl<'de> Deserialize<'de> for StringOrInt {
             }
         }
         deserializer.deserialize_any(SoiVisitor)
+    }
+}
+
+/// `panic-threshold: 50` and `panic-threshold: "50%"` both work; the range
+/// is checked with the rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Percent(pub String);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PercentVisitor;
+        impl Visitor<'_> for PercentVisitor {
+            type Value = Percent;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a percentage such as 50 or \"50%\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Percent, E> {
+                Ok(Percent(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Percent, E> {
+                Ok(Percent(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Percent, E> {
+                Ok(Percent(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(PercentVisitor)
     }
 }

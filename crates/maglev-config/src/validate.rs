@@ -732,7 +732,7 @@ impl Validator<'_> {
             table as u32
         };
 
-        let panic_threshold = raw.panic_threshold.and_then(|StringOrInt(p)| {
+        let panic_threshold = raw.panic_threshold.and_then(|Percent(p)| {
             let n = p.trim().strip_suffix('%').unwrap_or(p.trim()).trim();
             match n.parse::<u8>() {
                 Ok(v @ 1..=100) => Some(v),
