@@ -346,36 +346,36 @@ fn backend_json(b: &pb::BackendInfo) -> Value {
     })
 }
 
-/// The desired VIP of a frontend as maglevd reports it, for prediction.
-fn desired_of(f: &pb::FrontendInfo) -> Result<maglev_lbsync::DesiredVip, CliError> {
-    let address: IpAddr = f
+/// What a prediction of a frontend's table needs, as maglevd reports it:
+/// the VIP, whether it is src-ip-sticky, the table length and the ASes
+/// with the weights VPP is given.
+struct PredictInput {
+    vip: IpAddr,
+    sticky: bool,
+    table_len: u32,
+    ases: Vec<(IpAddr, u8)>,
+}
+
+fn predict_input(f: &pb::FrontendInfo) -> Result<PredictInput, CliError> {
+    let vip: IpAddr = f
         .address
         .parse()
         .map_err(|_| CliError::Server(format!("bad address {}", f.address)))?;
-    let protocol = match f.protocol.as_str() {
-        "tcp" => 6,
-        "udp" => 17,
-        _ => 255,
-    };
-    let mut ases = BTreeMap::new();
-    for b in f.pools.iter().flat_map(|p| p.backends.iter()) {
-        if let Ok(a) = b.address.parse::<IpAddr>() {
-            ases.insert(
-                a,
-                maglev_lbsync::desired::DesiredAs {
-                    weight: b.effective_weight.min(255) as u8,
-                    flush: false,
-                },
-            );
-        }
-    }
-    Ok(maglev_lbsync::DesiredVip {
-        frontend: f.name.clone(),
-        key: maglev_vpp::VipKey::host(address, protocol, f.port as u16),
-        encap: maglev_vpp::Encap::Gre4,
-        src_ip_sticky: f.src_ip_sticky,
+    // Numeric order, as VPP has them (and maglevd programs them).
+    let ases: BTreeMap<IpAddr, u8> = f
+        .pools
+        .iter()
+        .flat_map(|p| p.backends.iter())
+        .filter_map(|b| {
+            let a = b.address.parse::<IpAddr>().ok()?;
+            Some((a, b.effective_weight.min(255) as u8))
+        })
+        .collect();
+    Ok(PredictInput {
+        vip,
+        sticky: f.src_ip_sticky,
         table_len: f.new_flows_table_length.max(1).next_power_of_two(),
-        ases,
+        ases: ases.into_iter().collect(),
     })
 }
 
@@ -465,8 +465,8 @@ pub async fn run(
             if !buckets {
                 return out(frontend_text(style, &f), frontend_json(&f));
             }
-            let d = desired_of(&f)?;
-            let p = maglev_lbsync::predict::table(&d);
+            let d = predict_input(&f)?;
+            let p = maglev_table::predict(d.table_len, &d.ases);
             let rows: Vec<Vec<String>> = p
                 .buckets
                 .iter()
@@ -820,10 +820,10 @@ pub async fn run(
                 .map_err(server)?
                 .into_inner();
             let (ip, port) = parse_source(source)?;
-            let d = desired_of(&f)?;
-            let p = maglev_lbsync::predict::table(&d);
+            let d = predict_input(&f)?;
+            let p = maglev_table::predict(d.table_len, &d.ases);
             let dport = dst_port.unwrap_or(f.port as u16);
-            let (slot, hit) = maglev_lbsync::predict::lookup(&d, &p, ip, port, dport);
+            let (slot, hit) = maglev_table::lookup(d.vip, d.sticky, &p, ip, port, dport);
             let backend = hit.map(|a| name_of(&f, a));
             let text = match (&backend, hit) {
                 (Some(b), Some(a)) => format!(

@@ -23,7 +23,8 @@ mod error;
 pub mod frame;
 mod lb;
 pub mod lbcli;
-pub mod maglev;
+/// VPP's Maglev table and flow hash (the `maglev-table` crate).
+pub use maglev_table as maglev;
 pub mod stats;
 pub mod wire;
 

@@ -1,9 +1,59 @@
 //! VPP's Maglev new-flow table and flow hash, computed exactly as the lb
 //! plugin does (`lb_vip_update_new_flow_table` in lb.c, `lb_node_get_hash`
 //! in node.c; see `vpp-api/NOTES.md` §4.3), so a client can predict which
-//! AS a new flow lands on.
+//! AS a new flow lands on. Pure and without dependencies, so tools that
+//! only predict (maglevc) need neither the VPP client nor the reconciler.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+/// A VIP's predicted table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prediction {
+    /// Slot → AS (`None`: no live AS, VPP drops the flow).
+    pub slots: Vec<Option<IpAddr>>,
+    /// Slots per AS with weight > 0.
+    pub buckets: BTreeMap<IpAddr, u32>,
+}
+
+/// The table VPP builds for a VIP of `table_len` slots whose ASes have
+/// these weights (those at 0 get no slot).
+pub fn predict(table_len: u32, ases: &[(IpAddr, u8)]) -> Prediction {
+    let live: Vec<(IpAddr, u8)> = ases.iter().copied().filter(|(_, w)| *w > 0).collect();
+    let slots: Vec<Option<IpAddr>> = new_flow_table(table_len, &live)
+        .into_iter()
+        .map(|s| s.map(|i| live[i].0))
+        .collect();
+    let mut buckets: BTreeMap<IpAddr, u32> = live.iter().map(|(a, _)| (*a, 0)).collect();
+    for a in slots.iter().flatten() {
+        *buckets.entry(*a).or_default() += 1;
+    }
+    Prediction { slots, buckets }
+}
+
+/// Which AS a new flow from `src` (source port `src_port`) to `vip`'s
+/// `dst_port` hits, and the slot. Ports are ignored for src-ip-sticky VIPs
+/// and for protocols without ports (pass 0).
+pub fn lookup(
+    vip: IpAddr,
+    src_ip_sticky: bool,
+    prediction: &Prediction,
+    src: IpAddr,
+    src_port: u16,
+    dst_port: u16,
+) -> (usize, Option<IpAddr>) {
+    let (sp, dp) = if src_ip_sticky {
+        (0, 0)
+    } else {
+        (src_port, dst_port)
+    };
+    let hash = flow_hash(src, vip, sp, dp);
+    let slot = (hash as usize) & (prediction.slots.len() - 1);
+    (slot, prediction.slots[slot])
+}
 
 /// The 16-byte `ip46_address_t` form VPP stores: IPv4 as 12 zero bytes and
 /// then the 4 address bytes.
