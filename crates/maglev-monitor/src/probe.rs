@@ -113,7 +113,7 @@ impl Prober {
                 .as_deref()
                 .and_then(|h| ServerName::try_from(h.to_string()).ok())
                 .unwrap_or_else(|| ServerName::IpAddress(target.address.into()));
-            (maglev_health::probe::tls_client_config(opts.insecure), name)
+            (maglev_tls::client_config(opts.insecure), name)
         });
         Prober {
             target,

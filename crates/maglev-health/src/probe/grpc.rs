@@ -46,7 +46,7 @@ impl GrpcProbe {
         timeout: Duration,
         sockets: Sockets,
         user_agent: String,
-        tls: &super::http::TlsConfigs,
+        tls: &maglev_tls::TlsConfigs,
     ) -> GrpcProbe {
         let tls = check.tls.as_ref().map(|t| {
             // The shared configs speak http/1.1; gRPC needs h2.

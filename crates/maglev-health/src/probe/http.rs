@@ -10,7 +10,7 @@
 //! (as HAProxy's checks do), instead of a FIN exchange per probe.
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,10 +19,8 @@ use hyper::header::{HOST, USER_AGENT};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use maglev_config::{HttpCheck, HttpMethod};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use maglev_tls::TlsConfigs;
+use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -32,108 +30,6 @@ use crate::result::{Code, ProbeResult};
 
 /// At most this much of the body is read for the regex.
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// The two TLS client configurations, built once and shared.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TlsConfigs {
-    verified: Arc<OnceLock<Arc<ClientConfig>>>,
-    insecure: Arc<OnceLock<Arc<ClientConfig>>>,
-}
-
-/// A TLS client configuration for HTTP probes (ALPN http/1.1): the system
-/// CA store, or with `insecure` any certificate whose handshake signature
-/// checks out. Built once per kind and shared; maglevt uses it too.
-pub fn tls_client_config(insecure: bool) -> Arc<ClientConfig> {
-    static SHARED: OnceLock<TlsConfigs> = OnceLock::new();
-    SHARED.get_or_init(TlsConfigs::default).get(insecure)
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-impl TlsConfigs {
-    pub(crate) fn get(&self, insecure: bool) -> Arc<ClientConfig> {
-        let slot = if insecure {
-            &self.insecure
-        } else {
-            &self.verified
-        };
-        Arc::clone(slot.get_or_init(|| {
-            let builder = ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default protocol versions");
-            let mut config = if insecure {
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(NoVerify(provider())))
-                    .with_no_client_auth()
-            } else {
-                // The system store, so an internal CA installed on the host
-                // is trusted like any other.
-                let mut roots = RootCertStore::empty();
-                let native = rustls_native_certs::load_native_certs();
-                for e in &native.errors {
-                    tracing::warn!(error = %e, "loading system CA certificates");
-                }
-                roots.add_parsable_certificates(native.certs);
-                builder.with_root_certificates(roots).with_no_client_auth()
-            };
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(config)
-        }))
-    }
-}
-
-/// `insecure: true`: accept any certificate, still checking that the
-/// server holds the key of the one it sent.
-#[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 #[derive(Debug)]
 pub(crate) struct HttpProbe {

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use maglev_config::{CheckSpec, HealthCheck};
 
-pub use http::tls_client_config;
+/// The shared TLS client configuration of HTTPS probes.
+pub use maglev_tls::client_config as tls_client_config;
 pub use netns::Sockets;
 
 use crate::result::{Code, ProbeResult};
@@ -54,7 +55,7 @@ pub struct Prober {
     sockets: Sockets,
     user_agent: String,
     icmp: Arc<icmp::Pingers>,
-    tls: http::TlsConfigs,
+    tls: maglev_tls::TlsConfigs,
 }
 
 impl Prober {
@@ -65,7 +66,7 @@ impl Prober {
             sockets: Sockets::new(netns)?,
             user_agent: user_agent.into(),
             icmp: Arc::new(icmp::Pingers::default()),
-            tls: http::TlsConfigs::default(),
+            tls: maglev_tls::TlsConfigs::default(),
         })
     }
 
