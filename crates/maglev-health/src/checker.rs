@@ -34,7 +34,17 @@ const EVENT_BUFFER: usize = 4096;
 pub trait ProbeObserver: Send + Sync {
     /// One probe of `backend` with a check of `check_type` finished.
     fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult);
+
+    /// A probe started `lag` after it was due (the checker is behind:
+    /// more probes per second than the machine can run).
+    fn probe_lag(&self, _lag: Duration) {}
 }
+
+/// A probe this late is worth a warning: the checker cannot keep up.
+pub const LAG_WARNING: Duration = Duration::from_millis(500);
+
+/// At most one lag warning per this long, whatever the number of backends.
+const LAG_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Makes the probe for a health check, in place of the built-in ones (a
 /// seam for tests and for probe kinds built elsewhere).
@@ -219,6 +229,8 @@ impl Entry {
 }
 
 struct Shared {
+    /// When the last lag warning was logged.
+    lag_warned: Mutex<Option<tokio::time::Instant>>,
     entries: Mutex<BTreeMap<String, Entry>>,
     events: broadcast::Sender<BackendEvent>,
     prober: Mutex<Prober>,
@@ -269,6 +281,7 @@ impl Checker {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let checker = Checker {
             shared: Arc::new(Shared {
+                lag_warned: Mutex::new(None),
                 entries: Mutex::new(BTreeMap::new()),
                 events,
                 prober: Mutex::new(prober),
@@ -767,6 +780,34 @@ async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay:
             next
         };
         drop(sh);
-        tokio::time::sleep(jitter(next, &mut rng)).await;
+        let pause = jitter(next, &mut rng);
+        let due = tokio::time::Instant::now() + pause;
+        tokio::time::sleep_until(due).await;
+        // How late this probe starts: the runtime was busy with others.
+        let lag = tokio::time::Instant::now().saturating_duration_since(due);
+        let Some(sh) = shared.upgrade() else { return };
+        note_lag(&sh, &name, lag);
+    }
+}
+
+/// Reports a probe's lag to the observer, and warns (at most once a
+/// minute) when probes run so late that the checker is over capacity.
+fn note_lag(sh: &Shared, backend: &str, lag: Duration) {
+    if let Some(o) = &sh.options.observer {
+        o.probe_lag(lag);
+    }
+    if lag < LAG_WARNING {
+        return;
+    }
+    let now = tokio::time::Instant::now();
+    let mut last = sh.lag_warned.lock().expect("checker lock");
+    if last.is_none_or(|t| now.saturating_duration_since(t) >= LAG_WARNING_EVERY) {
+        *last = Some(now);
+        warn!(
+            event = "probe-lag",
+            backend,
+            lag_ms = lag.as_secs_f64() * 1000.0,
+            "probes start late: more probes per second than this machine runs (see maglev_probe_lag_seconds)"
+        );
     }
 }

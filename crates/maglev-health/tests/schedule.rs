@@ -283,6 +283,53 @@ async fn a_flapping_backend_is_held_down_and_still_probed() {
     assert_eq!(trans[3].2, "FLAP");
 }
 
+/// Records the largest lag reported.
+#[derive(Default)]
+struct Lags(Mutex<Duration>);
+
+impl maglev_health::ProbeObserver for Lags {
+    fn probe_done(&self, _: &str, _: &str, _: &ProbeResult) {}
+    fn probe_lag(&self, lag: Duration) {
+        let mut m = self.0.lock().unwrap();
+        *m = (*m).max(lag);
+    }
+}
+
+#[tokio::test]
+async fn late_probes_are_measured() {
+    // Real time on the test's one thread: probes every 20 ms, then the
+    // thread is blocked for 600 ms (a machine over capacity looks the
+    // same to the checker): the probes due meanwhile start late, and
+    // the observer is told by how much.
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 20ms, rise: 1, fall: 1 }",
+        "    b: { address: 127.0.0.1, healthcheck: hc }",
+        &["b"],
+    );
+    let fake = Arc::new(Scripted::default());
+    let lags = Arc::new(Lags::default());
+    let f = Arc::clone(&fake);
+    let _checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            observer: Some(Arc::clone(&lags) as Arc<dyn maglev_health::ProbeObserver>),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = *lags.0.lock().unwrap();
+    assert!(
+        before < Duration::from_millis(100),
+        "{before:?} before the stall"
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = *lags.0.lock().unwrap();
+    assert!(after >= Duration::from_millis(450), "lag seen: {after:?}");
+}
+
 #[test]
 fn local_errors_are_told_from_backend_errors() {
     use maglev_health::probe::is_local_error;

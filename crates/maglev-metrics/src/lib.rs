@@ -57,6 +57,7 @@ pub struct Metrics {
     agent_state: Family<Labels, Gauge>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    probe_lag: Histogram,
     transitions: Family<Labels, Counter>,
     vpp_connected: Gauge,
     vpp_uptime: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -103,6 +104,7 @@ impl Metrics {
             agent_state: Family::default(),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
+            probe_lag: histogram(),
             transitions: Family::default(),
             vpp_connected: Gauge::default(),
             vpp_uptime: Gauge::default(),
@@ -173,6 +175,11 @@ impl Metrics {
                 "probe_duration_seconds",
                 "Health probe durations",
                 m.probe_duration.clone(),
+            );
+            r.register(
+                "probe_lag_seconds",
+                "How late probes start after they were due (above a few ms: the checker is over capacity)",
+                m.probe_lag.clone(),
             );
             r.register(
                 "backend_transitions",
@@ -485,6 +492,10 @@ impl ProbeObserver for Metrics {
                 ("type", check_type.to_string()),
             ])
             .observe(result.duration.as_secs_f64());
+    }
+
+    fn probe_lag(&self, lag: Duration) {
+        self.probe_lag.observe(lag.as_secs_f64());
     }
 }
 
