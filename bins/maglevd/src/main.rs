@@ -56,14 +56,38 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    let code = runtime.block_on(run(flags, config, logs));
+    // Probes run on threads of their own, so that many of them never delay
+    // the API or the VPP writer, and they use every core.
+    let threads = match flags.probe_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => usize::from(n),
+    };
+    let probes = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("maglevd-probe")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("maglevd: cannot start the probe threads: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let code = runtime.block_on(run(flags, config, logs, probes.handle().clone()));
     // Whatever still runs (a blocking read of a bad stats segment, a probe)
     // does not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    probes.shutdown_timeout(std::time::Duration::from_millis(200));
     ExitCode::from(code)
 }
 
-async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) -> u8 {
+async fn run(
+    flags: Flags,
+    config: maglev_config::Config,
+    logs: LogBroadcast,
+    probes: tokio::runtime::Handle,
+) -> u8 {
     info!(event = "starting", version = %maglev_service::args::VERSION, config = %flags.config.display());
     let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
     let metrics = Arc::new(Metrics::new());
@@ -80,6 +104,7 @@ async fn run(flags: Flags, config: maglev_config::Config, logs: LogBroadcast) ->
     };
     let probes = CheckerOptions {
         observer: Some(metrics.clone()),
+        runtime: Some(probes),
         ..Default::default()
     };
     let daemon = match Daemon::start(flags.config.clone(), config, vpp, probes, logs) {

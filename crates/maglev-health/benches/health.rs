@@ -36,7 +36,11 @@ fn args() -> Vec<String> {
 fn main() {
     let a = args();
     match a.first().map(String::as_str) {
-        Some("checker") => checker(a[1].parse().unwrap(), a[2].parse().unwrap()),
+        Some("checker") => checker(
+            a[1].parse().unwrap(),
+            a[2].parse().unwrap(),
+            a[3].parse().unwrap(),
+        ),
         Some("inside") => inside(&a[1..]),
         _ => outside(&a),
     }
@@ -70,11 +74,18 @@ fn outside(a: &[String]) {
         std::process::exit(2);
     }
     let me = std::env::current_exe().unwrap();
+    // Tens of thousands of probes in flight need descriptors (HAProxy's
+    // too): a high limit inside.
+    let mut inner = format!(
+        "ulimit -n 1048576 2>/dev/null || ulimit -n 65536; exec {} inside",
+        me.display()
+    );
+    for x in a.iter().filter(|x| *x != "run") {
+        inner.push(' ');
+        inner.push_str(x);
+    }
     let status = Command::new("ip")
-        .args(["netns", "exec", &ns])
-        .arg(&me)
-        .arg("inside")
-        .args(a.iter().filter(|x| *x != "run"))
+        .args(["netns", "exec", &ns, "sh", "-c", &inner])
         .status();
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     std::process::exit(status.map_or(1, |s| s.code().unwrap_or(1)));
@@ -155,41 +166,60 @@ fn inside(a: &[String]) {
 
     let me = std::env::current_exe().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    println!("| backends | checker | probes/s | CPU s per 1,000 probes | peak RSS |");
-    println!("|---|---|---|---|---|");
+    // 0: a current-thread runtime (the figures before probe threads).
+    let threads: Vec<usize> = opt(a, "--threads", "0")
+        .split(',')
+        .map(|s| s.parse().unwrap())
+        .collect();
+    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | peak RSS |");
+    println!("|---|---|---|---|---|---|");
     for &n in &sizes {
-        let mut ours = Command::new(&me)
-            .args(["checker", &n.to_string(), &port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let m = measure(&mut ours, &hits, window);
-        println!(
-            "| {n} | maglev-health | {:.0} | {:.3} | {:.1} MB |",
-            m.probes_per_s, m.cpu_per_1000, m.rss_mb
-        );
-        let cfg = haproxy_config(&dir.path().join(format!("haproxy-{n}.cfg")), n, port);
-        let mut hap = Command::new("haproxy")
-            .args(["-f"])
-            .arg(&cfg)
-            .args(["-db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let m = measure(&mut hap, &hits, window);
-        println!(
-            "| {n} | HAProxy | {:.0} | {:.3} | {:.1} MB |",
-            m.probes_per_s, m.cpu_per_1000, m.rss_mb
-        );
+        for &t in &threads {
+            let mut ours = Command::new(&me)
+                .args(["checker", &n.to_string(), &port.to_string(), &t.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let m = measure(&mut ours, &hits, window);
+            println!(
+                "| {n} | maglev-health | {t} | {:.0} | {:.3} | {:.1} MB |",
+                m.probes_per_s, m.cpu_per_1000, m.rss_mb
+            );
+            let cfg = haproxy_config(&dir.path().join(format!("haproxy-{n}-{t}.cfg")), n, port, t);
+            let mut hap = Command::new("haproxy")
+                .args(["-f"])
+                .arg(&cfg)
+                .args(["-db"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let m = measure(&mut hap, &hits, window);
+            println!(
+                "| {n} | HAProxy | {} | {:.0} | {:.3} | {:.1} MB |",
+                if t == 0 {
+                    "default".to_string()
+                } else {
+                    t.to_string()
+                },
+                m.probes_per_s,
+                m.cpu_per_1000,
+                m.rss_mb
+            );
+        }
     }
 }
 
-fn haproxy_config(path: &std::path::Path, n: usize, port: u16) -> PathBuf {
+fn haproxy_config(path: &std::path::Path, n: usize, port: u16, threads: usize) -> PathBuf {
     let mut f = std::fs::File::create(path).unwrap();
+    let nbthread = if threads == 0 {
+        String::new()
+    } else {
+        format!("  nbthread {threads}\n")
+    };
     writeln!(
         f,
-        "global\n  maxconn 4096\n\ndefaults\n  mode http\n  timeout connect 1s\n  timeout check 1s\n\
+        "global\n  maxconn 4096\n{nbthread}\ndefaults\n  mode http\n  timeout connect 1s\n  timeout check 1s\n\
          \x20 timeout client 10s\n  timeout server 10s\n\n\
          # HAProxy refuses to run without a listener; this one gets no traffic.\n\
          frontend fe\n  bind 127.0.0.1:{}\n  default_backend be\n\n\
@@ -233,7 +263,7 @@ async fn serve(listener: tokio::net::TcpListener, hits: Arc<AtomicU64>) {
 }
 
 /// maglev-health probing `n` backends, until killed.
-fn checker(n: usize, port: u16) {
+fn checker(n: usize, port: u16, threads: usize) {
     let mut yaml = String::from(
         "maglev:\n  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }\n",
     );
@@ -253,14 +283,25 @@ fn checker(n: usize, port: u16) {
         yaml.push_str(&format!("            b{i}: {{}}\n"));
     }
     let config = maglev_config::load_str(&yaml, "bench.yaml").unwrap().config;
+    // 0: everything on one current-thread runtime; N: probes on N worker
+    // threads, as maglevd runs them (--probe-threads).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let probes = (threads > 0).then(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    let options = maglev_health::CheckerOptions {
+        runtime: probes.as_ref().map(|p| p.handle().clone()),
+        ..Default::default()
+    };
     rt.block_on(async {
-        let _checker =
-            maglev_health::Checker::start(&config, maglev_health::CheckerOptions::default())
-                .unwrap();
+        let _checker = maglev_health::Checker::start(&config, options).unwrap();
         std::future::pending::<()>().await;
     });
 }

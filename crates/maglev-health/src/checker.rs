@@ -59,6 +59,9 @@ pub struct CheckerOptions {
     pub observer: Option<Arc<dyn ProbeObserver>>,
     /// Optional replacement of the built-in probes.
     pub probe_factory: Option<ProbeFactory>,
+    /// The runtime probe and agent loops run on (a multi-threaded one
+    /// spreads probing over cores); `None`: the caller's.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for CheckerOptions {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for CheckerOptions {
             .field("user_agent", &self.user_agent)
             .field("observer", &self.observer.is_some())
             .field("probe_factory", &self.probe_factory.is_some())
+            .field("runtime", &self.runtime.is_some())
             .finish()
     }
 }
@@ -77,6 +81,7 @@ impl Default for CheckerOptions {
             user_agent: Prober::default_user_agent(),
             observer: None,
             probe_factory: None,
+            runtime: None,
         }
     }
 }
@@ -345,7 +350,13 @@ impl Checker {
         if !entry.health.is_probing() {
             return;
         }
-        let task = tokio::spawn(probe_loop(
+        let rt = self
+            .shared
+            .options
+            .runtime
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current);
+        let task = rt.spawn(probe_loop(
             Arc::downgrade(&self.shared),
             name.to_string(),
             entry.epoch,
@@ -354,7 +365,7 @@ impl Checker {
         entry.task = Some(task.abort_handle());
         if entry.agent_check().is_some() {
             let sockets = self.shared.prober.lock().expect("checker lock").sockets();
-            let task = tokio::spawn(agent_loop(
+            let task = rt.spawn(agent_loop(
                 Arc::downgrade(&self.shared),
                 name.to_string(),
                 entry.epoch,

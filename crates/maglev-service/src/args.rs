@@ -148,6 +148,16 @@ pub struct Flags {
     #[arg(long, env = "MAGLEV_LOG_FORMAT", value_name = "FORMAT", default_value = "text",
           value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Threads that run health probes and agent checks, apart from the
+    /// API and the VPP writer (0: one per core).
+    #[arg(
+        long,
+        env = "MAGLEV_PROBE_THREADS",
+        value_name = "N",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u16).range(0..=1024)
+    )]
+    pub probe_threads: u16,
     /// Validate the config, print every problem and exit: 0 valid, 1 parse
     /// error (YAML, types, unknown keys), 2 semantic error (rules).
     #[arg(long)]
