@@ -22,7 +22,7 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::layered::{connect, within_deadline, Phase, TlsTarget};
+use super::layered::{drive, probe, TlsTarget};
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -141,37 +141,29 @@ impl GrpcProbe {
             let (code, detail) = verdict(grpc_status, &data);
             ProbeResult::new(code, detail, took())
         };
-        let mut work = std::pin::pin!(work);
-        let mut conn = std::pin::pin!(conn);
-        tokio::select! {
-            biased;
-            r = &mut work => r,
-            _ = &mut conn => work.await,
-        }
+        drive(work, conn).await
     }
 }
 
 impl Probe for GrpcProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
-        Box::pin(async move {
-            let phase = Phase::default();
-            within_deadline(self.timeout, "no reply", &phase, async {
-                let start = Instant::now();
-                let tls = self.tls.as_ref().map(|config| TlsTarget {
-                    config,
-                    server_name: self
-                        .check
-                        .tls
-                        .as_ref()
-                        .and_then(|t| t.server_name.as_deref()),
-                });
-                match connect(&self.sockets, target, self.check.port, tls, &phase, start).await {
-                    Err(r) => r,
-                    Ok(stream) => self.call(stream, target, start).await,
-                }
-            })
-            .await
-        })
+        let tls = self.tls.as_ref().map(|config| TlsTarget {
+            config,
+            server_name: self
+                .check
+                .tls
+                .as_ref()
+                .and_then(|t| t.server_name.as_deref()),
+        });
+        Box::pin(probe(
+            self.timeout,
+            "no reply",
+            &self.sockets,
+            target,
+            self.check.port,
+            tls,
+            move |stream, start| self.call(stream, target, start),
+        ))
     }
 
     fn timeout(&self) -> Duration {

@@ -24,7 +24,7 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::layered::{connect, within_deadline, Phase, TlsTarget};
+use super::layered::{drive, probe, TlsTarget};
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -137,38 +137,29 @@ impl HttpProbe {
         };
         // The connection is driven here, in the probe's own task, and
         // dropped with it: no task per probe, nothing left behind.
-        let mut work = std::pin::pin!(work);
-        let mut conn = std::pin::pin!(conn);
-        tokio::select! {
-            biased;
-            r = &mut work => r,
-            _ = &mut conn => work.await,
-        }
+        drive(work, conn).await
     }
 }
 
 impl Probe for HttpProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
-        Box::pin(async move {
-            // One deadline for all phases; the phase names the timeout.
-            let phase = Phase::default();
-            within_deadline(self.timeout, "no response", &phase, async {
-                let start = Instant::now();
-                let tls = self.tls.as_ref().map(|config| TlsTarget {
-                    config,
-                    server_name: self
-                        .check
-                        .tls
-                        .as_ref()
-                        .and_then(|t| t.server_name.as_deref()),
-                });
-                match connect(&self.sockets, target, self.check.port, tls, &phase, start).await {
-                    Err(r) => r,
-                    Ok(stream) => self.exchange(stream, target, start).await,
-                }
-            })
-            .await
-        })
+        let tls = self.tls.as_ref().map(|config| TlsTarget {
+            config,
+            server_name: self
+                .check
+                .tls
+                .as_ref()
+                .and_then(|t| t.server_name.as_deref()),
+        });
+        Box::pin(probe(
+            self.timeout,
+            "no response",
+            &self.sockets,
+            target,
+            self.check.port,
+            tls,
+            move |stream, start| self.exchange(stream, target, start),
+        ))
     }
 
     fn timeout(&self) -> Duration {

@@ -60,6 +60,48 @@ where
     }
 }
 
+/// One layered probe: connect to `target:port` (TLS with `tls`), then
+/// `exchange` on the stream, all under `timeout`.
+pub(crate) async fn probe<F, Fut>(
+    timeout: Duration,
+    app_detail: &'static str,
+    sockets: &Sockets,
+    target: IpAddr,
+    port: u16,
+    tls: Option<TlsTarget<'_>>,
+    exchange: F,
+) -> ProbeResult
+where
+    F: FnOnce(Stream, Instant) -> Fut,
+    Fut: std::future::Future<Output = ProbeResult>,
+{
+    let phase = Phase::default();
+    within_deadline(timeout, app_detail, &phase, async {
+        let start = Instant::now();
+        match connect(sockets, target, port, tls, &phase, start).await {
+            Err(r) => r,
+            Ok(stream) => exchange(stream, start).await,
+        }
+    })
+    .await
+}
+
+/// Runs an exchange while driving its connection, in the probe's own task
+/// (no task per probe, nothing left behind when it is dropped).
+pub(crate) async fn drive<W, C>(work: W, conn: C) -> ProbeResult
+where
+    W: std::future::Future<Output = ProbeResult>,
+    C: std::future::Future,
+{
+    let mut work = std::pin::pin!(work);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        biased;
+        r = &mut work => r,
+        _ = &mut conn => work.await,
+    }
+}
+
 /// A probe's connection: plain TCP or TLS over it.
 pub(crate) enum Stream {
     Plain(TcpStream),
