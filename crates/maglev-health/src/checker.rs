@@ -41,7 +41,7 @@ pub trait ProbeObserver: Send + Sync {
 }
 
 /// A probe this late is worth a warning: the checker cannot keep up.
-pub const LAG_WARNING: Duration = Duration::from_millis(500);
+const LAG_WARNING: Duration = Duration::from_millis(500);
 
 /// At most one lag warning per this long, whatever the number of backends.
 const LAG_WARNING_EVERY: Duration = Duration::from_secs(60);

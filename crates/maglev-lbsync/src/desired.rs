@@ -57,7 +57,6 @@ pub fn with_agents(
         return None;
     }
     let mut states = states.clone();
-    let mut overrides = overrides.clone();
     for (backend, a) in agents {
         if let Some(s) = states.get_mut(backend) {
             let working = matches!(*s, State::Up | State::Unknown | State::Down | State::Held);
@@ -67,22 +66,28 @@ pub fn with_agents(
                 *s = State::Down;
             }
         }
-        let drain = a.admin == AgentAdmin::Drain;
-        if !drain && a.percent >= 100 {
-            continue;
-        }
-        for f in config.frontends.values() {
-            for p in &f.pools {
-                for m in p.backends.iter().filter(|m| &m.backend == backend) {
-                    let key = (f.name.clone(), p.name.clone(), m.backend.clone());
-                    let base = overrides.get(&key).copied().unwrap_or(m.weight);
-                    let w = if drain || a.percent == 0 {
-                        0
-                    } else {
-                        ramped(base, a.percent)
-                    };
-                    overrides.insert(key, w);
+    }
+    // One pass over the pool members (not one per agent): configs reach
+    // tens of thousands of members.
+    let mut overrides = overrides.clone();
+    for f in config.frontends.values() {
+        for p in &f.pools {
+            for m in &p.backends {
+                let Some(a) = agents.get(&m.backend) else {
+                    continue;
+                };
+                let drain = a.admin == AgentAdmin::Drain;
+                if !drain && a.percent >= 100 {
+                    continue;
                 }
+                let key = (f.name.clone(), p.name.clone(), m.backend.clone());
+                let base = overrides.get(&key).copied().unwrap_or(m.weight);
+                let w = if drain || a.percent == 0 {
+                    0
+                } else {
+                    ramped(base, a.percent)
+                };
+                overrides.insert(key, w);
             }
         }
     }

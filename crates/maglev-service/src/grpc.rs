@@ -273,7 +273,7 @@ impl MaglevService {
     /// The runtime weights and slow starts, from the reconciler's
     /// published status (a read never waits behind a sync that waits for
     /// VPP), and what the backends' agents ask for.
-    fn overrides(&self) -> (Overrides, Ramps, Agents) {
+    fn runtime_weights(&self) -> (Overrides, Ramps, Agents) {
         let s = self.daemon.reconciler.status();
         (s.overrides, s.ramps, self.daemon.checker.agents())
     }
@@ -324,7 +324,7 @@ impl Maglev for MaglevService {
     ) -> Result<Response<pb::ListFrontendsResponse>, Status> {
         let config = self.daemon.config();
         let states = self.daemon.checker.states();
-        let overrides = self.overrides();
+        let overrides = self.runtime_weights();
         let none = BTreeMap::new();
         Ok(Response::new(pb::ListFrontendsResponse {
             frontends: config
@@ -343,7 +343,7 @@ impl Maglev for MaglevService {
         let config = self.daemon.config();
         let f = find_frontend(&config, &name)?;
         let buckets = self.buckets(f).await;
-        let overrides = self.overrides();
+        let overrides = self.runtime_weights();
         Ok(Response::new(frontend_info(
             &config,
             f,
@@ -462,7 +462,7 @@ impl Maglev for MaglevService {
             .await
             .map_err(sync_status)?;
         let config = self.daemon.config();
-        let overrides = self.overrides();
+        let overrides = self.runtime_weights();
         // A reload may have removed it since the weight was set.
         let f = find_frontend(&config, &r.frontend)?;
         // VPP's buckets after the change, as GetFrontend reports them.

@@ -147,14 +147,7 @@ impl GrpcProbe {
 
 impl Probe for GrpcProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
-        let tls = self.tls.as_ref().map(|config| TlsTarget {
-            config,
-            server_name: self
-                .check
-                .tls
-                .as_ref()
-                .and_then(|t| t.server_name.as_deref()),
-        });
+        let tls = TlsTarget::of(self.tls.as_ref(), self.check.tls.as_ref());
         Box::pin(probe(
             self.timeout,
             "no reply",

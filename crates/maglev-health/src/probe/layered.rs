@@ -27,7 +27,7 @@ const APP: u8 = 2;
 
 /// Where a probe is, so a timeout names the right phase.
 #[derive(Debug, Default)]
-pub(crate) struct Phase(AtomicU8);
+struct Phase(AtomicU8);
 
 impl Phase {
     fn set(&self, p: u8) {
@@ -37,7 +37,7 @@ impl Phase {
 
 /// Runs `probe` under `timeout`; on expiry the result names the phase
 /// (`app_detail` for the application's: "no response", "no reply").
-pub(crate) async fn within_deadline<'a, F>(
+async fn within_deadline<'a, F>(
     timeout: Duration,
     app_detail: &'static str,
     phase: &'a Phase,
@@ -111,14 +111,28 @@ pub(crate) enum Stream {
 /// TLS settings of one probe: the client config and the server name
 /// (`None`: the target's address, and no SNI).
 pub(crate) struct TlsTarget<'a> {
-    pub config: &'a Arc<ClientConfig>,
-    pub server_name: Option<&'a str>,
+    config: &'a Arc<ClientConfig>,
+    server_name: Option<&'a str>,
+}
+
+impl<'a> TlsTarget<'a> {
+    /// A probe's TLS, when it has a client config (`options` name the
+    /// server).
+    pub(crate) fn of(
+        config: Option<&'a Arc<ClientConfig>>,
+        options: Option<&'a maglev_config::TlsOptions>,
+    ) -> Option<TlsTarget<'a>> {
+        config.map(|config| TlsTarget {
+            config,
+            server_name: options.and_then(|t| t.server_name.as_deref()),
+        })
+    }
 }
 
 /// Connects to `target:port` and, with `tls`, completes the handshake;
 /// the phase moves to the application's when the stream is ready. An
 /// error is already the probe's result (`L4CON`, `L6RSP`, `SOCKERR`).
-pub(crate) async fn connect(
+async fn connect(
     sockets: &Sockets,
     target: IpAddr,
     port: u16,
