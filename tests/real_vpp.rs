@@ -229,6 +229,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until the log has a line containing `needle`.
+    async fn until_logged(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log_text().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in the log:\n{}",
+                tail(&self.log_text(), 20)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     fn sighup(&self) {
         let _ = Command::new("kill")
             .args(["-HUP", &self.child.0.id().to_string()])
@@ -828,15 +841,8 @@ async fn no_lb_plugin(version: &str) {
     let cfg = dir.path().join("maglev.yaml");
     write_config(&cfg, &net, port, Cfg::default());
     let d = start_maglevd(dir.path(), &cfg, &vpp, "maglevd");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log_text().contains("has no lb plugin") {
-        assert!(
-            Instant::now() < deadline,
-            "no clear error:\n{}",
-            tail(&d.log_text(), 20)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    d.until_logged("has no lb plugin", Duration::from_secs(10))
+        .await;
     let log = d.log_text();
     assert!(!log.contains("vpp-degraded"), "{log}");
     assert_eq!(d.calls(), 0);
@@ -965,11 +971,8 @@ async fn panic_and_slow_start(version: &str) {
         assert!(Instant::now() < deadline, "no panic: {f:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        d.log_text().contains("event=frontend-panic "),
-        "{}",
-        tail(&d.log_text(), 20)
-    );
+    d.until_logged("event=frontend-panic ", Duration::from_secs(5))
+        .await;
     // VPP keeps serving on all three (at full weight on master).
     until(&vpp, &d, "failing open", Duration::from_secs(10), |v| {
         vip(v, VIP4, 80).is_some_and(|x| {
@@ -981,11 +984,8 @@ async fn panic_and_slow_start(version: &str) {
     // ramp (b3, still down, leaves).
     let ramps_before = d.log_text().matches("event=slow-start ").count();
     b2.healthy.store(true, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !d.log_text().contains("event=frontend-panic-over") {
-        assert!(Instant::now() < deadline, "{}", tail(&d.log_text(), 20));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    d.until_logged("event=frontend-panic-over", Duration::from_secs(10))
+        .await;
     until(
         &vpp,
         &d,

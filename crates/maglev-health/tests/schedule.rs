@@ -56,6 +56,24 @@ fn script(s: &str) -> VecDeque<Code> {
         .collect()
 }
 
+/// A checker whose every probe is `fake`, optionally observed.
+fn start_scripted(
+    cfg: &maglev_config::Config,
+    fake: &Arc<Scripted>,
+    observer: Option<Arc<dyn maglev_health::ProbeObserver>>,
+) -> Checker {
+    let f = Arc::clone(fake);
+    Checker::start(
+        cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            observer,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -78,15 +96,7 @@ async fn intervals_follow_the_counter_with_jitter() {
         .lock()
         .unwrap()
         .insert(ip("127.0.0.1"), script("+++----++"));
-    let f = Arc::clone(&fake);
-    let checker = Checker::start(
-        &cfg,
-        CheckerOptions {
-            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let checker = start_scripted(&cfg, &fake, None);
     let mut rx = checker.subscribe();
     tokio::time::sleep(Duration::from_secs(200)).await;
 
@@ -156,16 +166,8 @@ async fn first_probes_are_spread_over_the_interval() {
         &names,
     );
     let fake = Arc::new(Scripted::default());
-    let f = Arc::clone(&fake);
     let start = Instant::now();
-    let _checker = Checker::start(
-        &cfg,
-        CheckerOptions {
-            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let _checker = start_scripted(&cfg, &fake, None);
     tokio::time::sleep(Duration::from_secs(9)).await;
     let calls = fake.calls.lock().unwrap().clone();
     for i in 0..4u64 {
@@ -192,15 +194,7 @@ async fn a_local_failure_never_moves_the_state() {
         .lock()
         .unwrap()
         .insert(ip("127.0.0.1"), script("+!!!!!!!!!!--!!!!!!!!!!"));
-    let f = Arc::clone(&fake);
-    let checker = Checker::start(
-        &cfg,
-        CheckerOptions {
-            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let checker = start_scripted(&cfg, &fake, None);
     let mut rx = checker.subscribe();
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(
@@ -237,15 +231,7 @@ async fn a_flapping_backend_is_held_down_and_still_probed() {
         .lock()
         .unwrap()
         .insert(ip("127.0.0.1"), script("+-+-"));
-    let f = Arc::clone(&fake);
-    let checker = Checker::start(
-        &cfg,
-        CheckerOptions {
-            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let checker = start_scripted(&cfg, &fake, None);
     let mut rx = checker.subscribe();
     let mut trans = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -308,16 +294,11 @@ async fn late_probes_are_measured() {
     );
     let fake = Arc::new(Scripted::default());
     let lags = Arc::new(Lags::default());
-    let f = Arc::clone(&fake);
-    let _checker = Checker::start(
+    let _checker = start_scripted(
         &cfg,
-        CheckerOptions {
-            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
-            observer: Some(Arc::clone(&lags) as Arc<dyn maglev_health::ProbeObserver>),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+        &fake,
+        Some(Arc::clone(&lags) as Arc<dyn maglev_health::ProbeObserver>),
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = *lags.0.lock().unwrap();
     assert!(

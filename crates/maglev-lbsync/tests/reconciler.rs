@@ -111,6 +111,12 @@ fn sim_ases(sim: &Simulator) -> BTreeMap<(IpAddr, IpAddr), (u8, u32)> {
 /// How long the simulator tests wait for a condition.
 const WAIT: Duration = Duration::from_secs(5);
 
+/// A TCP port free on `ip` (a loopback address) a moment ago.
+fn free_port_on(ip: &str) -> u16 {
+    let l = std::net::TcpListener::bind((ip, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -540,10 +546,7 @@ async fn programming_needs_no_stats_segment() {
 async fn below_the_panic_threshold_the_pool_fails_open() {
     // Four TCP-checked backends on 127.0.20.1-4; closing a listener takes
     // its backend down (connection refused) within a probe or two.
-    let probe_port = {
-        let l = std::net::TcpListener::bind("127.0.20.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let probe_port = free_port_on("127.0.20.1");
     let mut listeners = Vec::new();
     for i in 1..=4 {
         listeners.push(Some(
@@ -627,10 +630,7 @@ async fn below_the_panic_threshold_the_pool_fails_open() {
 
 #[tokio::test]
 async fn a_backend_that_comes_back_ramps_up_a_step_a_second() {
-    let probe_port = {
-        let l = std::net::TcpListener::bind("127.0.21.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let probe_port = free_port_on("127.0.21.1");
     let listen = |i: u8| {
         let addr = format!("127.0.21.{i}:{probe_port}");
         async move { tokio::net::TcpListener::bind(addr).await.unwrap() }
@@ -710,14 +710,8 @@ async fn a_backend_that_comes_back_ramps_up_a_step_a_second() {
 #[tokio::test]
 async fn an_agent_drains_scales_and_takes_out_a_backend() {
     // a1's agent answers whatever the test sets; a2 has none.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.22.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let agent_port = {
-        let l = std::net::TcpListener::bind("127.0.22.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port_on("127.0.22.1");
+    let agent_port = free_port_on("127.0.22.1");
     let _p1 = tokio::net::TcpListener::bind(("127.0.22.1", port))
         .await
         .unwrap();
@@ -729,16 +723,18 @@ async fn an_agent_drains_scales_and_takes_out_a_backend() {
         .await
         .unwrap();
     let r2 = Arc::clone(&reply);
+    // What the check sent first on each connection (its `send` string).
+    let heard = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let h2 = Arc::clone(&heard);
     let agent_task = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         loop {
             let Ok((mut s, _)) = agent.accept().await else {
                 return;
             };
-            // The check sends its `send` string first.
             let mut hello = [0u8; 6];
             let _ = s.read_exact(&mut hello).await;
-            assert_eq!(&hello, b"hello\n");
+            h2.lock().unwrap().push(hello.to_vec());
             let line = r2.lock().unwrap().clone();
             let _ = s.write_all(line.as_bytes()).await;
         }
@@ -772,6 +768,15 @@ async fn an_agent_drains_scales_and_takes_out_a_backend() {
             .map(|c| c.detail.contains("is_flush: true"))
     };
     eventually("programmed", WAIT, || weight(&r.sim) == Some(80)).await;
+    eventually("the agent asked", WAIT, || {
+        !heard.lock().unwrap().is_empty()
+    })
+    .await;
+    assert!(
+        heard.lock().unwrap().iter().all(|h| h == b"hello\n"),
+        "the check sends its `send` string: {:?}",
+        heard.lock().unwrap()
+    );
     // N %: of the configured weight.
     *reply.lock().unwrap() = "50%\n".into();
     eventually("50 %", WAIT, || weight(&r.sim) == Some(40)).await;
