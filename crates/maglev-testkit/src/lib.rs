@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use nix::pty::{openpty, Winsize};
 
+pub mod browser;
 pub mod certs;
 pub mod pcap;
 pub mod stats_peer;
