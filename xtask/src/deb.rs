@@ -74,7 +74,7 @@ fn doc(stage: &Path, package: &str, version: &str, date: &str) -> Result<(), Str
     // linked in statically as every Rust crate is: not a copy of the C
     // library lintian looks for.
     let binaries: &[&str] = if package == "vpp-maglevd" {
-        &["usr/sbin/maglevd"]
+        &["usr/sbin/maglevd", "usr/sbin/maglevd-frontend"]
     } else {
         &["usr/bin/maglevt"]
     };
@@ -147,6 +147,8 @@ pub fn build(
         "-p",
         "maglevd",
         "-p",
+        "maglevd-frontend",
+        "-p",
         "maglevc",
         "-p",
         "maglevt",
@@ -176,13 +178,17 @@ pub fn build(
 
     // vpp-maglevd
     let s = out.join("vpp-maglevd");
-    copy(&bin.join("maglevd"), &s.join("usr/sbin/maglevd"), 0o755)?;
-    strip(&s.join("usr/sbin/maglevd"));
-    copy(
-        &root.join("packaging/vpp-maglevd.service"),
-        &s.join("lib/systemd/system/vpp-maglevd.service"),
-        0o644,
-    )?;
+    for daemon in ["maglevd", "maglevd-frontend"] {
+        copy(&bin.join(daemon), &s.join("usr/sbin").join(daemon), 0o755)?;
+        strip(&s.join("usr/sbin").join(daemon));
+    }
+    for unit in ["vpp-maglevd.service", "vpp-maglev-frontend.service"] {
+        copy(
+            &root.join("packaging").join(unit),
+            &s.join("lib/systemd/system").join(unit),
+            0o644,
+        )?;
+    }
     // 0644 in the package (policy); postinst makes it root:maglevd 0640.
     copy(
         &root.join("examples/maglev.yaml"),
@@ -194,10 +200,12 @@ pub fn build(
         &s.join("etc/default/vpp-maglev"),
         0o644,
     )?;
-    gzip(
-        &dist.join("man/maglevd.8"),
-        &s.join("usr/share/man/man8/maglevd.8.gz"),
-    )?;
+    for page in ["maglevd.8", "maglevd-frontend.8"] {
+        gzip(
+            &dist.join("man").join(page),
+            &s.join("usr/share/man/man8").join(format!("{page}.gz")),
+        )?;
+    }
     doc(&s, "vpp-maglevd", &version, &date)?;
     for script in ["postinst", "prerm", "postrm"] {
         copy(
@@ -220,7 +228,8 @@ pub fn build(
              maglevd probes backends (HTTP, HTTPS, TCP, ICMP), turns health and pool\n \
              priority into application-server weights and programs the lb plugin of\n \
              FD.io VPP over its binary API socket, repairing drift and surviving\n \
-             restarts of VPP and of itself without black-holing traffic.\n"
+             restarts of VPP and of itself without black-holing traffic.\n \
+             maglevd-frontend is its web dashboard over one or more maglevds.\n"
         ),
         &out.join(format!("vpp-maglevd_{version}_{arch}.deb")),
     )?);
@@ -273,11 +282,14 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[
             "./etc/default/vpp-maglev",
             "./etc/vpp-maglev/maglev.yaml",
+            "./lib/systemd/system/vpp-maglev-frontend.service",
             "./lib/systemd/system/vpp-maglevd.service",
             "./usr/sbin/maglevd",
+            "./usr/sbin/maglevd-frontend",
             "./usr/share/doc/vpp-maglevd/changelog.Debian.gz",
             "./usr/share/doc/vpp-maglevd/copyright",
             "./usr/share/lintian/overrides/vpp-maglevd",
+            "./usr/share/man/man8/maglevd-frontend.8.gz",
             "./usr/share/man/man8/maglevd.8.gz",
         ],
     ),
@@ -375,7 +387,12 @@ fn installed_checks() -> Result<(), String> {
     if perms.trim() != "640 root maglevd" {
         return Err(format!("/etc/vpp-maglev/maglev.yaml is {}", perms.trim()));
     }
-    for b in ["/usr/sbin/maglevd", "/usr/bin/maglevc", "/usr/bin/maglevt"] {
+    for b in [
+        "/usr/sbin/maglevd",
+        "/usr/sbin/maglevd-frontend",
+        "/usr/bin/maglevc",
+        "/usr/bin/maglevt",
+    ] {
         let v = run(Command::new(b).arg("--version"))?;
         if !v.contains("(commit ") {
             return Err(format!("{b} --version: {v}"));
@@ -386,8 +403,11 @@ fn installed_checks() -> Result<(), String> {
         .output()
         .is_ok()
     {
-        run(Command::new("systemd-analyze")
-            .args(["verify", "/lib/systemd/system/vpp-maglevd.service"]))?;
+        run(Command::new("systemd-analyze").args([
+            "verify",
+            "/lib/systemd/system/vpp-maglevd.service",
+            "/lib/systemd/system/vpp-maglev-frontend.service",
+        ]))?;
         let sec = Command::new("systemd-analyze")
             .args([
                 "security",

@@ -15,6 +15,8 @@ const PORT: u16 = 18080;
 const GRPC: &str = "127.0.0.1:9090";
 /// The same API over TLS, with client certificates.
 const GRPC_TLS: &str = "127.0.0.1:9443";
+/// The dashboard (maglevd-frontend).
+const WEB: &str = "127.0.0.1:8080";
 /// The VIP of `examples/demo.yaml`, served by the simulator's data plane.
 const VIP: &str = "127.0.0.80:18080";
 /// web2 switches between healthy and failing this often.
@@ -69,6 +71,8 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
         "maglevc",
         "-p",
         "maglevt",
+        "-p",
+        "maglevd-frontend",
     ])?;
     let dir = root.join("target/demo");
     let _ = std::fs::remove_dir_all(&dir);
@@ -144,6 +148,24 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
             .map_err(|e| format!("cannot start maglevd: {e}"))?,
     );
     let pid = daemon.0.id();
+    // A throwaway admin password for this run of the dashboard.
+    let password = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64 ^ u64::from(pid))
+    );
+    let _web = Kill(
+        Command::new(bin.join("maglevd-frontend"))
+            .arg("--server")
+            .arg(format!("demo=unix:{}", socket.display()))
+            .args(["--listen", WEB])
+            .env("MAGLEV_FRONTEND_USER", "admin")
+            .env("MAGLEV_FRONTEND_PASSWORD", &password)
+            .env_remove("MAGLEV_FRONTEND_PASSWORD_HASH")
+            .spawn()
+            .map_err(|e| format!("cannot start maglevd-frontend: {e}"))?,
+    );
     eprintln!(
         "
 ==> maglev demo running (Ctrl-C stops everything)
@@ -157,6 +179,8 @@ pub fn run(root: &Path, cargo: &dyn Fn(&[&str]) -> Result<(), String>) -> Result
              unix:{socket} (admin for this user) and TLS on
              {GRPC_TLS} (admin with the client certificate {tls}/admin.pem,
              read-only with {tls}/reader.pem)
+  dashboard  http://{WEB}/view/ (read-only), http://{WEB}/admin/
+             (user admin, password {password}: actions and the event log)
 
 Try, in another terminal (ready to paste; nothing to build):
   tail -f {calls}                             # every VPP call maglevd makes

@@ -104,6 +104,7 @@ pub(crate) fn write_dist(dir: &std::path::Path) -> Result<(), String> {
         ("maglev-cli", "maglevc-dist"),
         ("maglev-monitor", "maglevt-dist"),
         ("maglev-service", "maglevd-dist"),
+        ("maglev-web", "maglevd-frontend-dist"),
     ] {
         cargo(&[
             "run",
@@ -159,6 +160,7 @@ fn test() -> Result<(), String> {
     }
     real_vpp()?;
     promtool();
+    browser();
     cargo(&["test", "--workspace"])?;
     fuzz(&["--seconds".to_string(), "10".to_string()], false)?;
     packages()?;
@@ -249,6 +251,36 @@ fn promtool() {
         std::env::set_var("MAGLEV_REQUIRE_PROMTOOL", "1");
     } else {
         eprintln!("\n*** promtool not available: `promtool check metrics` will be SKIPPED ***\n");
+    }
+}
+
+/// Debian's Chromium and chromedriver for the dashboard's browser tests,
+/// installed when missing and run as root; found, they are required
+/// (`MAGLEV_REQUIRE_BROWSER`), so those tests cannot skip quietly.
+fn browser() {
+    let works = || {
+        std::path::Path::new("/usr/bin/chromium").exists()
+            && Command::new("/usr/bin/chromedriver")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+    };
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !works() && is_root {
+        eprintln!("==> installing chromium and chromium-driver (the dashboard's browser tests)");
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    if works() {
+        std::env::set_var("MAGLEV_REQUIRE_BROWSER", "1");
+    } else {
+        eprintln!("\n*** chromium/chromedriver not available: the dashboard's browser tests will be SKIPPED ***\n");
     }
 }
 

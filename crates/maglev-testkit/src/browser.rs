@@ -50,29 +50,34 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Val
         body.len()
     );
     s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // chromedriver keeps the connection open whatever we ask: read the
+    // header, then exactly Content-Length bytes.
     let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("no HTTP header")?;
-    // chromedriver answers with Content-Length, but cope with chunks.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut b = String::new();
-        let mut r = rest;
-        while let Some((len, tail)) = r.split_once("\r\n") {
-            let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            b.push_str(&tail[..n.min(tail.len())]);
-            r = tail.get(n + 2..).unwrap_or("");
+    let mut buf = [0u8; 65536];
+    let body_at = loop {
+        if let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
         }
-        b
-    } else {
-        rest.to_string()
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("chromedriver closed the connection".into());
+        }
+        out.extend_from_slice(&buf[..n]);
     };
+    let head = String::from_utf8_lossy(&out[..body_at]).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or("no Content-Length from chromedriver")?;
+    while out.len() < body_at + len {
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let body = String::from_utf8_lossy(&out[body_at..]).into_owned();
     let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
     if let Some(err) = v["value"]["error"].as_str() {
         return Err(format!(

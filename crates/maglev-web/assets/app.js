@@ -112,7 +112,7 @@ function renderVpp() {
   const v = m.vpp;
   const linked = m.connected && v && v.connected;
   const field = (label, value) => el('span', { class: 'field' }, label + ' ', el('b', { text: value }));
-  box.replaceChildren(
+  box.replaceChildren(...[
     el('span', { class: 'badge ' + (m.connected ? 'connected' : 'disconnected'), id: 'maglevd-badge',
       text: m.connected ? 'maglevd' : 'maglevd down' }),
     el('span', { class: 'badge ' + (linked ? 'connected' : 'disconnected'), id: 'vpp-badge',
@@ -123,7 +123,7 @@ function renderVpp() {
     v && v.boottime_unix_ms ? field('up', age(v.boottime_unix_ms)) : null,
     v && !v.connected && v.error ? field('vpp', v.error) : null,
     el('span', { class: 'api', id: 'api-pulse', text: 'API: ↑↓' }),
-  );
+  ].filter(Boolean));
 }
 
 function renderConsistency() {
@@ -296,7 +296,7 @@ function logLine(text, level) {
 }
 
 function time(ms) {
-  return new Date(ms || Date.now()).toLocaleTimeString();
+  return new Date(ms || Date.now()).toISOString().slice(11, 23);
 }
 
 const handlers = {

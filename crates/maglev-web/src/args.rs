@@ -132,6 +132,15 @@ impl Flags {
     }
 }
 
+/// maglevd-frontend(8), rendered from the flags.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Flags::command().name("maglevd-frontend"))
+        .section("8")
+        .render(&mut out)?;
+    Ok(out)
+}
+
 /// The admin credentials from the environment (`None`: admin off).
 pub fn credentials(env: impl Fn(&str) -> Option<String>) -> Result<Option<Credentials>, String> {
     let user = env("MAGLEV_FRONTEND_USER").filter(|s| !s.is_empty());

@@ -264,12 +264,12 @@ async fn session(
                         settle.get_or_insert(now + SETTLE);
                         debounce.trigger(now);
                     }
-                    Some(pb::event::Event::Frontend(f)) => {
-                        if f.from != f.to {
-                            settle.get_or_insert(now + SETTLE);
-                            debounce.trigger(now);
-                        }
+                    // The replay on subscribe (from == to) changes nothing.
+                    Some(pb::event::Event::Frontend(f)) if f.from != f.to => {
+                        settle.get_or_insert(now + SETTLE);
+                        debounce.trigger(now);
                     }
+                    Some(pb::event::Event::Frontend(_)) => {}
                     Some(pb::event::Event::Log(l)) => {
                         let event = l.fields.get("event").map(String::as_str).unwrap_or("");
                         match event {
@@ -283,6 +283,8 @@ async fn session(
                                 api = true;
                                 continue;
                             }
+                            // Already in the log as a `transition` event.
+                            "backend-transition" => continue,
                             "vpp-connect" | "vpp-disconnect" | "vpp-restart" => {
                                 if let Err(s) = full(hub, i, &mut c).await {
                                     return Err(why(&s));
@@ -303,7 +305,7 @@ async fn session(
                     Some(pb::event::Event::Missed(m)) => {
                         // Events were lost on maglevd's side: re-read all.
                         warn!(event = "maglevd-events-missed", maglevd = %name, count = m.count);
-                        settle.get_or_insert(now);
+                        full(hub, i, &mut c).await.map_err(|s| why(&s))?;
                         debounce.trigger(now);
                     }
                     None => {}
