@@ -18,7 +18,7 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   demo                    maglevd + three local HTTP backends + the VPP
-                          simulator, on loopback, until Ctrl-C
+                          simulator + the dashboard, on loopback, until Ctrl-C
   test                    cargo fmt --check, cargo clippy -D warnings, the
                           real VPP builds (cargo xtask vpp build), cargo test
                           --workspace (what CI runs; see README.md)
@@ -37,7 +37,8 @@ tasks:
   binapi [--api-dir DIR]  regenerate crates/maglev-vpp/src/binapi from VPP's
                           .api.json files (default ../shared/vpp-api, else
                           /usr/share/vpp/api)
-  dist [DIR]              man pages (maglevd.8, maglevc.1, maglevt.1) and maglevc's
+  dist [DIR]              man pages (maglevd.8, maglevd-frontend.8, maglevc.1,
+                          maglevt.1) and maglevc's
                           shell completions (bash, zsh, fish) under DIR
                           (default target/dist)
   bench vpp [--real]      Rust VPP client vs vpp_papi against the simulator
@@ -56,7 +57,10 @@ tasks:
   bench config            config loading at two sizes per shape (big pool,
                           conflicting frontends, deep nesting): linear?
   bench access            one-shot maglevc latency over plain TCP, TLS, mTLS
-                          and the unix socket (release)";
+                          and the unix socket (release)
+  bench web               maglevd-frontend: 200 event-stream clients while
+                          1,000 probed backends flap (events/s, latency,
+                          CPU, RSS; the page's render time in Chromium)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -452,6 +456,25 @@ fn bench(args: &[String]) -> Result<(), String> {
             cargo(&["bench", "--quiet", "-p", "maglevc", "--bench", "oneshot"])
         }
         Some("config") => cargo(&["bench", "--quiet", "-p", "maglev-config", "--bench", "load"]),
+        Some("web") => {
+            cargo(&[
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "maglevd",
+                "-p",
+                "maglev-vppsim",
+            ])?;
+            cargo(&[
+                "bench",
+                "--quiet",
+                "-p",
+                "maglevd-frontend",
+                "--bench",
+                "web",
+            ])
+        }
         Some("maglevt") => cargo(&[
             "bench",
             "--quiet",
@@ -461,7 +484,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             "rate",
         ]),
         _ => Err(format!(
-            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt|config|access\n\n{USAGE}"
+            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt|config|access|web\n\n{USAGE}"
         )),
     }
 }

@@ -101,7 +101,14 @@ async fn the_page_follows_two_maglevds_live() {
         .eval("return document.querySelector('details[data-frontend=\"www\"] .icon').textContent");
     assert_eq!(icon, "⚠️");
 
-    // A weight override on one peer: the page names the divergence.
+    // Both peers see it (each reads VPP's buckets at most once a second).
+    browser.wait(
+        "consistent after the kill",
+        Duration::from_secs(5),
+        "const b = document.querySelector('#consistency .badge'); return b && b.textContent === 'consistent'",
+    );
+    // A weight override on one peer: the page names the divergence, as
+    // settling first and diverged once it has lasted 3 s.
     let mut cb = b.client().await;
     cb.set_frontend_pool_backend_weight(maglev_proto::SetWeightRequest {
         frontend: "www".into(),
@@ -111,9 +118,14 @@ async fn the_page_follows_two_maglevds_live() {
     })
     .await
     .unwrap();
+    browser.wait(
+        "settling",
+        Duration::from_secs(3),
+        "const b = document.querySelector('#consistency .badge'); return b && b.textContent === 'settling'",
+    );
     let (d, _) = browser.wait(
         "diverged",
-        Duration::from_secs(5),
+        Duration::from_secs(8),
         "const r = document.querySelector('#consistency tr[data-vip]');
          return r && r.querySelector('.badge').textContent === 'diverged' ? r.textContent : null",
     );
@@ -157,6 +169,20 @@ async fn the_page_follows_two_maglevds_live() {
         .await
         .unwrap();
 
+    // Admin without credentials: refused.
+    // (A navigation would open the browser's login prompt; ask with fetch.)
+    let refused = browser.eval(
+        "return fetch('/admin/', { credentials: 'omit' }).then(async (r) => [r.status, r.headers.get('www-authenticate'), await r.text()])",
+    );
+    assert_eq!(refused[0], 401, "{refused}");
+    assert!(
+        refused[1].as_str().unwrap_or("").starts_with("Basic"),
+        "{refused}"
+    );
+    assert!(
+        !refused[2].as_str().unwrap_or("").contains("<html"),
+        "no page without credentials: {refused}"
+    );
     // Admin: credentials once, then the page's own buttons.
     let admin = f.url("/admin/").replace("http://", "http://ops:pw@");
     browser.goto(&admin);
@@ -165,6 +191,16 @@ async fn the_page_follows_two_maglevds_live() {
         Duration::from_secs(10),
         "return document.querySelectorAll('#tabs button .dot.up').length === 2 && !document.getElementById('log').hidden",
     );
+    // Logged in, a request without the session's CSRF token (what a
+    // forged form or script on another page would send) changes nothing.
+    let before = a.writes().len();
+    let status = browser.eval(
+        "return fetch(location.origin + '/admin/api/action', { method: 'POST', headers: { 'content-type': 'application/json' },
+           body: JSON.stringify({ maglevd: 'lb1', action: 'disable', backend: 's2' }) }).then((r) => r.status)",
+    );
+    assert_eq!(status, 403);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(a.writes().len(), before, "a refused POST reached VPP");
     // The card's open state is kept in a cookie: it is open already.
     assert_eq!(
         browser.eval("return document.querySelector('details[data-frontend=\"www\"]').open"),

@@ -54,12 +54,14 @@ function put(node, text, cls) {
   const first = !node.hasAttribute('data-set');
   node.textContent = text;
   node.setAttribute('data-set', '');
-  if (!first) {
-    node.classList.remove('flash');
-    void node.offsetWidth; // restart the animation
-    node.classList.add('flash');
-  }
+  // The Web Animations API restarts a flash without forcing a layout (a
+  // class toggle needs one per cell: seconds with 1,000 rows changing).
+  if (!first) node.animate(FLASH, 900);
 }
+const FLASH = [
+  { transform: 'scale(1.35)', backgroundColor: '#fde047', boxShadow: '0 0 8px #fde047' },
+  { transform: 'scale(1)', backgroundColor: 'transparent', boxShadow: 'none' },
+];
 function age(ms) {
   if (!ms) return '-';
   let s = Math.floor((Date.now() - ms) / 1000);
@@ -126,6 +128,13 @@ function renderVpp() {
   ].filter(Boolean));
 }
 
+// A divergence younger than this is peers catching up with a change.
+const SETTLE_MS = 3000;
+function verdict(c) {
+  if (c.consistent) return 'consistent';
+  return Date.now() - (c.diverged_since_unix_ms || 0) < SETTLE_MS ? 'settling' : 'diverged';
+}
+
 function renderConsistency() {
   const box = document.getElementById('consistency');
   const rows = (state && state.consistency) || [];
@@ -137,8 +146,7 @@ function renderConsistency() {
       el('th', { text: 'differing backends (buckets per maglevd)' }))),
     el('tbody', {}, ...rows.map((c) => el('tr', { 'data-vip': c.vip },
       el('td', { text: c.vip + ' (' + Object.values(c.frontends).join(', ') + ')' }),
-      el('td', {}, el('span', { class: 'badge ' + (c.consistent ? 'consistent' : 'diverged'),
-        text: c.consistent ? 'consistent' : 'diverged' })),
+      el('td', {}, el('span', { class: 'badge ' + verdict(c), text: verdict(c) })),
       el('td', { class: c.consistent ? '' : 'bad', text: c.differing.map((d) => d.backend + ' ' +
         names.filter((n) => n in d.buckets).map((n) => n + '=' + d.buckets[n]).join(' ')).join('; ') }),
     ))));
@@ -164,8 +172,38 @@ function healthIcon(m, f) {
   return ['✅', 'healthy'];
 }
 
+// name → backend, per maglevd; rebuilt when its list is replaced.
+const backendMaps = new WeakMap();
 function backendOf(m, name) {
-  return m.backends.find((b) => b.name === name);
+  let map = backendMaps.get(m.backends);
+  if (!map) {
+    map = new Map(m.backends.map((b) => [b.name, b]));
+    backendMaps.set(m.backends, map);
+  }
+  return map.get(name);
+}
+
+// Cards to redraw at the next frame: a burst of events costs one redraw
+// per card, however many events it held.
+const dirty = new Map(); // frontend name → rows to update (null: all)
+let frame = 0;
+function schedule(m, f, keys) {
+  if (m !== current()) return;
+  const had = dirty.has(f.name) ? dirty.get(f.name) : undefined;
+  if (had === null || !keys) dirty.set(f.name, null);
+  else dirty.set(f.name, new Set([...(had || []), ...keys]));
+  if (!frame) frame = requestAnimationFrame(flush);
+}
+function flush() {
+  frame = 0;
+  const m = current();
+  const work = [...dirty.entries()];
+  dirty.clear();
+  if (!m) return;
+  for (const [name, keys] of work) {
+    const f = m.frontends.find((x) => x.name === name);
+    if (f) renderFrontend(m, f, keys);
+  }
 }
 
 function cardKey(m, f) {
@@ -179,6 +217,9 @@ function buildCard(m, f) {
   card.addEventListener('toggle', () => {
     if (card.open) openCards.add(key); else openCards.delete(key);
     writeCookie('maglev_open', [...openCards].join('|'));
+    const cm = current();
+    const cf = cm && cm.frontends.find((x) => x.name === f.name);
+    if (card.open && cf) updateCard(cm, cf, card, null);
   });
   const summary = el('summary', {},
     el('span', { class: 'fname', text: f.name, title: f.description || f.name }),
@@ -222,34 +263,61 @@ function buildRow(m, f, pool, b) {
   return tr;
 }
 
-function updateCard(m, f, card) {
+function rowKey(pool, backend) {
+  return pool + '\u0000' + backend;
+}
+
+// Updates a card: its title always; its rows only while it is open (a
+// closed card is redrawn in full when opened), and then only the rows in
+// `keys` when given.
+function updateCard(m, f, card, keys) {
   const [icon, title] = healthIcon(m, f);
   put(card.querySelector('.fstate'), f.state, 'badge fstate ' + f.state);
   const i = card.querySelector('.icon');
-  i.textContent = icon;
-  i.title = title;
+  if (i.textContent !== icon) i.textContent = icon;
+  if (i.title !== title) i.title = title;
   put(card.querySelector('.why'), f.why);
-  const tbody = card.querySelector('tbody');
-  const want = [];
-  for (const pool of f.pools) for (const b of pool.backends) want.push([pool, b]);
-  const rows = tbody.rows;
-  const same = rows.length === want.length &&
-    want.every(([p, b], i) => rows[i].dataset.backend === b.name && rows[i].dataset.pool === p.name);
-  if (!same) {
-    tbody.replaceChildren(...want.map(([p, b]) => buildRow(m, f, p, b)));
+  if (!card.open) {
+    card.stale = true;
+    return;
   }
-  want.forEach(([pool, b], i) => {
-    const tr = rows[i];
+  const shape = f.pools.map((p) => p.name + ':' + p.backends.map((b) => b.name).join(',')).join(';');
+  if (card.shape !== shape) {
+    const rows = new Map();
+    const trs = [];
+    for (const pool of f.pools) for (const b of pool.backends) {
+      const tr = buildRow(m, f, pool, b);
+      rows.set(rowKey(pool.name, b.name), {
+        tr, state: tr.querySelector('.state'), weight: tr.querySelector('.weight'),
+        effective: tr.querySelector('.effective'), buckets: tr.querySelector('.buckets'),
+        age: tr.querySelector('.age'),
+      });
+      trs.push(tr);
+    }
+    card.querySelector('tbody').replaceChildren(...trs);
+    card.rows = rows;
+    card.shape = shape;
+    keys = null;
+  } else if (card.stale) {
+    keys = null;
+  }
+  card.stale = false;
+  for (const pool of f.pools) for (const b of pool.backends) {
+    const key = rowKey(pool.name, b.name);
+    if (keys && !keys.has(key)) continue;
+    const r = card.rows.get(key);
     const be = backendOf(m, b.name);
-    put(tr.querySelector('.state'), b.state, 'state ' + b.state);
-    put(tr.querySelector('.weight'), b.configured_weight + (b.weight_overridden ? '*' : ''));
-    put(tr.querySelector('.effective'), b.effective_weight + (b.slow_start_percent ? ` (${b.slow_start_percent}%)` : ''));
-    put(tr.querySelector('.buckets'), b.buckets == null ? '-' : b.buckets);
-    const a = tr.querySelector('.age');
-    a.dataset.at = be && be.last ? be.last.at_unix_ms : '';
-    a.textContent = age(Number(a.dataset.at));
-    if (be && be.last) a.title = `${be.last.from} → ${be.last.to} ${be.last.code} ${be.last.detail}`;
-  });
+    put(r.state, b.state, 'state ' + b.state);
+    put(r.weight, b.configured_weight + (b.weight_overridden ? '*' : ''));
+    put(r.effective, b.effective_weight + (b.slow_start_percent ? ` (${b.slow_start_percent}%)` : ''));
+    put(r.buckets, b.buckets == null ? '-' : b.buckets);
+    const at = be && be.last ? String(be.last.at_unix_ms) : '';
+    if (r.age.dataset.at !== at) {
+      r.age.dataset.at = at;
+      r.age.textContent = age(Number(at));
+      r.age.title = be && be.last ? `${be.last.from} → ${be.last.to} ${be.last.code} ${be.last.detail}` : '';
+    }
+  }
 }
 
 function renderFrontends() {
@@ -268,11 +336,11 @@ function renderFrontends() {
   box.replaceChildren(...cards);
 }
 
-function renderFrontend(m, f) {
+function renderFrontend(m, f, keys) {
   if (m !== current()) return;
   const box = document.getElementById('frontends');
   const card = [...box.children].find((c) => c.dataset && c.dataset.frontend === f.name);
-  if (card) updateCard(m, f, card); else renderFrontends();
+  if (card) updateCard(m, f, card, keys); else renderFrontends();
 }
 
 function renderAll() {
@@ -299,6 +367,22 @@ function time(ms) {
   return new Date(ms || Date.now()).toISOString().slice(11, 23);
 }
 
+// The heartbeat: backend → until when its heart shows. One timer walks
+// the hearts, however many probes report.
+const beats = new Map();
+let beatTimer = 0;
+function beat() {
+  beatTimer = 0;
+  const now = Date.now();
+  for (const td of document.querySelectorAll('#frontends details[open] td.heart')) {
+    const until = beats.get(td.parentElement.dataset.backend) || 0;
+    const want = until > now ? '❤️' : '·';
+    if (td.textContent !== want) td.textContent = want;
+  }
+  for (const [k, v] of beats) if (v <= now) beats.delete(k);
+  if (beats.size) beatTimer = setTimeout(beat, 200);
+}
+
 const handlers = {
   link(d) {
     const m = state.maglevds.find((x) => x.name === d.maglevd);
@@ -323,16 +407,40 @@ const handlers = {
     const weights = (f) => f.pools.map((p) => p.backends.map((b) => b.state + b.effective_weight).join()).join();
     if (weights(old) !== weights(d.frontend)) settling.set(cardKey(m, d.frontend), Date.now() + 3000);
     m.frontends[i] = d.frontend;
-    renderFrontend(m, d.frontend);
+    schedule(m, d.frontend);
+  },
+  members(d) {
+    const m = state.maglevds.find((x) => x.name === d.maglevd);
+    const f = m && m.frontends.find((x) => x.name === d.frontend);
+    if (!f) return;
+    Object.assign(f, { state: d.state, why: d.why, active_pool: d.active_pool });
+    let moved = false;
+    const keys = [];
+    for (const { pool, backend } of d.members) {
+      keys.push(rowKey(pool, backend.name));
+      const p = f.pools.find((x) => x.name === pool);
+      const i = p ? p.backends.findIndex((b) => b.name === backend.name) : -1;
+      if (i < 0) continue;
+      const old = p.backends[i];
+      moved ||= old.state !== backend.state || old.effective_weight !== backend.effective_weight;
+      p.backends[i] = backend;
+    }
+    if (moved) settling.set(cardKey(m, f), Date.now() + 3000);
+    schedule(m, f, keys);
   },
   backend(d) {
     const m = state.maglevds.find((x) => x.name === d.maglevd);
     if (!m) return;
-    const i = m.backends.findIndex((b) => b.name === d.backend.name);
-    if (i >= 0) m.backends[i] = d.backend;
+    const old = backendOf(m, d.backend.name);
+    if (!old) return;
+    Object.assign(old, d.backend);
     if (m !== current()) return;
-    for (const f of m.frontends) {
-      if (f.pools.some((p) => p.backends.some((b) => b.name === d.backend.name))) renderFrontend(m, f);
+    for (const name of d.backend.frontends || []) {
+      const f = m.frontends.find((x) => x.name === name);
+      if (!f) continue;
+      const keys = f.pools.filter((p) => p.backends.some((b) => b.name === d.backend.name))
+        .map((p) => rowKey(p.name, d.backend.name));
+      schedule(m, f, keys);
     }
   },
   consistency(d) {
@@ -349,14 +457,9 @@ const handlers = {
   probes(d) {
     const m = current();
     if (!m || m.name !== d.maglevd) return;
-    const box = document.getElementById('frontends');
-    for (const name of d.backends) {
-      for (const tr of box.querySelectorAll(`tr[data-backend="${CSS.escape(name)}"] td.heart`)) {
-        tr.textContent = '❤️';
-        clearTimeout(tr.timer);
-        tr.timer = setTimeout(() => { tr.textContent = '·'; }, 600);
-      }
-    }
+    const until = Date.now() + 600;
+    for (const name of d.backends) beats.set(name, until);
+    if (!beatTimer) beatTimer = setTimeout(beat, 0);
   },
   'vpp-api'(d) {
     const m = current();
@@ -446,9 +549,12 @@ setInterval(() => {
   const now = Date.now();
   if (now - lastTick > 5000) connect();
   lastTick = now;
-  for (const a of document.querySelectorAll('td.age')) {
-    if (a.dataset.at) a.textContent = age(Number(a.dataset.at));
+  for (const a of document.querySelectorAll('details[open] td.age')) {
+    if (!a.dataset.at) continue;
+    const t = age(Number(a.dataset.at));
+    if (a.textContent !== t) a.textContent = t;
   }
+  if (state && state.consistency.some((c) => !c.consistent)) renderConsistency();
 }, 1000);
 
 document.getElementById('log').hidden = !admin;

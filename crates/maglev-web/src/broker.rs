@@ -37,6 +37,8 @@ pub struct Event {
     pub name: &'static str,
     /// The JSON data (one line).
     pub data: String,
+    /// The SSE wire text, made once for every subscriber.
+    wire: bytes::Bytes,
     /// Who may see it.
     pub audience: Audience,
     at: Instant,
@@ -45,20 +47,24 @@ pub struct Event {
 }
 
 impl Event {
-    /// The event as SSE wire text.
-    pub fn wire(&self) -> String {
-        let mut s = String::with_capacity(self.data.len() + 48);
-        if let Some(id) = &self.id {
+    /// The event as SSE wire text (shared, not copied).
+    pub fn wire(&self) -> bytes::Bytes {
+        self.wire.clone()
+    }
+
+    fn encode(id: Option<&str>, name: &str, data: &str) -> bytes::Bytes {
+        let mut s = String::with_capacity(data.len() + 48);
+        if let Some(id) = id {
             s.push_str("id: ");
             s.push_str(id);
             s.push('\n');
         }
         s.push_str("event: ");
-        s.push_str(self.name);
+        s.push_str(name);
         s.push_str("\ndata: ");
-        s.push_str(&self.data);
+        s.push_str(data);
         s.push_str("\n\n");
-        s
+        bytes::Bytes::from(s)
     }
 }
 
@@ -135,8 +141,10 @@ impl Broker {
         } else {
             ring.seq
         };
+        let id = keep.then(|| format!("{}-{seq}", self.epoch));
         let ev = Arc::new(Event {
-            id: keep.then(|| format!("{}-{seq}", self.epoch)),
+            wire: Event::encode(id.as_deref(), name, &data),
+            id,
             seq,
             name,
             data,
@@ -242,6 +250,6 @@ mod tests {
             (ev.id.as_deref(), ev.data.as_str(), ev.audience),
             (Some("1-2"), "2", Audience::Admin)
         );
-        assert_eq!(ev.wire(), "id: 1-2\nevent: x\ndata: 2\n\n");
+        assert_eq!(&ev.wire()[..], b"id: 1-2\nevent: x\ndata: 2\n\n");
     }
 }

@@ -24,6 +24,10 @@ pub struct VipConsistency {
     pub consistent: bool,
     /// The servers whose buckets differ, each with its count per maglevd.
     pub differing: Vec<Difference>,
+    /// Since when they differ (ms since the epoch). Peers catch up with a
+    /// change within about a second; the page calls a divergence that
+    /// young "settling", not "diverged".
+    pub diverged_since_unix_ms: Option<i64>,
 }
 
 /// One application server whose buckets differ between maglevds.
@@ -176,6 +180,7 @@ pub fn compare(maglevds: &[Maglevd]) -> Vec<VipConsistency> {
                 })
                 .collect();
             VipConsistency {
+                diverged_since_unix_ms: None,
                 consistent: differing.is_empty(),
                 frontends: seen
                     .iter()
@@ -187,6 +192,19 @@ pub fn compare(maglevds: &[Maglevd]) -> Vec<VipConsistency> {
             }
         })
         .collect()
+}
+
+/// Carries each divergence's start over from the previous comparison
+/// (`now` for one that just began).
+pub fn carry_since(new: &mut [VipConsistency], old: &[VipConsistency], now: i64) {
+    for c in new.iter_mut().filter(|c| !c.consistent) {
+        c.diverged_since_unix_ms = Some(
+            old.iter()
+                .find(|o| o.vip == c.vip)
+                .and_then(|o| o.diverged_since_unix_ms)
+                .unwrap_or(now),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -266,6 +284,16 @@ mod tests {
             maglevd("b", &[("10.0.0.2", 100), ("10.0.0.3", 50)], true),
         ]);
         assert!(!c[0].consistent);
+        let mut again = c.clone();
+        carry_since(&mut again, &[], 5);
+        assert_eq!(again[0].diverged_since_unix_ms, Some(5));
+        let mut later = c.clone();
+        carry_since(&mut later, &again, 9);
+        assert_eq!(
+            later[0].diverged_since_unix_ms,
+            Some(5),
+            "the start is kept"
+        );
         let names: Vec<&str> = c[0].differing.iter().map(|d| d.backend.as_str()).collect();
         assert_eq!(names, ["b10.0.0.2", "b10.0.0.3"]);
         let d = &c[0].differing[1];

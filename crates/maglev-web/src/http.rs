@@ -365,13 +365,14 @@ impl App {
         let allowed = move |a: Audience| audience == Audience::Admin || a == Audience::Everyone;
         tokio::spawn(async move {
             let _slot = slot;
-            let send = |s: String| tx.send(Ok(Frame::data(Bytes::from(s))));
-            if send("retry: 2000\n\n".into()).await.is_err() {
+            let send = |b: Bytes| tx.send(Ok(Frame::data(b)));
+            const RESYNC: &[u8] = b"event: resync\ndata: {}\n\n";
+            if send(Bytes::from_static(b"retry: 2000\n\n")).await.is_err() {
                 return;
             }
             match start {
                 Start::Resync => {
-                    if send("event: resync\ndata: {}\n\n".into()).await.is_err() {
+                    if send(Bytes::from_static(RESYNC)).await.is_err() {
                         return;
                     }
                 }
@@ -385,21 +386,21 @@ impl App {
             }
             let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING, PING);
             loop {
-                let text = tokio::select! {
+                let wire = tokio::select! {
                     _ = stop.changed() => return,
                     () = tx.closed() => return,
-                    _ = ping.tick() => ": ping\n\n".to_string(),
+                    _ = ping.tick() => Bytes::from_static(b": ping\n\n"),
                     ev = live.recv() => match ev {
                         Ok(e) if allowed(e.audience) => e.wire(),
                         Ok(_) => continue,
                         // Fell behind: what it holds is stale, start over.
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                            "event: resync\ndata: {}\n\n".to_string()
+                            Bytes::from_static(RESYNC)
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                     },
                 };
-                if send(text).await.is_err() {
+                if send(wire).await.is_err() {
                     return;
                 }
             }

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tonic::transport::Channel;
 
 use crate::broker::{Audience, Broker};
-use crate::consistency::{compare, VipConsistency};
+use crate::consistency::{carry_since, compare, VipConsistency};
 use crate::model::{merge_buckets, Backend, Frontend, HealthCheck, Maglevd, Vip, Vpp};
 
 /// One maglevd to watch.
@@ -270,11 +270,8 @@ impl Hub {
                 if new != old {
                     consistency_may_change = true;
                     if !structure {
-                        self.broker.publish(
-                            "frontend",
-                            json!({ "maglevd": name, "frontend": new }).to_string(),
-                            Audience::Everyone,
-                        );
+                        let (event, data) = frontend_change(&name, new, old);
+                        self.broker.publish(event, data, Audience::Everyone);
                     }
                 }
             }
@@ -290,7 +287,8 @@ impl Hub {
             );
         }
         if consistency_may_change {
-            let c = compare(&s.maglevds);
+            let mut c = compare(&s.maglevds);
+            carry_since(&mut c, &s.consistency, now_ms());
             if c != s.consistency {
                 self.broker.publish(
                     "consistency",
@@ -303,10 +301,96 @@ impl Hub {
     }
 }
 
+/// The event for a changed frontend: only the members that changed
+/// (`members`) when its pools kept their shape, the whole frontend
+/// (`frontend`) otherwise. With 100 backends a frontend is ~15 KB of JSON,
+/// one member ~200 bytes: a flapping backend must not resend its pool.
+fn frontend_change(maglevd: &str, new: &Frontend, old: &Frontend) -> (&'static str, String) {
+    let same_shape = new.pools.len() == old.pools.len()
+        && new.pools.iter().zip(&old.pools).all(|(a, b)| {
+            a.name == b.name
+                && a.backends.len() == b.backends.len()
+                && a.backends
+                    .iter()
+                    .zip(&b.backends)
+                    .all(|(x, y)| x.name == y.name)
+        });
+    // What a `members` event does not carry changes only on a reload.
+    let rest = |f: &Frontend| Frontend {
+        pools: Vec::new(),
+        state: String::new(),
+        why: String::new(),
+        active_pool: 0,
+        ..f.clone()
+    };
+    if !same_shape || rest(new) != rest(old) {
+        return (
+            "frontend",
+            json!({ "maglevd": maglevd, "frontend": new }).to_string(),
+        );
+    }
+    let members: Vec<serde_json::Value> = new
+        .pools
+        .iter()
+        .zip(&old.pools)
+        .flat_map(|(p, q)| {
+            p.backends
+                .iter()
+                .zip(&q.backends)
+                .filter(|(a, b)| a != b)
+                .map(move |(a, _)| json!({ "pool": p.name, "backend": a }))
+        })
+        .collect();
+    (
+        "members",
+        json!({
+            "maglevd": maglevd, "frontend": new.name, "state": new.state,
+            "why": new.why, "active_pool": new.active_pool, "members": members,
+        })
+        .to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::broker::Start;
+
+    #[test]
+    fn a_member_change_sends_only_that_member() {
+        let member = |name: &str, state: &str| crate::model::PoolBackend {
+            name: name.into(),
+            state: state.into(),
+            ..Default::default()
+        };
+        let pool = |states: [&str; 3]| crate::model::Pool {
+            name: "p".into(),
+            backends: vec![
+                member("a", states[0]),
+                member("b", states[1]),
+                member("c", states[2]),
+            ],
+        };
+        let old = Frontend {
+            name: "www".into(),
+            pools: vec![pool(["up", "up", "up"])],
+            ..Default::default()
+        };
+        let new = Frontend {
+            pools: vec![pool(["up", "down", "up"])],
+            ..old.clone()
+        };
+        let (event, data) = frontend_change("lb1", &new, &old);
+        assert_eq!(event, "members");
+        let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(v["members"].as_array().unwrap().len(), 1);
+        assert_eq!(v["members"][0]["backend"]["name"], "b");
+        assert_eq!(v["members"][0]["pool"], "p");
+        // A member more or less: the whole frontend.
+        let mut grown = new.clone();
+        grown.pools[0].backends.push(member("d", "up"));
+        assert_eq!(frontend_change("lb1", &grown, &old).0, "frontend");
+    }
 
     #[test]
     fn targets() {
@@ -363,11 +447,26 @@ mod tests {
             },
         );
         let ev = rx.try_recv().unwrap();
-        assert_eq!(ev.name, "frontend");
+        assert_eq!(ev.name, "members");
         assert!(ev.data.contains("\"state\":\"down\""), "{}", ev.data);
+        // A description (a reload) resends the whole frontend.
+        let described = Frontend {
+            description: "new".into(),
+            state: "down".into(),
+            name: "www".into(),
+            ..Default::default()
+        };
+        hub.update(
+            0,
+            Update {
+                frontends: Some(vec![described]),
+                ..Default::default()
+            },
+        );
+        assert_eq!(rx.try_recv().unwrap().name, "frontend");
         // The snapshot names the last event it holds.
         let snap = hub.snapshot();
-        assert_eq!(snap.last_event_id, "5-3");
-        assert!(matches!(hub.broker.subscribe(Some("5-3")).0, Start::Replay(v) if v.is_empty()));
+        assert_eq!(snap.last_event_id, "5-4");
+        assert!(matches!(hub.broker.subscribe(Some("5-4")).0, Start::Replay(v) if v.is_empty()));
     }
 }
