@@ -380,3 +380,58 @@ fn a_password_hash_works_and_a_bad_one_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("MAGLEV_FRONTEND_PASSWORD_HASH"), "{err}");
 }
+
+#[test]
+fn a_maglevd_that_is_down_or_dies_holds_up_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start();
+    let a = Daemon::start(dir.path(), "a", backend.port);
+    let mut b = Daemon::start(dir.path(), "b", backend.port);
+    // `gone` never answers (a closed port); lb1 and lb2 work.
+    let f = Frontend::start(
+        dir.path(),
+        &format!("lb1={},gone=127.0.0.1:1,lb2={}", a.socket, b.socket),
+        &[],
+    );
+    let s = until_state(&f, "lb1 and lb2 programmed", Duration::from_secs(15), |s| {
+        let m = s["maglevds"].as_array().unwrap();
+        [&m[0], &m[2]].iter().all(|m| {
+            m["connected"] == true
+                && m["frontends"][0]["pools"][0]["backends"][0]["buckets"].as_u64() > Some(0)
+        })
+    });
+    let gone = &s["maglevds"][1];
+    assert_eq!(gone["connected"], false);
+    assert!(
+        gone["error"].as_str().unwrap().contains("refused"),
+        "{gone}"
+    );
+    // lb2 dies: its dot goes red at once (its event stream breaks), lb1
+    // keeps following.
+    let died = std::time::Instant::now();
+    b.kill();
+    until_state(&f, "lb2 down", Duration::from_secs(6), |s| {
+        s["maglevds"][2]["connected"] == false
+    });
+    eprintln!("lb2 seen down after {:?}", died.elapsed());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut cl = a.client().await;
+        cl.pause_backend(maglev_proto::BackendActionRequest { name: "s2".into() })
+            .await
+            .unwrap();
+    });
+    until_state(&f, "lb1 still followed", Duration::from_secs(3), |s| {
+        s["maglevds"][0]["frontends"][0]["pools"][0]["backends"][1]["state"] == "paused"
+    });
+    // SIGHUP changes nothing (a lost terminal must not stop it).
+    let pid = f.pid();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(f.request("GET", "/healthz", &[], "").status, 200);
+}

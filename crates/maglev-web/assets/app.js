@@ -56,8 +56,15 @@ function put(node, text, cls) {
   node.setAttribute('data-set', '');
   // The Web Animations API restarts a flash without forcing a layout (a
   // class toggle needs one per cell: seconds with 1,000 rows changing).
-  if (!first) node.animate(FLASH, 900);
+  // When many values change at once (a mass flap) the flashes would cost
+  // more than they tell: at most MAX_FLASHES run at a time.
+  if (!first && flashing < MAX_FLASHES) {
+    flashing++;
+    node.animate(FLASH, 900).onfinish = () => { flashing--; };
+  }
 }
+const MAX_FLASHES = 64;
+let flashing = 0;
 const FLASH = [
   { transform: 'scale(1.35)', backgroundColor: '#fde047', boxShadow: '0 0 8px #fde047' },
   { transform: 'scale(1)', backgroundColor: 'transparent', boxShadow: 'none' },

@@ -76,7 +76,7 @@ impl Drop for Backend {
 /// One simulator and its maglevd.
 pub struct Daemon {
     _sim: Kill,
-    _daemon: Kill,
+    daemon: Option<Kill>,
     /// maglevd's unix socket (admin), as an address.
     pub socket: String,
     /// The simulator's call log.
@@ -145,11 +145,16 @@ impl Daemon {
         }
         Daemon {
             _sim: sim,
-            _daemon: daemon,
+            daemon: Some(daemon),
             socket: format!("unix:{}", sock.display()),
             calls,
             log,
         }
+    }
+
+    /// Kills maglevd (the simulator stays).
+    pub fn kill(&mut self) {
+        self.daemon = None;
     }
 
     pub fn calls(&self) -> String {
@@ -238,6 +243,11 @@ impl Frontend {
     pub fn restart(&mut self) {
         self.child = None;
         self.spawn();
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |k| k.0.id())
     }
 
     pub fn url(&self, path: &str) -> String {
