@@ -185,12 +185,7 @@ fn packages() -> Result<(), String> {
     }
     let has_lintian = Command::new("lintian").arg("--version").output().is_ok();
     if !has_lintian {
-        eprintln!("==> installing lintian");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", "lintian"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
+        apt_install("lintian", &["--no-install-recommends", "lintian"]);
     }
     deb_task(&["--check".to_string()])
 }
@@ -232,23 +227,11 @@ fn promtool() {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !works() && is_root {
-        eprintln!("==> installing promtool (Debian package prometheus)");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let _ = Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "-qq",
-                "--no-install-recommends",
-                "prometheus",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
+    if !works() {
+        apt_install(
+            "promtool (Debian package prometheus)",
+            &["--no-install-recommends", "prometheus"],
+        );
     }
     if works() {
         std::env::set_var("MAGLEV_PROMTOOL", "promtool");
@@ -256,6 +239,25 @@ fn promtool() {
     } else {
         eprintln!("\n*** promtool not available: `promtool check metrics` will be SKIPPED ***\n");
     }
+}
+
+/// Installs Debian packages when run as root (else does nothing: the
+/// caller says what is skipped without them).
+fn apt_install(what: &str, args: &[&str]) {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root {
+        return;
+    }
+    eprintln!("==> installing {what}");
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
 }
 
 /// Debian's Chromium and chromedriver for the dashboard's browser tests,
@@ -269,17 +271,11 @@ fn browser() {
                 .output()
                 .is_ok_and(|o| o.status.success())
     };
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !works() && is_root {
-        eprintln!("==> installing chromium and chromium-driver (the dashboard's browser tests)");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "chromium", "chromium-driver"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
+    if !works() {
+        apt_install(
+            "chromium and chromium-driver (the dashboard's browser tests)",
+            &["chromium", "chromium-driver"],
+        );
     }
     if works() {
         std::env::set_var("MAGLEV_REQUIRE_BROWSER", "1");

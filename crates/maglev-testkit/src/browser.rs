@@ -186,9 +186,8 @@ impl Browser {
         }
     }
 
-    /// Clicks the first element matching a CSS selector, as a user would
-    /// (a WebDriver element click, not a script).
-    pub fn click(&self, css: &str) {
+    /// The WebDriver id of the first element matching a CSS selector.
+    fn find(&self, css: &str) -> String {
         let e = self
             .call(
                 "POST",
@@ -196,31 +195,24 @@ impl Browser {
                 Some(&json!({ "using": "css selector", "value": css })),
             )
             .unwrap_or_else(|e| panic!("{css}: {e}"));
-        let id = e
-            .as_object()
+        e.as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .expect("an element id")
-            .to_string();
+            .to_string()
+    }
+
+    /// Clicks the first element matching a CSS selector, as a user would
+    /// (a WebDriver element click, not a script).
+    pub fn click(&self, css: &str) {
+        let id = self.find(css);
         self.call("POST", &format!("/element/{id}/click"), Some(&json!({})))
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     /// Types into the first element matching a CSS selector.
     pub fn type_into(&self, css: &str, text: &str) {
-        let e = self
-            .call(
-                "POST",
-                "/element",
-                Some(&json!({ "using": "css selector", "value": css })),
-            )
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
-        let id = e
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .expect("an element id")
-            .to_string();
+        let id = self.find(css);
         self.call("POST", &format!("/element/{id}/clear"), Some(&json!({})))
             .unwrap_or_else(|e| panic!("clear {css}: {e}"));
         self.call(
