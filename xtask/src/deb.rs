@@ -74,7 +74,7 @@ fn doc(stage: &Path, package: &str, version: &str, date: &str) -> Result<(), Str
     // linked in statically as every Rust crate is: not a copy of the C
     // library lintian looks for.
     let binaries: &[&str] = if package == "vpp-maglevd" {
-        &["usr/sbin/maglevd", "usr/sbin/maglevd-frontend"]
+        &["usr/sbin/maglevd"]
     } else {
         &["usr/bin/maglevt"]
     };
@@ -408,17 +408,16 @@ fn installed_checks() -> Result<(), String> {
             "/lib/systemd/system/vpp-maglevd.service",
             "/lib/systemd/system/vpp-maglev-frontend.service",
         ]))?;
-        let sec = Command::new("systemd-analyze")
-            .args([
-                "security",
-                "--offline=true",
-                "/lib/systemd/system/vpp-maglevd.service",
-            ])
-            .output()
-            .map_err(|e| e.to_string())?;
-        let text = String::from_utf8_lossy(&sec.stdout);
-        if let Some(line) = text.lines().find(|l| l.contains("Overall exposure level")) {
-            eprintln!("==> systemd-analyze security: {}", line.trim());
+        for unit in ["vpp-maglevd.service", "vpp-maglev-frontend.service"] {
+            let sec = Command::new("systemd-analyze")
+                .args(["security", "--offline=true"])
+                .arg(format!("/lib/systemd/system/{unit}"))
+                .output()
+                .map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&sec.stdout);
+            if let Some(line) = text.lines().find(|l| l.contains("Overall exposure level")) {
+                eprintln!("==> systemd-analyze security: {}", line.trim());
+            }
         }
     }
     Ok(())
