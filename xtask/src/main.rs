@@ -50,8 +50,10 @@ tasks:
   bench lbsync [--real]   planning, full sync and per-VIP sync latency at
                           1,000 VIPs x 64 ASes (against real VPP too with
                           --real)
-  bench daemon            failover latency (detection, controller overhead)
-                          and idle CPU/RSS of maglevd with 1,000 backends
+  bench daemon            failover latency (detection, controller overhead),
+                          idle CPU/RSS of maglevd with 1,000 backends, and
+                          read latency (GetFrontend, /metrics) at 1,000 x 64
+                          while full syncs run
   bench maglevt           maglevt's probe rate and CPU share, 100 VIPs at
                           100 ms
   bench config            config loading at two sizes per shape (big pool,
@@ -438,7 +440,10 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
             cargo(&bench_args)
         }
-        Some("daemon") => cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"]),
+        Some("daemon") => {
+            cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"])?;
+            cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "reads"])
+        }
         Some("access") => {
             cargo(&[
                 "build",

@@ -74,12 +74,64 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    let code = runtime.block_on(run(flags, config, logs, probes.handle().clone()));
+    let vpp = match VppThread::start() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("maglevd: cannot start the VPP thread: {e}");
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    let code = runtime.block_on(run(
+        flags,
+        config,
+        logs,
+        probes.handle().clone(),
+        vpp.handle.clone(),
+    ));
     // Whatever still runs (a blocking read of a bad stats segment, a probe)
     // does not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     probes.shutdown_timeout(std::time::Duration::from_millis(200));
+    vpp.stop();
     ExitCode::from(code)
+}
+
+/// The VPP writer's thread: the reconciler and its VPP connection on a
+/// current-thread runtime of their own (the VPP client is fastest with
+/// its callers on one thread), so the API and `/metrics`, on the main
+/// runtime, never wait for a sync's CPU work.
+struct VppThread {
+    handle: tokio::runtime::Handle,
+    stop: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl VppThread {
+    fn start() -> std::io::Result<VppThread> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("maglevd-vpp".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+                rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            })?;
+        Ok(VppThread {
+            handle,
+            stop,
+            thread,
+        })
+    }
+
+    fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
 }
 
 async fn run(
@@ -87,6 +139,7 @@ async fn run(
     config: maglev_config::Config,
     logs: LogBroadcast,
     probes: tokio::runtime::Handle,
+    writer: tokio::runtime::Handle,
 ) -> u8 {
     info!(event = "starting", version = %maglev_service::args::VERSION, config = %flags.config.display());
     let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
@@ -100,6 +153,7 @@ async fn run(
         api_socket: path(&flags.vpp_api_addr),
         stats_socket: path(&flags.vpp_stats_addr),
         api_observer: Some(metrics.clone()),
+        runtime: Some(writer),
         ..Default::default()
     };
     let probes = CheckerOptions {

@@ -417,6 +417,19 @@ impl Checker {
             .collect()
     }
 
+    /// The states of some backends (those it knows), under one short lock:
+    /// a read about one frontend need not copy every backend's state.
+    pub fn states_of<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> std::collections::HashMap<String, State> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        names
+            .into_iter()
+            .filter_map(|n| entries.get(n).map(|e| (n.to_string(), e.health.state())))
+            .collect()
+    }
+
     /// The state of one backend.
     pub fn state(&self, name: &str) -> Option<State> {
         let entries = self.shared.entries.lock().expect("checker lock");

@@ -115,6 +115,41 @@ impl ActualState {
     }
 }
 
+/// A VIP's buckets per AS, for readers: VPP's own counts as last read.
+pub type Buckets = std::sync::Arc<BTreeMap<IpAddr, u32>>;
+
+impl ActualVip {
+    /// Buckets per AS as VPP reported them (ASes without a count left
+    /// out).
+    pub fn read_buckets(&self) -> Buckets {
+        std::sync::Arc::new(
+            self.ases
+                .iter()
+                .filter_map(|(a, s)| s.buckets.map(|b| (*a, b)))
+                .collect(),
+        )
+    }
+
+    /// Buckets per AS as VPP builds them from the weights it holds now
+    /// (VPP with per-AS weights builds exactly the predicted table; the
+    /// real-VPP tests hold the prediction to it). `None` when a weight or
+    /// the table length is unknown.
+    pub fn predicted_buckets(&self) -> Option<Buckets> {
+        let len = self.table_len?;
+        let ases: Vec<(IpAddr, u8)> = self
+            .ases
+            .iter()
+            .map(|(a, s)| s.weight.map(|w| (*a, w)))
+            .collect::<Option<_>>()?;
+        let p = maglev_table::predict(len, &ases);
+        Some(std::sync::Arc::new(
+            ases.iter()
+                .map(|(a, _)| (*a, p.buckets.get(a).copied().unwrap_or(0)))
+                .collect(),
+        ))
+    }
+}
+
 /// Puts the three sources together.
 pub fn assemble(vips: &[VipInfo], ases: &[AsInfo], cli: &[CliVip]) -> ActualState {
     let mut state = ActualState::default();

@@ -61,6 +61,11 @@ pub struct ReconcilerOptions {
     pub call_timeout: Duration,
     /// Optional observer of every VPP API message (metrics).
     pub api_observer: Option<Arc<dyn maglev_vpp::ApiObserver>>,
+    /// The runtime the reconciler task (and with it the VPP connection)
+    /// runs on; `None`: the caller's. maglevd gives it a current-thread
+    /// runtime on a thread of its own, so a long sync (reading and planning
+    /// 64,000 application servers) never delays an API read or a scrape.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for ReconcilerOptions {
@@ -86,6 +91,7 @@ impl Default for ReconcilerOptions {
             ping_interval: Duration::from_secs(10),
             call_timeout: Duration::from_secs(5),
             api_observer: None,
+            runtime: None,
         }
     }
 }
@@ -150,6 +156,11 @@ pub struct Status {
     /// The stats segment, for readers of counters (a blocking read, on
     /// their own thread); `None` without one.
     pub stats: Option<StatsHandle>,
+    /// VPP's buckets per AS of each VIP, so a read never waits for VPP:
+    /// VPP's own counts from the last read, and for VIPs changed since,
+    /// the table VPP builds from the weights it was given (exact on VPP
+    /// with per-AS weights; left out without them).
+    pub buckets: Arc<BTreeMap<maglev_vpp::VipKey, crate::actual::Buckets>>,
 }
 
 /// A shared handle on the stats segment.
@@ -328,6 +339,12 @@ impl ReconcilerHandle {
         self.ask(Command::Desired).await
     }
 
+    /// VPP's buckets per AS of one VIP, from the published snapshot
+    /// (see [`Status::buckets`]); no copy of the rest of the status.
+    pub fn buckets(&self, key: &maglev_vpp::VipKey) -> Option<crate::actual::Buckets> {
+        self.status.borrow().buckets.get(key).cloned()
+    }
+
     /// The latest status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
@@ -369,6 +386,9 @@ struct Reconciler {
     overrides: Overrides,
     link: Link,
     cache: Option<ActualState>,
+    /// VPP's buckets per VIP for readers: its counts as last read, or the
+    /// table predicted from the weights for VIPs changed since.
+    buckets: BTreeMap<maglev_vpp::VipKey, crate::actual::Buckets>,
     ledger: FlushLedger,
     conf_pushed: Option<LbConfig>,
     last_identity: Option<(u32, Option<u64>)>,
@@ -407,6 +427,7 @@ pub fn spawn(
     options: ReconcilerOptions,
 ) -> ReconcilerHandle {
     let (tx, rx) = mpsc::channel(64);
+    let runtime = options.runtime.clone();
     let (status_tx, status_rx) = watch::channel(Status::default());
     let (fe_tx, _) = broadcast::channel(1024);
     let now = Instant::now();
@@ -431,6 +452,7 @@ pub fn spawn(
         overrides: Overrides::new(),
         link,
         cache: None,
+        buckets: BTreeMap::new(),
         ledger: FlushLedger::default(),
         conf_pushed: None,
         last_identity: None,
@@ -443,7 +465,11 @@ pub fn spawn(
         next_ramp_step: None,
         slow_start_warned: false,
     };
-    tokio::spawn(r.run(rx, checker.subscribe()));
+    let task = r.run(rx, checker.subscribe());
+    match runtime {
+        Some(rt) => drop(rt.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
     ReconcilerHandle {
         tx,
         status: status_rx,
@@ -648,7 +674,9 @@ impl Reconciler {
                 .filter_map(|(k, v)| v.index.map(|i| (*k, i)))
                 .collect()
         });
+        let buckets = Arc::new(self.buckets.clone());
         self.status.send_modify(|s| {
+            s.buckets = buckets;
             s.vpp = vpp;
             s.vpp_enabled = enabled;
             s.frontends = frontends;
@@ -1074,6 +1102,8 @@ impl Reconciler {
             failures: 0,
         };
         self.cache = None;
+        // Buckets of a VPP we no longer see are nobody's.
+        self.buckets.clear();
         self.retry = None;
         self.publish();
     }
@@ -1219,15 +1249,24 @@ impl Reconciler {
             });
             self.schedule_retry();
         } else if fresh {
+            // VPP's own counts for every VIP it holds…
+            self.buckets = actual
+                .vips
+                .iter()
+                .map(|(k, v)| (*k, v.read_buckets()))
+                .collect();
             let mut model = actual;
             for op in &applied.done {
                 model.apply(op, v2);
             }
+            self.predict_buckets(&model, &applied.done);
             self.cache = Some(model);
-        } else if let Some(cache) = self.cache.as_mut() {
+        } else if let Some(mut cache) = self.cache.take() {
             for op in &applied.done {
                 cache.apply(op, v2);
             }
+            self.predict_buckets(&cache, &applied.done);
+            self.cache = Some(cache);
         }
         if applied.failures.is_empty() && scope == Scope::All {
             self.retry_backoff = Duration::ZERO;
@@ -1273,6 +1312,22 @@ impl Reconciler {
             applied: Some(stats),
             failures,
         })
+    }
+
+    /// …and the predicted table for those changed since (or none, where
+    /// VPP has no weights to predict from).
+    fn predict_buckets(&mut self, model: &ActualState, done: &[crate::plan::Op]) {
+        let touched: BTreeSet<maglev_vpp::VipKey> = done.iter().map(|op| op.vip()).collect();
+        for key in touched {
+            match model.vips.get(&key).and_then(|v| v.predicted_buckets()) {
+                Some(b) => {
+                    self.buckets.insert(key, b);
+                }
+                None => {
+                    self.buckets.remove(&key);
+                }
+            }
+        }
     }
 
     async fn command(&mut self, cmd: Command) {

@@ -390,6 +390,57 @@ async fn two_reconcilers_build_identical_tables_as_predicted() {
 }
 
 #[tokio::test]
+async fn published_buckets_are_what_vpp_says_after_every_change() {
+    let r = rig(config(NO_WARMUP, WWW), true).await;
+    eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;
+    let key = {
+        let (cfg, _, _) = r.handle.desired().await.unwrap();
+        vip_key(&cfg.frontends["www"])
+    };
+    // The published buckets (what a read gets without asking anyone)
+    // against a fresh read of VPP, after each kind of change.
+    let check = |what: &'static str| {
+        let handle = r.handle.clone();
+        async move {
+            let fresh = handle.vpp_state().await.unwrap();
+            let want: BTreeMap<IpAddr, u32> = fresh.vips[&key]
+                .ases
+                .iter()
+                .map(|(a, s)| (*a, s.buckets.unwrap()))
+                .collect();
+            let got = handle
+                .buckets(&key)
+                .unwrap_or_else(|| panic!("{what}: no buckets"));
+            assert_eq!(*got, want, "{what}");
+        }
+    };
+    check("after the first sync").await;
+    r.checker.disable("s2", "test").unwrap();
+    eventually("s2 at 0", WAIT, || {
+        sim_ases(&r.sim)
+            .get(&(key.address, ip("10.0.0.10")))
+            .map(|a| a.0)
+            == Some(0)
+    })
+    .await;
+    check("after a disable (a per-VIP sync)").await;
+    r.handle
+        .set_weight("www", "primary", "s1", 7)
+        .await
+        .unwrap();
+    check("after a weight override").await;
+    r.checker.enable("s2", "test").unwrap();
+    eventually("s2 back", WAIT, || {
+        sim_ases(&r.sim)
+            .get(&(key.address, ip("10.0.0.10")))
+            .map(|a| a.0)
+            > Some(0)
+    })
+    .await;
+    check("after an enable").await;
+}
+
+#[tokio::test]
 async fn counters_come_from_the_stats_segment() {
     let r = rig(config(NO_WARMUP, WWW), true).await;
     eventually("programmed", WAIT, || sim_ases(&r.sim).len() == 3).await;

@@ -278,28 +278,29 @@ impl MaglevService {
         (s.overrides, s.ramps, self.daemon.checker.agents())
     }
 
-    /// VPP's bucket counts for the VIP of `f`, when VPP can say within
-    /// [`BUCKETS_WAIT`]; a VPP that does not answer leaves them out rather
-    /// than holding the read.
-    async fn buckets(&self, f: &Frontend) -> BTreeMap<IpAddr, u32> {
-        match tokio::time::timeout(BUCKETS_WAIT, self.daemon.reconciler.vpp_state()).await {
-            Ok(Ok(state)) => state
-                .vips
-                .get(&vip_key(f))
-                .map(|v| {
-                    v.ases
-                        .iter()
-                        .filter_map(|(a, s)| s.buckets.map(|b| (*a, b)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Ok(Err(_)) | Err(_) => BTreeMap::new(),
+    /// The states `frontend_info` needs for `f`: its members', or every
+    /// backend's when agents may change them (they fold in across pools).
+    fn states_for(&self, f: &Frontend) -> HashMap<String, State> {
+        if !self.daemon.checker.agents().is_empty() {
+            return self.daemon.checker.states();
         }
+        self.daemon.checker.states_of(
+            f.pools
+                .iter()
+                .flat_map(|p| p.backends.iter().map(|m| m.backend.as_str())),
+        )
+    }
+
+    /// VPP's bucket counts for the VIP of `f`, from the reconciler's
+    /// published snapshot: a read never waits for VPP or for a sync.
+    fn buckets(&self, f: &Frontend) -> BTreeMap<IpAddr, u32> {
+        self.daemon
+            .reconciler
+            .buckets(&vip_key(f))
+            .map(|b| (*b).clone())
+            .unwrap_or_default()
     }
 }
-
-/// How long a read RPC waits for VPP's bucket counts.
-const BUCKETS_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send>>;
 
@@ -325,12 +326,16 @@ impl Maglev for MaglevService {
         let config = self.daemon.config();
         let states = self.daemon.checker.states();
         let overrides = self.runtime_weights();
+        let buckets = self.daemon.reconciler.status().buckets;
         let none = BTreeMap::new();
         Ok(Response::new(pb::ListFrontendsResponse {
             frontends: config
                 .frontends
                 .values()
-                .map(|f| frontend_info(&config, f, &states, &overrides, &none))
+                .map(|f| {
+                    let b = buckets.get(&vip_key(f)).map_or(&none, |b| &**b);
+                    frontend_info(&config, f, &states, &overrides, b)
+                })
                 .collect(),
         }))
     }
@@ -342,12 +347,12 @@ impl Maglev for MaglevService {
         let name = request.into_inner().name;
         let config = self.daemon.config();
         let f = find_frontend(&config, &name)?;
-        let buckets = self.buckets(f).await;
+        let buckets = self.buckets(f);
         let overrides = self.runtime_weights();
         Ok(Response::new(frontend_info(
             &config,
             f,
-            &self.daemon.checker.states(),
+            &self.states_for(f),
             &overrides,
             &buckets,
         )))
@@ -466,11 +471,11 @@ impl Maglev for MaglevService {
         // A reload may have removed it since the weight was set.
         let f = find_frontend(&config, &r.frontend)?;
         // VPP's buckets after the change, as GetFrontend reports them.
-        let buckets = self.buckets(f).await;
+        let buckets = self.buckets(f);
         Ok(Response::new(frontend_info(
             &config,
             f,
-            &self.daemon.checker.states(),
+            &self.states_for(f),
             &overrides,
             &buckets,
         )))
