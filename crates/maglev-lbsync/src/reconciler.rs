@@ -159,7 +159,7 @@ pub struct Status {
     /// VPP's buckets per AS of each VIP, so a read never waits for VPP:
     /// VPP's own counts from the last read, and for VIPs changed since,
     /// the table VPP builds from the weights it was given (exact on VPP
-    /// with per-AS weights; left out without them).
+    /// with per-AS weights; VPP without them is read again after a change).
     pub buckets: Arc<BTreeMap<maglev_vpp::VipKey, crate::actual::Buckets>>,
 }
 
@@ -1268,6 +1268,18 @@ impl Reconciler {
             self.predict_buckets(&cache, &applied.done);
             self.cache = Some(cache);
         }
+        if !v2 && !applied.done.is_empty() {
+            // Without per-AS weights there is nothing to predict from: ask
+            // VPP for the changed VIPs' buckets before anyone reads them.
+            if let Ok(now) = actual::read(&lb).await {
+                for key in applied.done.iter().map(|op| op.vip()) {
+                    match now.vips.get(&key) {
+                        Some(v) => self.buckets.insert(key, v.read_buckets()),
+                        None => self.buckets.remove(&key),
+                    };
+                }
+            }
+        }
         if applied.failures.is_empty() && scope == Scope::All {
             self.retry_backoff = Duration::ZERO;
         }
@@ -1315,7 +1327,7 @@ impl Reconciler {
     }
 
     /// …and the predicted table for those changed since (or none, where
-    /// VPP has no weights to predict from).
+    /// VPP has no weights to predict from: `sync` then reads them).
     fn predict_buckets(&mut self, model: &ActualState, done: &[crate::plan::Op]) {
         let touched: BTreeSet<maglev_vpp::VipKey> = done.iter().map(|op| op.vip()).collect();
         for key in touched {
