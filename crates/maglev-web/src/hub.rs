@@ -161,6 +161,16 @@ impl Hub {
             .collect::<Vec<_>>())
     }
 
+    /// The name and address of maglevd `i`.
+    pub fn target(&self, i: usize) -> Target {
+        let s = self.read();
+        let m = &s.maglevds[i];
+        Target {
+            name: m.name.clone(),
+            address: m.address.clone(),
+        }
+    }
+
     /// The index of a maglevd by name.
     pub fn index(&self, name: &str) -> Option<usize> {
         self.read().maglevds.iter().position(|m| m.name == name)

@@ -44,17 +44,23 @@ type Client = MaglevClient<Channel>;
 /// Why a session with a maglevd ended.
 type Lost = String;
 
-fn why(s: &tonic::Status) -> String {
-    let mut text = s.message().to_string();
-    let mut src = std::error::Error::source(s);
-    while let Some(e) = src {
-        let t = e.to_string();
+/// An error with its causes, each said once.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
         if !text.contains(&t) {
             text.push_str(": ");
             text.push_str(&t);
         }
-        src = e.source();
+        src = s.source();
     }
+    text
+}
+
+fn why(s: &tonic::Status) -> String {
+    let text = causes(s);
     if text.is_empty() {
         format!("{:?}", s.code())
     } else {
@@ -74,7 +80,7 @@ async fn call<T>(
 /// Watches maglevd `i` of the hub until `shutdown` completes.
 pub async fn watch(hub: Arc<Hub>, i: usize, tls: ClientTls, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let address = hub.snapshot().maglevds[i].address.clone();
+    let address = hub.target(i).address;
     let mut backoff = BACKOFF_MIN;
     let mut was_lost: Option<String> = None;
     loop {
@@ -96,19 +102,7 @@ pub async fn watch(hub: Arc<Hub>, i: usize, tls: ClientTls, shutdown: impl Futur
                     Ok(never) => match never {},
                 }
             }
-            Err(e) => {
-                let mut text = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    let t = s.to_string();
-                    if !text.contains(&t) {
-                        text.push_str(": ");
-                        text.push_str(&t);
-                    }
-                    src = s.source();
-                }
-                text
-            }
+            Err(e) => causes(&e),
         };
         if was_lost.as_deref() != Some(lost.as_str()) {
             warn!(event = "maglevd-lost", maglevd = %address, error = %lost, retry_ms = backoff.as_millis() as u64);
@@ -222,7 +216,8 @@ async fn session(
     mut c: Client,
     backoff: &mut Duration,
 ) -> Result<std::convert::Infallible, Lost> {
-    let name = hub.snapshot().maglevds[i].name.clone();
+    let target = hub.target(i);
+    let name = target.name;
     let req = pb::WatchEventsRequest {
         log: true,
         log_level: "debug".into(),
@@ -231,7 +226,7 @@ async fn session(
     };
     let mut stream = call(c.watch_events(req)).await.map_err(|s| why(&s))?;
     full(hub, i, &mut c).await.map_err(|s| why(&s))?;
-    info!(event = "maglevd-connected", maglevd = %hub.snapshot().maglevds[i].address);
+    info!(event = "maglevd-connected", maglevd = %target.address);
     *backoff = BACKOFF_MIN;
     let mut debounce = Debounce {
         last: None,
