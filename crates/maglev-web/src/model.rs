@@ -332,8 +332,8 @@ impl From<&pb::VppVip> for Vip {
 }
 
 /// Fills each pool member's `buckets` from VPP's LB state (matched by the
-/// frontend's VIP and the member's address); `None` where VPP has no
-/// answer.
+/// frontend's VIP and the member's address); where that has no answer,
+/// what maglevd said stays (its snapshot of VPP, or `None`).
 pub fn merge_buckets(frontends: &mut [Frontend], lb: Option<&[Vip]>) {
     let by_frontend: HashMap<&str, &Vip> = lb
         .unwrap_or_default()
@@ -342,16 +342,17 @@ pub fn merge_buckets(frontends: &mut [Frontend], lb: Option<&[Vip]>) {
         .map(|v| (v.frontend.as_str(), v))
         .collect();
     for f in frontends {
-        let vip = by_frontend.get(f.name.as_str());
+        let Some(vip) = by_frontend.get(f.name.as_str()) else {
+            continue;
+        };
         for p in &mut f.pools {
             for b in &mut p.backends {
-                b.buckets = vip.and_then(|v| {
-                    v.ases
+                b.buckets = Some(
+                    vip.ases
                         .iter()
                         .find(|a| a.address == b.address)
-                        .map(|a| a.buckets.unwrap_or(0))
-                        .or(Some(0))
-                });
+                        .map_or(0, |a| a.buckets.unwrap_or(0)),
+                );
             }
         }
     }
@@ -453,8 +454,14 @@ mod tests {
             }],
             ..Default::default()
         }];
+        fs[0].pools[0].backends[0].buckets = Some(7);
         merge_buckets(&mut fs, None);
-        assert_eq!(fs[0].pools[0].backends[0].buckets, None);
+        assert_eq!(
+            fs[0].pools[0].backends[0].buckets,
+            Some(7),
+            "maglevd's own answer stays"
+        );
+        assert_eq!(fs[0].pools[0].backends[1].buckets, None);
         let lb = vec![Vip {
             frontend: "www".into(),
             ases: vec![As {
