@@ -169,6 +169,25 @@ async fn the_page_follows_two_maglevds_live() {
         .await
         .unwrap();
 
+    // The laptop slept: the clock jumps and the watchdog opens a fresh
+    // stream and reloads the state instead of trusting the old socket.
+    let loads = "return performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/view/api/state')).length";
+    let before = browser.eval(loads).as_u64().unwrap();
+    browser.eval(
+        "window.__realNow = Date.now; Date.now = () => window.__realNow.call(Date) + 60000; return 1",
+    );
+    browser.wait(
+        "the watchdog reloads the state",
+        Duration::from_secs(5),
+        &format!("return ((() => {{ {loads} }})()) > {before}"),
+    );
+    browser.eval("Date.now = window.__realNow; return 1");
+    assert_eq!(
+        browser.eval("return window.__marker"),
+        1,
+        "the page was not reloaded"
+    );
+
     // Admin without credentials: refused.
     // (A navigation would open the browser's login prompt; ask with fetch.)
     let refused = browser.eval(
