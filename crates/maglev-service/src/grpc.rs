@@ -280,8 +280,8 @@ impl MaglevService {
 
     /// The states `frontend_info` needs for `f`: its members', or every
     /// backend's when agents may change them (they fold in across pools).
-    fn states_for(&self, f: &Frontend) -> HashMap<String, State> {
-        if !self.daemon.checker.agents().is_empty() {
+    fn states_for(&self, f: &Frontend, agents: &Agents) -> HashMap<String, State> {
+        if !agents.is_empty() {
             return self.daemon.checker.states();
         }
         self.daemon.checker.states_of(
@@ -352,7 +352,7 @@ impl Maglev for MaglevService {
         Ok(Response::new(frontend_info(
             &config,
             f,
-            &self.states_for(f),
+            &self.states_for(f, &overrides.2),
             &overrides,
             &buckets,
         )))
@@ -475,7 +475,7 @@ impl Maglev for MaglevService {
         Ok(Response::new(frontend_info(
             &config,
             f,
-            &self.states_for(f),
+            &self.states_for(f, &overrides.2),
             &overrides,
             &buckets,
         )))

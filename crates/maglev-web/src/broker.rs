@@ -42,8 +42,6 @@ pub struct Event {
     /// Who may see it.
     pub audience: Audience,
     at: Instant,
-    /// When it was published, for latency figures.
-    pub published: Instant,
 }
 
 impl Event {
@@ -150,7 +148,6 @@ impl Broker {
             data,
             audience,
             at: now,
-            published: now,
         });
         if keep {
             ring.events.push_back(Arc::clone(&ev));
