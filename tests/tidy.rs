@@ -44,7 +44,8 @@ fn rel(p: &Path) -> String {
 }
 
 /// One writer to VPP: the lb API's mutating calls are made by the
-/// reconciler's apply step (and `lb_conf` by the reconciler) only.
+/// reconciler's apply step (and `lb_conf` by its VPP link) only, and the
+/// apply step is private to maglev-lbsync.
 #[test]
 fn only_the_reconciler_writes_to_vpp() {
     let writes = [
@@ -59,8 +60,13 @@ fn only_the_reconciler_writes_to_vpp() {
     let allowed = [
         "crates/maglev-vpp/src/lb.rs",
         "crates/maglev-lbsync/src/apply.rs",
-        "crates/maglev-lbsync/src/reconciler.rs",
+        "crates/maglev-lbsync/src/reconciler/link.rs",
     ];
+    let lib = std::fs::read_to_string(root().join("crates/maglev-lbsync/src/lib.rs")).unwrap();
+    assert!(
+        lib.lines().any(|l| l.trim() == "mod apply;"),
+        "crates/maglev-lbsync/src/lib.rs: the apply module must stay private (`mod apply;`)"
+    );
     let mut found = Vec::new();
     let files = production_sources();
     assert!(

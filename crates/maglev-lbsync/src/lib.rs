@@ -16,7 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod actual;
-pub mod apply;
+mod apply;
 pub mod desired;
 pub mod plan;
 pub mod predict;

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod gauges;
 mod grpc;
 mod process;
 mod text;
@@ -28,7 +29,7 @@ use hyper_util::rt::TokioIo;
 use maglev_health::{Checker, ProbeObserver, ProbeResult, State};
 use maglev_lbsync::desired::{effective_weights, vip_key};
 use maglev_lbsync::reconciler::ReconcilerHandle;
-use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -36,6 +37,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 pub use grpc::GrpcMetricsLayer;
+
+use gauges::GaugeWriter;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -47,14 +50,6 @@ fn histogram() -> Histogram {
 /// Every metric family of maglevd.
 pub struct Metrics {
     registry: Mutex<Registry>,
-    backend_state: Family<Labels, Gauge>,
-    backend_health: Family<Labels, Gauge>,
-    backend_enabled: Family<Labels, Gauge>,
-    pool_weight: Family<Labels, Gauge>,
-    frontend_state: Family<Labels, Gauge>,
-    frontend_panic: Family<Labels, Gauge>,
-    agent_percent: Family<Labels, Gauge>,
-    agent_state: Family<Labels, Gauge>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_lag: Histogram,
@@ -94,14 +89,6 @@ impl Metrics {
     pub fn new() -> Metrics {
         let m = Metrics {
             registry: Mutex::new(Registry::default()),
-            backend_state: Family::default(),
-            backend_health: Family::default(),
-            backend_enabled: Family::default(),
-            pool_weight: Family::default(),
-            frontend_state: Family::default(),
-            frontend_panic: Family::default(),
-            agent_percent: Family::default(),
-            agent_state: Family::default(),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             probe_lag: histogram(),
@@ -126,46 +113,6 @@ impl Metrics {
         {
             let mut r = m.registry.lock().expect("registry");
             let r = r.sub_registry_with_prefix("maglev");
-            r.register(
-                "backend_state",
-                "1 for the state each backend is in",
-                m.backend_state.clone(),
-            );
-            r.register(
-                "backend_health",
-                "1 if the backend is up, else 0",
-                m.backend_health.clone(),
-            );
-            r.register(
-                "backend_enabled",
-                "Operator enabled flag",
-                m.backend_enabled.clone(),
-            );
-            r.register(
-                "frontend_pool_backend_weight",
-                "Pool member weight: kind=configured (after overrides) or effective (what VPP gets)",
-                m.pool_weight.clone(),
-            );
-            r.register(
-                "frontend_state",
-                "1 for the state each frontend is in",
-                m.frontend_state.clone(),
-            );
-            r.register(
-                "backend_agent_percent",
-                "Percent of its weight a backend's agent asks for (backends with an agent check)",
-                m.agent_percent.clone(),
-            );
-            r.register(
-                "backend_agent_state",
-                "1 for each state a backend's agent asks for: ready, drain or maint, and down",
-                m.agent_state.clone(),
-            );
-            r.register(
-                "frontend_panic",
-                "1 while the frontend is below its panic-threshold and fails open",
-                m.frontend_panic.clone(),
-            );
             r.register(
                 "probe",
                 "Health probes by result and code",
@@ -308,120 +255,28 @@ impl Metrics {
             .inc();
     }
 
-    /// Refreshes the scrape-time gauges and encodes everything.
+    /// Encodes everything as OpenMetrics text: the registry's counters and
+    /// histograms, then the gauges computed from the checker's and the
+    /// reconciler's snapshots.
     pub async fn render(&self, checker: &Checker, reconciler: &ReconcilerHandle) -> String {
-        let states = checker.states();
-        self.backend_state.clear();
-        self.backend_health.clear();
-        self.backend_enabled.clear();
-        self.agent_percent.clear();
-        self.agent_state.clear();
-        for b in checker.backends() {
-            if let Some(a) = b.agent {
-                let name = || vec![("backend", b.name.clone())];
-                self.agent_percent
-                    .get_or_create(&name())
-                    .set(i64::from(a.percent));
-                let admin = match a.admin {
-                    maglev_health::AgentAdmin::Ready => "ready",
-                    maglev_health::AgentAdmin::Drain => "drain",
-                    maglev_health::AgentAdmin::Maint => "maint",
-                };
-                for s in ["ready", "drain", "maint"] {
-                    let mut l = name();
-                    l.push(("state", s.to_string()));
-                    self.agent_state
-                        .get_or_create(&l)
-                        .set(i64::from(admin == s));
-                }
-                let mut l = name();
-                l.push(("state", "down".to_string()));
-                self.agent_state
-                    .get_or_create(&l)
-                    .set(i64::from(a.oper == maglev_health::AgentOper::Down));
-            }
-            for s in State::ALL {
-                self.backend_state
-                    .get_or_create(&vec![("backend", b.name.clone()), ("state", s.to_string())])
-                    .set(i64::from(b.state == s));
-            }
-            self.backend_health
-                .get_or_create(&vec![("backend", b.name.clone())])
-                .set(i64::from(b.state == State::Up));
-            self.backend_enabled
-                .get_or_create(&vec![("backend", b.name.clone())])
-                .set(i64::from(b.enabled));
-        }
-        self.pool_weight.clear();
-        self.frontend_state.clear();
-        self.frontend_panic.clear();
+        self.render_as(checker, reconciler, Format::OpenMetrics)
+            .await
+    }
+
+    /// Encodes everything in `format`.
+    pub async fn render_as(
+        &self,
+        checker: &Checker,
+        reconciler: &ReconcilerHandle,
+        format: Format,
+    ) -> String {
         // Everything from the reconciler's published snapshot: a scrape
         // never waits for it (it may be waiting for VPP) and never makes
         // VPP calls; counters come from the stats segment directly.
         let status = reconciler.status();
-        if let Some(config) = &status.config {
-            let agents = checker.agents();
-            let merged =
-                maglev_lbsync::desired::with_agents(config, &states, &status.overrides, &agents);
-            let (states, overrides) = match &merged {
-                Some((s, o)) => (s, o),
-                None => (&states, &status.overrides),
-            };
-            for f in config.frontends.values() {
-                let mut weights = effective_weights(config, f, states, overrides);
-                maglev_lbsync::desired::apply_ramps_to(f, &mut weights, &status.ramps);
-                for w in weights {
-                    for (kind, v) in [("configured", w.configured), ("effective", w.weight)] {
-                        self.pool_weight
-                            .get_or_create(&vec![
-                                ("frontend", f.name.clone()),
-                                ("pool", f.pools[w.pool].name.clone()),
-                                ("backend", w.backend.clone()),
-                                ("kind", kind.to_string()),
-                            ])
-                            .set(i64::from(v));
-                    }
-                }
-            }
-            for (name, state) in &status.frontends {
-                for s in ["up", "down", "unknown", "panic"] {
-                    self.frontend_state
-                        .get_or_create(&vec![("frontend", name.clone()), ("state", s.to_string())])
-                        .set(i64::from(state.as_str() == s));
-                }
-                let panic = *state == maglev_lbsync::FrontendState::Panic;
-                self.frontend_panic
-                    .get_or_create(&vec![("frontend", name.clone())])
-                    .set(i64::from(panic));
-            }
+        if status.config.is_some() {
             if let Ok(counters) = reconciler.counters().await {
-                for f in config.frontends.values() {
-                    let Some(index) = status.vip_indexes.get(&vip_key(f)) else {
-                        continue;
-                    };
-                    let Some(c) = counters.get(*index as usize) else {
-                        continue;
-                    };
-                    for (kind, v) in [
-                        ("existing_session", c.existing_session),
-                        ("first_packet", c.first_packet),
-                        ("untracked", c.untracked),
-                        ("no_server", c.no_server),
-                    ] {
-                        let labels = vec![("frontend", f.name.clone()), ("kind", kind.to_string())];
-                        // A counter following VPP's: it catches up, and
-                        // starts over when VPP's went back (a VPP restart).
-                        let seen = self.vip_packets.get_or_create(&labels).get();
-                        if v < seen {
-                            self.vip_packets.remove(&labels);
-                        }
-                        let c = self.vip_packets.get_or_create(&labels);
-                        let seen = c.get();
-                        if v > seen {
-                            c.inc_by(v - seen);
-                        }
-                    }
-                }
+                self.vip_counters(&status, &counters);
             }
         }
         self.vpp_connected.set(i64::from(status.vpp.is_some()));
@@ -467,9 +322,183 @@ impl Metrics {
         }
         self.process.update();
         let mut out = String::new();
-        let r = self.registry.lock().expect("registry");
-        let _ = encode(&mut out, &r);
+        {
+            let r = self.registry.lock().expect("registry");
+            let _ = encode_registry(&mut out, &r);
+        }
+        // Only the registry's part differs between the formats; the gauges
+        // (most of the bytes) are written once, in the end format.
+        if format == Format::Text {
+            out = to_text_format(&out);
+        }
+        scrape_gauges(&mut out, checker, &status);
+        if format == Format::OpenMetrics {
+            let _ = encode_eof(&mut out);
+        }
         out
+    }
+
+    fn vip_counters(
+        &self,
+        status: &maglev_lbsync::reconciler::Status,
+        counters: &[maglev_vpp::stats::VipCounters],
+    ) {
+        let Some(config) = &status.config else {
+            return;
+        };
+        for f in config.frontends.values() {
+            let Some(index) = status.vip_indexes.get(&vip_key(f)) else {
+                continue;
+            };
+            let Some(c) = counters.get(*index as usize) else {
+                continue;
+            };
+            for (kind, v) in [
+                ("existing_session", c.existing_session),
+                ("first_packet", c.first_packet),
+                ("untracked", c.untracked),
+                ("no_server", c.no_server),
+            ] {
+                let labels = vec![("frontend", f.name.clone()), ("kind", kind.to_string())];
+                // A counter following VPP's: it catches up, and
+                // starts over when VPP's went back (a VPP restart).
+                let seen = self.vip_packets.get_or_create(&labels).get();
+                if v < seen {
+                    self.vip_packets.remove(&labels);
+                }
+                let c = self.vip_packets.get_or_create(&labels);
+                let seen = c.get();
+                if v > seen {
+                    c.inc_by(v - seen);
+                }
+            }
+        }
+    }
+}
+
+/// The two text formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0 text, for whoever asks for it (Prometheus does).
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4 (promtool, curl, older
+    /// scrapers).
+    Text,
+}
+
+/// The per-backend and per-frontend gauges, from one look at each snapshot.
+fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::reconciler::Status) {
+    let backends = checker.backends();
+    let mut w = GaugeWriter::new(out);
+    const STATE: &str = "maglev_backend_state";
+    w.family(STATE, "1 for the state each backend is in.");
+    for b in &backends {
+        for s in State::ALL {
+            let state = s.to_string();
+            w.sample(
+                STATE,
+                &[("backend", &b.name), ("state", &state)],
+                b.state == s,
+            );
+        }
+    }
+    const HEALTH: &str = "maglev_backend_health";
+    w.family(HEALTH, "1 if the backend is up, else 0.");
+    for b in &backends {
+        w.sample(HEALTH, &[("backend", &b.name)], b.state == State::Up);
+    }
+    const ENABLED: &str = "maglev_backend_enabled";
+    w.family(ENABLED, "Operator enabled flag.");
+    for b in &backends {
+        w.sample(ENABLED, &[("backend", &b.name)], b.enabled);
+    }
+    const AGENT_PERCENT: &str = "maglev_backend_agent_percent";
+    w.family(
+        AGENT_PERCENT,
+        "Percent of its weight a backend's agent asks for (backends with an agent check).",
+    );
+    for b in &backends {
+        if let Some(a) = &b.agent {
+            w.sample(AGENT_PERCENT, &[("backend", &b.name)], i64::from(a.percent));
+        }
+    }
+    const AGENT_STATE: &str = "maglev_backend_agent_state";
+    w.family(
+        AGENT_STATE,
+        "1 for each state a backend's agent asks for: ready, drain or maint, and down.",
+    );
+    for b in &backends {
+        if let Some(a) = &b.agent {
+            let admin = match a.admin {
+                maglev_health::AgentAdmin::Ready => "ready",
+                maglev_health::AgentAdmin::Drain => "drain",
+                maglev_health::AgentAdmin::Maint => "maint",
+            };
+            for s in ["ready", "drain", "maint"] {
+                w.sample(
+                    AGENT_STATE,
+                    &[("backend", &b.name), ("state", s)],
+                    admin == s,
+                );
+            }
+            let down = a.oper == maglev_health::AgentOper::Down;
+            w.sample(
+                AGENT_STATE,
+                &[("backend", &b.name), ("state", "down")],
+                down,
+            );
+        }
+    }
+    const WEIGHT: &str = "maglev_frontend_pool_backend_weight";
+    w.family(
+        WEIGHT,
+        "Pool member weight: kind=configured (after overrides) or effective (what VPP gets).",
+    );
+    if let Some(config) = &status.config {
+        let states = backends.iter().map(|b| (b.name.clone(), b.state)).collect();
+        let agents = checker.agents();
+        let merged =
+            maglev_lbsync::desired::with_agents(config, &states, &status.overrides, &agents);
+        let (states, overrides) = match &merged {
+            Some((s, o)) => (s, o),
+            None => (&states, &status.overrides),
+        };
+        for f in config.frontends.values() {
+            let mut weights = effective_weights(config, f, states, overrides);
+            maglev_lbsync::desired::apply_ramps_to(f, &mut weights, &status.ramps);
+            for wt in weights {
+                let pool = &f.pools[wt.pool].name;
+                for (kind, v) in [("configured", wt.configured), ("effective", wt.weight)] {
+                    let labels = [
+                        ("frontend", f.name.as_str()),
+                        ("pool", pool.as_str()),
+                        ("backend", wt.backend.as_str()),
+                        ("kind", kind),
+                    ];
+                    w.sample(WEIGHT, &labels, i64::from(v));
+                }
+            }
+        }
+    }
+    const FRONTEND: &str = "maglev_frontend_state";
+    w.family(FRONTEND, "1 for the state each frontend is in.");
+    for (name, state) in &status.frontends {
+        for s in ["up", "down", "unknown", "panic"] {
+            w.sample(
+                FRONTEND,
+                &[("frontend", name), ("state", s)],
+                state.as_str() == s,
+            );
+        }
+    }
+    const PANIC: &str = "maglev_frontend_panic";
+    w.family(
+        PANIC,
+        "1 while the frontend is below its panic-threshold and fails open.",
+    );
+    for (name, state) in &status.frontends {
+        let panic = *state == maglev_lbsync::FrontendState::Panic;
+        w.sample(PANIC, &[("frontend", name)], panic);
     }
 }
 
@@ -586,18 +615,15 @@ pub async fn serve(
                             .iter()
                             .filter_map(|v| v.to_str().ok())
                             .any(|v| v.contains("application/openmetrics-text"));
-                        let body = metrics.render(&checker, &reconciler).await;
-                        let (body, content_type) = if openmetrics {
+                        let (format, content_type) = if openmetrics {
                             (
-                                body,
+                                Format::OpenMetrics,
                                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                             )
                         } else {
-                            (
-                                to_text_format(&body),
-                                "text/plain; version=0.0.4; charset=utf-8",
-                            )
+                            (Format::Text, "text/plain; version=0.0.4; charset=utf-8")
                         };
+                        let body = metrics.render_as(&checker, &reconciler, format).await;
                         Response::builder()
                             .header(hyper::header::CONTENT_TYPE, content_type)
                             .body(Full::new(Bytes::from(body)))
