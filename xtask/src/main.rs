@@ -109,7 +109,7 @@ pub(crate) fn write_dist(dir: &std::path::Path) -> Result<(), String> {
     for (krate, example) in [
         ("maglev-cli", "maglevc-dist"),
         ("maglev-monitor", "maglevt-dist"),
-        ("maglev-service", "maglevd-dist"),
+        ("maglev-daemon", "maglevd-dist"),
         ("maglev-web", "maglevd-frontend-dist"),
     ] {
         cargo(&[

@@ -1,7 +1,9 @@
 //! maglevd: health checks backends and programs VPP's Maglev load balancer.
 //!
-//! This binary only wires crates together: flags, logging, signals, exit
-//! codes. The work is in maglev-health, maglev-lbsync and maglev-service.
+//! This binary only wires crates together: flags, logging, runtimes, exit
+//! codes. The work is in maglev-health, maglev-lbsync, maglev-metrics,
+//! maglev-service (the gRPC API) and maglev-daemon (the composition root
+//! and the reload path).
 
 #![forbid(unsafe_code)]
 
@@ -10,11 +12,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use maglev_config::{CheckReport, ErrorClass, LoadError};
+use maglev_daemon::args::{Flags, VERSION};
+use maglev_daemon::logs::LogBroadcast;
+use maglev_daemon::runtimes::{probe_runtime, VppThread};
+use maglev_daemon::Daemon;
 use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
 use maglev_metrics::Metrics;
-use maglev_service::args::Flags;
-use maglev_service::{logs::LogBroadcast, ApiOptions, Daemon};
+use maglev_service::ApiOptions;
 use tracing::{error, info};
 
 const EXIT_OK: u8 = 0;
@@ -34,14 +39,14 @@ fn main() -> ExitCode {
         }
     };
     if flags.version {
-        println!("maglevd {}", maglev_service::args::VERSION);
+        println!("maglevd {}", VERSION);
         return ExitCode::from(EXIT_OK);
     }
     let loaded = maglev_config::load_file(&flags.config);
     if flags.check {
         return ExitCode::from(report(&flags.config, &loaded, true));
     }
-    let logs = maglev_service::logs::init(&flags.log_level, flags.log_format == "json");
+    let logs = init_logging(&flags.log_level, flags.log_format == "json");
     let config = match loaded {
         Ok(l) => l.config,
         Err(_) => return ExitCode::from(report(&flags.config, &loaded, false)),
@@ -56,18 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    // Probes run on threads of their own, so that many of them never delay
-    // the API or the VPP writer, and they use every core.
-    let threads = match flags.probe_threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => usize::from(n),
-    };
-    let probes = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("maglevd-probe")
-        .enable_all()
-        .build()
-    {
+    let probes = match probe_runtime(flags.probe_threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("maglevd: cannot start the probe threads: {e}");
@@ -86,7 +80,7 @@ fn main() -> ExitCode {
         config,
         logs,
         probes.handle().clone(),
-        vpp.handle.clone(),
+        vpp.handle(),
     ));
     // Whatever still runs (a blocking read of a bad stats segment, a probe)
     // does not hold up the exit.
@@ -96,42 +90,30 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// The VPP writer's thread: the reconciler and its VPP connection on a
-/// current-thread runtime of their own (the VPP client is fastest with
-/// its callers on one thread), so the API and `/metrics`, on the main
-/// runtime, never wait for a sync's CPU work.
-struct VppThread {
-    handle: tokio::runtime::Handle,
-    stop: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl VppThread {
-    fn start() -> std::io::Result<VppThread> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = rt.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("maglevd-vpp".into())
-            .spawn(move || {
-                rt.block_on(async {
-                    let _ = stopped.await;
-                });
-                rt.shutdown_timeout(std::time::Duration::from_millis(200));
-            })?;
-        Ok(VppThread {
-            handle,
-            stop,
-            thread,
-        })
-    }
-
-    fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
-    }
+/// Logging for the process: one event per line on stderr, text or JSON,
+/// filtered by `filter` (from `--log-level`), colour only on a terminal,
+/// plus the broadcast `WatchEvents` subscribers read at their own level.
+fn init_logging(filter: &str, json: bool) -> LogBroadcast {
+    use maglev_daemon::logs::{CleanFields, OneLine};
+    use std::io::IsTerminal as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
+    let logs = LogBroadcast::default();
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(OneLine)
+        .with_ansi(std::io::stderr().is_terminal());
+    let fmt = if json {
+        fmt.json().flatten_event(true).boxed()
+    } else {
+        fmt.fmt_fields(CleanFields).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(logs.clone())
+        .init();
+    logs
 }
 
 async fn run(
@@ -141,7 +123,7 @@ async fn run(
     probes: tokio::runtime::Handle,
     writer: tokio::runtime::Handle,
 ) -> u8 {
-    info!(event = "starting", version = %maglev_service::args::VERSION, config = %flags.config.display());
+    info!(event = "starting", version = %VERSION, config = %flags.config.display());
     let path = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
     let metrics = Arc::new(Metrics::new());
     metrics.build_info(
@@ -168,7 +150,7 @@ async fn run(
             return EXIT_UNAVAILABLE;
         }
     };
-    let api = match maglev_service::api::bind(&flags).await {
+    let api = match maglev_daemon::api::bind(&flags).await {
         Ok(api) => api,
         Err(e) => {
             error!(event = "start-failed", error = %e);
@@ -180,7 +162,7 @@ async fn run(
         m.config_reload(ok);
         // New certificates on SIGHUP, whatever the config's fate.
         if let Some(tls) = &tls {
-            maglev_service::api::reload_tls(tls);
+            maglev_daemon::api::reload_tls(tls);
         }
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -211,7 +193,7 @@ async fn run(
     let server = tokio::spawn(async move {
         let _ = api.await;
     });
-    match maglev_service::signals::run_until_stopped(daemon, stop_tx, vec![server]).await {
+    match maglev_daemon::signals::run_until_stopped(daemon, stop_tx, vec![server]).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
             error!(error = %e, "cannot install signal handlers");
@@ -222,7 +204,7 @@ async fn run(
 
 /// Binds `addr` for `event`, logging a failure.
 async fn listen(addr: &str, event: &str) -> Option<tokio::net::TcpListener> {
-    maglev_service::listen(addr, event)
+    maglev_daemon::api::listen(addr, event)
         .await
         .map_err(|e| error!(event = "start-failed", addr, error = %e))
         .ok()

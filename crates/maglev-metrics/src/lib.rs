@@ -274,10 +274,8 @@ impl Metrics {
         // never waits for it (it may be waiting for VPP) and never makes
         // VPP calls; counters come from the stats segment directly.
         let status = reconciler.status();
-        if status.config.is_some() {
-            if let Ok(counters) = reconciler.counters().await {
-                self.vip_counters(&status, &counters);
-            }
+        if let Ok(counters) = reconciler.counters().await {
+            self.vip_counters(&status, &counters);
         }
         self.vpp_connected.set(i64::from(status.vpp.is_some()));
         self.vpp_info.clear();
@@ -343,10 +341,7 @@ impl Metrics {
         status: &maglev_lbsync::reconciler::Status,
         counters: &[maglev_vpp::stats::VipCounters],
     ) {
-        let Some(config) = &status.config else {
-            return;
-        };
-        for f in config.frontends.values() {
+        for f in status.config.frontends.values() {
             let Some(index) = status.vip_indexes.get(&vip_key(f)) else {
                 continue;
             };
@@ -454,7 +449,8 @@ fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::re
         WEIGHT,
         "Pool member weight: kind=configured (after overrides) or effective (what VPP gets).",
     );
-    if let Some(config) = &status.config {
+    {
+        let config = &status.config;
         let states = backends.iter().map(|b| (b.name.clone(), b.state)).collect();
         let agents = checker.agents();
         let merged =

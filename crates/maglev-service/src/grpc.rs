@@ -21,7 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::daemon::Daemon;
+use maglev_daemon::{ConfigOutcome, Daemon};
 
 /// Events buffered per `WatchEvents` subscriber; beyond that it is told how
 /// many it missed.
@@ -246,7 +246,7 @@ fn prefix(key: &maglev_vpp::VipKey) -> String {
     format!("{}/{}", key.address, key.prefix_len)
 }
 
-fn config_result(o: crate::daemon::ConfigOutcome) -> pb::ConfigResult {
+fn config_result(o: ConfigOutcome) -> pb::ConfigResult {
     pb::ConfigResult {
         ok: o.ok,
         parse_error: o.parse_error,

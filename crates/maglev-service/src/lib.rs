@@ -1,30 +1,20 @@
-//! maglevd's gRPC service over a running daemon (checker + reconciler),
-//! with server reflection and `grpc.health.v1`.
+//! maglevd's gRPC service over a running daemon (`maglev-daemon`: checker
+//! and reconciler), with server reflection, `grpc.health.v1` and a role
+//! check on every call.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access;
-pub mod api;
-pub mod args;
-pub mod daemon;
 mod grpc;
-pub mod logs;
-pub mod notify;
-pub mod signals;
 
 use std::future::Future;
 use std::sync::Arc;
 
-pub use daemon::{ConfigOutcome, Daemon};
 pub use grpc::MaglevService;
 use maglev_access::listen::{Admission, Listener};
+use maglev_daemon::Daemon;
 use maglev_proto::maglev_server::MaglevServer;
-
-/// gRPC connections served at once, over all listeners. More wait in the
-/// kernel's backlog and cost this process no file descriptor, so a flood
-/// of idle connections cannot starve the probes of descriptors.
-pub const MAX_GRPC_CONNECTIONS: usize = 256;
 
 /// How the API is served.
 #[derive(Debug, Clone)]
@@ -94,16 +84,4 @@ pub async fn serve(
             shutdown,
         )
         .await
-}
-
-/// Binds a listen address; `:port` means every address (as the Go daemon
-/// took it). Logs `event` with the bound address.
-pub async fn listen(addr: &str, event: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let bind = match addr.strip_prefix(':') {
-        Some(port) => format!("[::]:{port}"),
-        None => addr.to_string(),
-    };
-    let listener = tokio::net::TcpListener::bind(&bind).await?;
-    tracing::info!(event, addr = %listener.local_addr().map_or(bind, |a| a.to_string()));
-    Ok(listener)
 }

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use maglev_daemon::{logs::LogBroadcast, Daemon};
 use maglev_lbsync::reconciler::ReconcilerOptions;
 use maglev_proto as pb;
 use maglev_proto::maglev_server::Maglev;
-use maglev_service::{logs::LogBroadcast, Daemon, MaglevService};
+use maglev_service::MaglevService;
 use tokio_stream::StreamExt;
 
 fn config() -> maglev_config::Config {

@@ -122,7 +122,13 @@ impl ReconcilerHandle {
         self.status.borrow().buckets.get(key).cloned()
     }
 
-    /// The latest status.
+    /// The config in force: the one the reconciler works from (a reload
+    /// returns once it is), so API reads and VPP agree on it.
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&self.status.borrow().config)
+    }
+
+    /// The last published status.
     pub fn status(&self) -> Status {
         self.status.borrow().clone()
     }

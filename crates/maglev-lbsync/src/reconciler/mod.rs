@@ -141,7 +141,7 @@ pub struct FrontendEvent {
 }
 
 /// What the reconciler publishes for readers.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Status {
     /// The connected VPP, if any.
     pub vpp: Option<VppInfo>,
@@ -155,10 +155,11 @@ pub struct Status {
     pub totals: BTreeMap<(&'static str, &'static str), u64>,
     /// Syncs that failed (could not read VPP, or a call failed) by scope.
     pub sync_failures: BTreeMap<&'static str, u64>,
-    /// The config in force and the runtime weights: with the checker's
-    /// states, everything a reader needs to compute weights without asking
-    /// this task (which may be waiting for VPP).
-    pub config: Option<Arc<Config>>,
+    /// The config in force — the daemon's one copy of it — and the
+    /// runtime weights: with the checker's states, everything a reader
+    /// needs to compute weights without asking this task (which may be
+    /// waiting for VPP).
+    pub config: Arc<Config>,
     /// Runtime weight overrides.
     pub overrides: Overrides,
     /// Slow starts in progress, by (frontend, backend): the percent of
@@ -293,7 +294,20 @@ pub fn spawn(
 ) -> ReconcilerHandle {
     let (tx, rx) = mpsc::channel(64);
     let runtime = options.runtime.clone();
-    let (status_tx, status_rx) = watch::channel(Status::default());
+    let (status_tx, status_rx) = watch::channel(Status {
+        vpp: None,
+        vpp_enabled: options.api_socket.is_some(),
+        frontends: BTreeMap::new(),
+        warmup_done: false,
+        totals: BTreeMap::new(),
+        sync_failures: BTreeMap::new(),
+        config: Arc::clone(&config),
+        overrides: Overrides::new(),
+        ramps: Ramps::new(),
+        vip_indexes: BTreeMap::new(),
+        stats: None,
+        buckets: Arc::default(),
+    });
     let (fe_tx, _) = broadcast::channel(1024);
     let now = Instant::now();
     let link = if options.api_socket.is_some() {

@@ -53,7 +53,7 @@ impl Reconciler {
             s.vpp_enabled = enabled;
             s.frontends = frontends;
             s.warmup_done = done;
-            s.config = Some(config);
+            s.config = config;
             s.overrides = overrides;
             s.ramps = ramps;
             s.stats = stats;

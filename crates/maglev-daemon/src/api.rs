@@ -10,6 +10,11 @@ use tracing::{info, warn};
 
 use crate::args::Flags;
 
+/// gRPC connections served at once, over all listeners. More wait in the
+/// kernel's backlog and cost this process no file descriptor, so a flood
+/// of idle connections cannot starve the probes of descriptors.
+pub const MAX_GRPC_CONNECTIONS: usize = 256;
+
 /// Bound listeners and their admission rules.
 #[derive(Debug)]
 pub struct Api {
@@ -108,7 +113,7 @@ pub async fn bind(flags: &Flags) -> Result<Api, String> {
         admission: Admission {
             tls: tls.clone(),
             rules: Arc::new(rules),
-            max_connections: crate::MAX_GRPC_CONNECTIONS,
+            max_connections: MAX_GRPC_CONNECTIONS,
         },
         tls,
     })
@@ -123,4 +128,16 @@ pub fn reload_tls(tls: &ServerTls) {
             warn!(event = "tls-reload-failed", error = %e, "the previous certificate stays in use")
         }
     }
+}
+
+/// Binds a listen address; `:port` means every address (as the Go daemon
+/// took it). Logs `event` with the bound address.
+pub async fn listen(addr: &str, event: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let bind = match addr.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => addr.to_string(),
+    };
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
+    tracing::info!(event, addr = %listener.local_addr().map_or(bind, |a| a.to_string()));
+    Ok(listener)
 }

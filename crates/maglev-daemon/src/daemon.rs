@@ -2,7 +2,7 @@
 //! SIGHUP and the `ReloadConfig` RPC.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use maglev_config::{Config, LoadError};
 use maglev_health::{Checker, CheckerOptions, SetupError};
@@ -49,7 +49,6 @@ impl ConfigOutcome {
 #[derive(Debug)]
 pub struct Daemon {
     config_path: PathBuf,
-    config: RwLock<Arc<Config>>,
     /// The health checker.
     pub checker: Checker,
     /// The reconciler (VPP's only writer).
@@ -84,10 +83,9 @@ impl Daemon {
         raise_fd_limit();
         let checker = Checker::start(&config, checker_options)?;
         let config = Arc::new(config);
-        let reconciler = reconciler::spawn(Arc::clone(&config), checker.clone(), vpp);
+        let reconciler = reconciler::spawn(config, checker.clone(), vpp);
         Ok(Arc::new(Daemon {
             config_path,
-            config: RwLock::new(config),
             checker,
             reconciler,
             logs,
@@ -112,9 +110,11 @@ impl Daemon {
         }
     }
 
-    /// The config in force.
+    /// The config in force: the reconciler's, the one copy (a reload
+    /// returns once the reconciler has it, so a client that reloaded reads
+    /// the new config).
     pub fn config(&self) -> Arc<Config> {
-        Arc::clone(&self.config.read().expect("config lock"))
+        self.reconciler.config()
     }
 
     /// The config file.
@@ -186,9 +186,7 @@ impl Daemon {
                 return outcome;
             }
         }
-        let config = Arc::new(config);
-        *self.config.write().expect("config lock") = Arc::clone(&config);
-        if self.reconciler.reload(config).await.is_err() {
+        if self.reconciler.reload(Arc::new(config)).await.is_err() {
             warn!("reconciler stopped; reload not applied to VPP");
         }
         outcome

@@ -5,6 +5,6 @@ fn main() -> std::io::Result<()> {
     let dir = std::env::args_os()
         .nth(1)
         .map_or_else(|| "target/dist".into(), std::path::PathBuf::from);
-    println!("{}", maglev_service::args::write_man(&dir)?.display());
+    println!("{}", maglev_daemon::args::write_man(&dir)?.display());
     Ok(())
 }

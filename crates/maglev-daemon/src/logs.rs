@@ -2,7 +2,10 @@
 //! independent of the daemon's `--log-level`.
 //!
 //! A tracing layer turns events into [`LogRecord`]s on a broadcast channel.
-//! It does nothing while nobody subscribes.
+//! It does nothing while nobody subscribes. Also here: `--log-level`'s
+//! words, and the one-event-per-line formatting the binary installs for
+//! the process ([`OneLine`], [`CleanFields`]); a library never installs a
+//! global subscriber.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -136,11 +139,13 @@ pub fn parse_level(level: &str) -> Result<String, String> {
 
 /// Writes each event on one line: a line break inside a value (a
 /// multi-line error) becomes `\n`, so one event is one line for grep,
-/// journald and log shippers.
+/// journald and log shippers. A `MakeWriter` for stderr.
 #[derive(Debug, Clone, Copy)]
-struct OneLine;
+pub struct OneLine;
 
-struct OneLineWriter(std::io::Stderr);
+/// [`OneLine`]'s writer.
+#[derive(Debug)]
+pub struct OneLineWriter(std::io::Stderr);
 
 impl std::io::Write for OneLineWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -180,7 +185,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for OneLine {
 /// needs quotes (empty, or with spaces, quotes or `=`), so `event=starting`
 /// rather than `event="starting"`; the message comes first, as is.
 #[derive(Debug, Clone, Copy)]
-struct CleanFields;
+pub struct CleanFields;
 
 struct CleanVisitor<'a> {
     writer: tracing_subscriber::fmt::format::Writer<'a>,
@@ -245,32 +250,6 @@ impl<'w> tracing_subscriber::fmt::FormatFields<'w> for CleanFields {
         fields.record(&mut v);
         v.result
     }
-}
-
-/// Sets up logging for the process: one event per line on stderr, text or
-/// JSON, filtered by `filter` (from [`parse_level`]), colour only when
-/// stderr is a terminal, plus the broadcast that `WatchEvents` subscribers
-/// read at their own level. Returns the broadcast.
-pub fn init(filter: &str, json: bool) -> LogBroadcast {
-    use std::io::IsTerminal as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    use tracing_subscriber::{EnvFilter, Layer as _};
-    let logs = LogBroadcast::default();
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(OneLine)
-        .with_ansi(std::io::stderr().is_terminal());
-    let fmt = if json {
-        fmt.json().flatten_event(true).boxed()
-    } else {
-        fmt.fmt_fields(CleanFields).boxed()
-    };
-    tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
-        .with(logs.clone())
-        .init();
-    logs
 }
 
 #[cfg(test)]
