@@ -44,8 +44,8 @@ fn rel(p: &Path) -> String {
 }
 
 /// One writer to VPP: the lb API's mutating calls are made by the
-/// reconciler's apply step (and `lb_conf` by its VPP link) only, and the
-/// apply step is private to maglev-lbsync.
+/// reconciler's port to VPP (and `lb_conf` by its VPP link) only, and the
+/// port and the apply step are private to maglev-lbsync.
 #[test]
 fn only_the_reconciler_writes_to_vpp() {
     let writes = [
@@ -59,14 +59,16 @@ fn only_the_reconciler_writes_to_vpp() {
     // Where they are defined, and the two places allowed to call them.
     let allowed = [
         "crates/maglev-vpp/src/lb.rs",
-        "crates/maglev-lbsync/src/apply.rs",
+        "crates/maglev-lbsync/src/port.rs",
         "crates/maglev-lbsync/src/reconciler/link.rs",
     ];
     let lib = std::fs::read_to_string(root().join("crates/maglev-lbsync/src/lib.rs")).unwrap();
-    assert!(
-        lib.lines().any(|l| l.trim() == "mod apply;"),
-        "crates/maglev-lbsync/src/lib.rs: the apply module must stay private (`mod apply;`)"
-    );
+    for module in ["apply", "port"] {
+        assert!(
+            lib.lines().any(|l| l.trim() == format!("mod {module};")),
+            "crates/maglev-lbsync/src/lib.rs: the {module} module must stay private (`mod {module};`)"
+        );
+    }
     let mut found = Vec::new();
     let files = production_sources();
     assert!(

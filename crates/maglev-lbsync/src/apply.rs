@@ -1,4 +1,4 @@
-//! Applying a plan through the VPP client.
+//! Applying a plan through the VPP port.
 //!
 //! Calls for one VIP address run in plan order; different addresses
 //! proceed concurrently on the one connection (VPP serves a connection's
@@ -9,11 +9,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use maglev_vpp::{Error, LbApi};
+use maglev_vpp::Error;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::plan::{Op, Plan, SyncStats};
+use crate::port::VppPort;
 
 /// VIPs whose calls are in flight at once.
 const PARALLEL_VIPS: usize = 256;
@@ -43,32 +44,8 @@ impl Applied {
     }
 }
 
-/// Sends one call.
-pub async fn call(lb: &LbApi, op: &Op) -> Result<(), Error> {
-    match op {
-        Op::VipAdd(spec) => lb.vip_add(spec).await,
-        Op::VipDel(key) => lb.vip_del(key).await,
-        Op::AsAdd {
-            vip,
-            address,
-            weight,
-        } => lb.as_add(vip, *address, *weight).await,
-        Op::AsDel {
-            vip,
-            address,
-            flush,
-        } => lb.as_del(vip, *address, *flush).await,
-        Op::AsSetWeight {
-            vip,
-            address,
-            weight,
-            flush,
-        } => lb.as_set_weight(vip, *address, *weight, *flush).await,
-    }
-}
-
 /// Applies `plan`.
-pub async fn apply(lb: &LbApi, plan: &Plan) -> Applied {
+pub async fn apply<P: VppPort>(lb: &P, plan: &Plan) -> Applied {
     // One task per address, not per VIP: the VIPs of one address must see
     // the plan's order (stale deletes before creates).
     let mut per_vip: BTreeMap<std::net::IpAddr, Vec<Op>> = BTreeMap::new();
@@ -84,7 +61,7 @@ pub async fn apply(lb: &LbApi, plan: &Plan) -> Applied {
             let _slot = slots.acquire_owned().await;
             let mut done = Vec::new();
             for op in ops {
-                match call(&lb, &op).await {
+                match lb.call(&op).await {
                     Ok(()) => {
                         tracing::info!(event = "vpp-lbsync-call", op = %op);
                         done.push(op);

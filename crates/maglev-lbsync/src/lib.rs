@@ -5,7 +5,11 @@
 //! - [`actual`]: what VPP holds, from its dumps and CLI;
 //! - [`plan`]: (desired, actual) → ordered calls (pure), printable for dry
 //!   runs;
-//! - [`apply`]: runs a plan through `maglev-vpp`;
+//! - `apply` (private): runs a plan through the VPP port;
+//! - `port` (private): the reconciler's seam to VPP, `maglev-vpp`'s client
+//!   behind a trait, so the reconciler's tests run against an in-memory
+//!   VPP (`model`, test builds only) on paused time. Both private: outside
+//!   this crate the only way to write to VPP is the reconciler's handle;
 //! - [`warmup`]: when writes are allowed after a restart (pure);
 //! - [`reconciler`]: the loop that ties them to health events, timers,
 //!   reloads, VPP (re)connects and explicit requests;
@@ -18,7 +22,10 @@
 pub mod actual;
 mod apply;
 pub mod desired;
+#[cfg(test)]
+mod model;
 pub mod plan;
+mod port;
 pub mod predict;
 pub mod reconciler;
 pub mod warmup;

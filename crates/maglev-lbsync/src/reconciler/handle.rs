@@ -144,7 +144,7 @@ impl ReconcilerHandle {
     }
 }
 
-impl Reconciler {
+impl<C: VppConnector> Reconciler<C> {
     pub(super) async fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Reload(config, reply) => {
@@ -197,7 +197,7 @@ impl Reconciler {
             }
             Command::ReadActual(reply) => {
                 let result = match &self.link {
-                    Link::Up { lb, .. } => actual::read(lb).await.map_err(SyncError::from),
+                    Link::Up { lb, .. } => lb.read().await.map_err(SyncError::from),
                     Link::Down { .. } => Err(SyncError::Unavailable("VPP is not connected".into())),
                     Link::Disabled => {
                         Err(SyncError::Unavailable("VPP integration is disabled".into()))

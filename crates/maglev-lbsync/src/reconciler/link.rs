@@ -3,21 +3,21 @@
 
 use super::*;
 
-pub(super) enum Link {
+pub(super) enum Link<P> {
     Disabled,
     Down {
         next_try: Instant,
         failures: u32,
     },
     Up {
-        lb: LbApi,
+        lb: P,
         stats: Option<StatsHandle>,
         info: VppInfo,
         next_ping: Instant,
     },
 }
 
-impl Reconciler {
+impl<C: VppConnector> Reconciler<C> {
     pub(super) async fn connect(&mut self) {
         let failures = match self.link {
             Link::Down { failures, .. } => failures,
@@ -106,33 +106,19 @@ impl Reconciler {
 
     pub(super) async fn try_connect(
         &self,
-    ) -> Result<(LbApi, Option<StatsHandle>, VppInfo), String> {
-        let api = self
-            .options
-            .api_socket
-            .clone()
+    ) -> Result<(C::Port, Option<StatsHandle>, VppInfo), String> {
+        let connector = self
+            .connector
+            .as_ref()
             .ok_or("VPP integration is disabled")?;
-        let client = Client::connect(
-            &api,
-            ClientOptions {
-                name: self.options.client_name.clone(),
-                timeout: self.options.call_timeout,
-                observer: self.options.api_observer.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let lb = LbApi::new(client);
-        let version = lb.show_version().await.map_err(|e| e.to_string())?;
-        if !lb.has_lb_plugin() {
-            return Err(format!(
-                "VPP {} has no lb plugin (lb_add_del_vip is not in its message table): \
-                 enable lb_plugin.so in VPP's startup.conf",
-                version.version
-            ));
-        }
-        let pid = lb.client().ping().await.map_err(|e| e.to_string())?;
+        let (lb, hello) = connector.connect().await?;
+        let Hello {
+            version,
+            build_date,
+            build_directory,
+            pid,
+            lb_v2,
+        } = hello;
         // Stats are optional to programming: without them there are no
         // counters and no boot time, and the link works all the same.
         let (stats, boottime) = match self.connect_stats(false).await {
@@ -140,13 +126,13 @@ impl Reconciler {
             None => (None, None),
         };
         let info = VppInfo {
-            version: version.version,
-            build_date: version.build_date,
-            build_directory: version.build_directory,
+            version,
+            build_date,
+            build_directory,
             pid,
             boottime,
             connected_at: SystemTime::now(),
-            lb_v2: lb.has_v2(),
+            lb_v2,
         };
         Ok((lb, stats, info))
     }
@@ -202,7 +188,7 @@ impl Reconciler {
         else {
             return;
         };
-        match lb.client().ping().await {
+        match lb.ping().await {
             Ok(pid) if pid == info.pid => {
                 *next_ping = Instant::now() + self.options.ping_interval;
             }

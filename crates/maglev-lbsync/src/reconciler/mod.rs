@@ -33,24 +33,27 @@ use std::time::{Duration, SystemTime};
 use maglev_config::Config;
 use maglev_health::{BackendEvent, Checker, State};
 use maglev_vpp::stats::{StatsClient, VipCounters};
-use maglev_vpp::{Client, ClientOptions, LbApi, LbConfig};
+use maglev_vpp::LbConfig;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::actual::{self, ActualState};
+use crate::actual::ActualState;
 use crate::apply::apply;
 use crate::desired::{
     desired_state, desired_subset, frontend_state, vip_key, DesiredState, FrontendState, Overrides,
     Ramps,
 };
 use crate::plan::{plan, Capabilities, FlushLedger, Plan, Scope, SyncStats};
+use crate::port::{Hello, LbConnector, VppConnector, VppPort};
 use crate::warmup::{Gate, Warmup};
 
 mod handle;
 mod link;
 mod snapshot;
 mod sync;
+#[cfg(test)]
+mod tests;
 mod triggers;
 
 use handle::Command;
@@ -241,7 +244,9 @@ pub struct SyncReport {
     pub failures: Vec<String>,
 }
 
-struct Reconciler {
+struct Reconciler<C: VppConnector> {
+    /// How VPP is reached; `None`: VPP integration is off.
+    connector: Option<C>,
     config: Arc<Config>,
     /// backend → frontends using it, for the config in force.
     users: HashMap<String, Vec<String>>,
@@ -250,7 +255,7 @@ struct Reconciler {
     started: Instant,
     warmup: Warmup,
     overrides: Overrides,
-    link: Link,
+    link: Link<C::Port>,
     cache: Option<ActualState>,
     /// VPP's buckets per VIP for readers: its counts as last read, or the
     /// table predicted from the weights for VIPs changed since.
@@ -286,17 +291,44 @@ fn users_of(config: &Config) -> HashMap<String, Vec<String>> {
     users
 }
 
-/// Starts the reconciler on the current runtime.
+/// Starts the reconciler on the current runtime (or on
+/// `options.runtime`), reaching VPP through its API socket.
 pub fn spawn(
     config: Arc<Config>,
     checker: Checker,
     options: ReconcilerOptions,
 ) -> ReconcilerHandle {
+    let connector = options.api_socket.clone().map(|socket| LbConnector {
+        socket,
+        client_name: options.client_name.clone(),
+        call_timeout: options.call_timeout,
+        observer: options.api_observer.clone(),
+    });
+    start(config, checker, options, connector)
+}
+
+/// Starts the reconciler reaching VPP through `connector` (the tests' in-memory VPP).
+#[cfg(test)]
+pub(crate) fn spawn_with<C: VppConnector>(
+    config: Arc<Config>,
+    checker: Checker,
+    options: ReconcilerOptions,
+    connector: C,
+) -> ReconcilerHandle {
+    start(config, checker, options, Some(connector))
+}
+
+fn start<C: VppConnector>(
+    config: Arc<Config>,
+    checker: Checker,
+    options: ReconcilerOptions,
+    connector: Option<C>,
+) -> ReconcilerHandle {
     let (tx, rx) = mpsc::channel(64);
     let runtime = options.runtime.clone();
     let (status_tx, status_rx) = watch::channel(Status {
         vpp: None,
-        vpp_enabled: options.api_socket.is_some(),
+        vpp_enabled: connector.is_some(),
         frontends: BTreeMap::new(),
         warmup_done: false,
         totals: BTreeMap::new(),
@@ -310,7 +342,7 @@ pub fn spawn(
     });
     let (fe_tx, _) = broadcast::channel(1024);
     let now = Instant::now();
-    let link = if options.api_socket.is_some() {
+    let link = if connector.is_some() {
         Link::Down {
             next_try: now,
             failures: 0,
@@ -319,6 +351,7 @@ pub fn spawn(
         Link::Disabled
     };
     let r = Reconciler {
+        connector,
         users: users_of(&config),
         warmup: Warmup::new(config.lb.startup_min_delay, config.lb.startup_max_delay),
         next_full_sync: now + config.lb.sync_interval,

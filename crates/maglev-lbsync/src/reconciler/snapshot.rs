@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Reconciler {
+impl<C: VppConnector> Reconciler<C> {
     pub(super) fn states(&self) -> HashMap<String, State> {
         self.checker.states()
     }

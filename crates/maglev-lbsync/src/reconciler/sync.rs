@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Reconciler {
+impl<C: VppConnector> Reconciler<C> {
     pub(super) async fn sync_frontends(&mut self, names: BTreeSet<String>) -> Option<String> {
         let keys: BTreeSet<_> = names
             .iter()
@@ -87,7 +87,7 @@ impl Reconciler {
         let actual = match (&scope, &self.cache) {
             // Per-VIP syncs plan against the cache: only the VIPs in scope.
             (Scope::Vips(keys), Some(cache)) => cache.subset(keys),
-            _ => match actual::read(&lb).await {
+            _ => match lb.read().await {
                 Ok(a) => a,
                 Err(e) => {
                     if e.is_connection_error() {
@@ -145,7 +145,7 @@ impl Reconciler {
         if !v2 && !applied.done.is_empty() {
             // Without per-AS weights there is nothing to predict from: ask
             // VPP for the changed VIPs' buckets before anyone reads them.
-            if let Ok(now) = actual::read(&lb).await {
+            if let Ok(now) = lb.read().await {
                 for key in applied.done.iter().map(|op| op.vip()) {
                     match now.vips.get(&key) {
                         Some(v) => self.buckets.insert(key, v.read_buckets()),

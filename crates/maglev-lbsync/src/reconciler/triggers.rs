@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Reconciler {
+impl<C: VppConnector> Reconciler<C> {
     pub(super) async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
@@ -15,12 +15,12 @@ impl Reconciler {
         loop {
             let wake = self.next_wake();
             let api = match &self.link {
-                Link::Up { lb, .. } => Some(lb.client().clone()),
+                Link::Up { lb, .. } => Some(lb.closed()),
                 _ => None,
             };
             let closed = async move {
                 match api {
-                    Some(c) => c.closed().await,
+                    Some(closed) => closed.await,
                     None => std::future::pending().await,
                 }
             };
