@@ -1,7 +1,8 @@
 //! `cargo xtask bench daemon` (second part): do reads wait for the
 //! writer? maglevd with 1,000 frontends × 64 static backends on the
-//! simulator; GetFrontend (a random frontend each time), ListFrontends and
-//! a `/metrics` scrape are timed one after another, first with maglevd
+//! simulator; GetFrontend (a random frontend each time), ListFrontends,
+//! a `/metrics` scrape and GetVPPLBState (a read of all of VPP) are timed
+//! one after another, first with maglevd
 //! idle, then while full syncs run back to back (each one reads all of
 //! VPP's 64,000 application servers and plans). p50/p99/max per read.
 
@@ -42,6 +43,7 @@ struct Figures {
     get: Vec<f64>,
     list: Vec<f64>,
     scrape: Vec<f64>,
+    vpp_state: Vec<f64>,
     bytes: usize,
 }
 
@@ -50,6 +52,7 @@ async fn measure(c: &mut MaglevClient<tonic::transport::Channel>, metrics: u16) 
         get: Vec::new(),
         list: Vec::new(),
         scrape: Vec::new(),
+        vpp_state: Vec::new(),
         bytes: 0,
     };
     for i in 0..READS {
@@ -67,6 +70,11 @@ async fn measure(c: &mut MaglevClient<tonic::transport::Channel>, metrics: u16) 
         let t = Instant::now();
         f.bytes = scrape(metrics).await;
         f.scrape.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        c.get_vpplb_state(pb::GetVpplbStateRequest {})
+            .await
+            .unwrap();
+        f.vpp_state.push(t.elapsed().as_secs_f64() * 1e3);
     }
     f
 }
@@ -197,6 +205,7 @@ fn main() {
         row("GetFrontend, idle", &mut idle.get);
         row("ListFrontends, idle", &mut idle.list);
         row("/metrics scrape, idle", &mut idle.scrape);
+        row("GetVPPLBState (reads VPP), idle", &mut idle.vpp_state);
         row(
             &format!(
                 "GetFrontend, full syncs running ({} in {:.1} s)",
@@ -207,6 +216,7 @@ fn main() {
         );
         row("ListFrontends, full syncs running", &mut during.list);
         row("/metrics scrape, full syncs running", &mut during.scrape);
+        row("GetVPPLBState (reads VPP), full syncs running", &mut during.vpp_state);
         row("(a full sync itself)", &mut sync_ms);
     });
 }

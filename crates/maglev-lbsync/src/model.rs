@@ -230,6 +230,11 @@ impl VppPort for ModelPort {
         Ok(())
     }
 
+    fn reader(&self) -> Option<crate::reconciler::VppReader> {
+        // Readers go through the reconciler's queue here.
+        None
+    }
+
     fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = self.vpp.generation.subscribe();
         let mine = self.generation;

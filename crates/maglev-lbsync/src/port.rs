@@ -16,6 +16,7 @@ use maglev_vpp::{ApiObserver, Client, ClientOptions, Error, LbApi, LbConfig};
 
 use crate::actual::{self, ActualState};
 use crate::plan::Op;
+use crate::reconciler::VppReader;
 
 /// What a connected VPP told about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub(crate) trait VppPort: Clone + Send + Sync + 'static {
     fn conf_set(&self, conf: &LbConfig) -> impl Future<Output = Result<(), Error>> + Send;
     /// Resolves when VPP closes the connection.
     fn closed(&self) -> impl Future<Output = ()> + Send + 'static;
+    /// A read-only view for readers outside the reconciler's task, if this
+    /// connection can serve one.
+    fn reader(&self) -> Option<VppReader>;
 }
 
 /// Opens connections to VPP.
@@ -163,5 +167,9 @@ impl VppPort for LbApi {
     fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
         let client = self.client().clone();
         async move { client.closed().await }
+    }
+
+    fn reader(&self) -> Option<VppReader> {
+        Some(VppReader(self.clone()))
     }
 }

@@ -88,9 +88,15 @@ impl ReconcilerHandle {
         .await?
     }
 
-    /// VPP's lb state, read now.
+    /// VPP's lb state, read now: over the published read-only view when
+    /// connected (never queued behind a sync), else through the task
+    /// (which answers why not).
     pub async fn vpp_state(&self) -> Result<ActualState, SyncError> {
-        self.ask(Command::ReadActual).await?
+        let reader = self.status.borrow().reader.clone();
+        match reader {
+            Some(r) => r.read().await,
+            None => self.ask(Command::ReadActual).await?,
+        }
     }
 
     /// lb's per-VIP counters from the stats segment, by VIP pool index.

@@ -174,11 +174,33 @@ pub struct Status {
     /// The stats segment, for readers of counters (a blocking read, on
     /// their own thread); `None` without one.
     pub stats: Option<StatsHandle>,
+    /// A read-only view of VPP over the connection, for readers that must
+    /// see VPP as it is now without queueing behind a sync; `None` while
+    /// disconnected.
+    pub reader: Option<VppReader>,
     /// VPP's buckets per AS of each VIP, so a read never waits for VPP:
     /// VPP's own counts from the last read, and for VIPs changed since,
     /// the table VPP builds from the weights it was given (exact on VPP
     /// with per-AS weights; VPP without them is read again after a change).
     pub buckets: Arc<BTreeMap<maglev_vpp::VipKey, crate::actual::Buckets>>,
+}
+
+/// Reads VPP's lb state over the reconciler's connection; it can only
+/// read (the connection's writes stay the reconciler's).
+#[derive(Clone)]
+pub struct VppReader(pub(crate) maglev_vpp::LbApi);
+
+impl std::fmt::Debug for VppReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VppReader")
+    }
+}
+
+impl VppReader {
+    /// VPP's lb state, read now (dumps and the CLI scrape).
+    pub async fn read(&self) -> Result<ActualState, SyncError> {
+        crate::actual::read(&self.0).await.map_err(SyncError::from)
+    }
 }
 
 /// A shared handle on the stats segment.
@@ -338,6 +360,7 @@ fn start<C: VppConnector>(
         ramps: Ramps::new(),
         vip_indexes: BTreeMap::new(),
         stats: None,
+        reader: None,
         buckets: Arc::default(),
     });
     let (fe_tx, _) = broadcast::channel(1024);

@@ -28,9 +28,11 @@ impl<C: VppConnector> Reconciler<C> {
     }
 
     pub(super) fn publish(&self) {
-        let (vpp, stats) = match &self.link {
-            Link::Up { info, stats, .. } => (Some(info.clone()), stats.clone()),
-            _ => (None, None),
+        let (vpp, stats, reader) = match &self.link {
+            Link::Up {
+                info, stats, lb, ..
+            } => (Some(info.clone()), stats.clone(), lb.reader()),
+            _ => (None, None, None),
         };
         let frontends = self.frontend_states.clone();
         let done = self.warmup.is_done();
@@ -57,6 +59,7 @@ impl<C: VppConnector> Reconciler<C> {
             s.overrides = overrides;
             s.ramps = ramps;
             s.stats = stats;
+            s.reader = reader;
             if let Some(indexes) = indexes {
                 s.vip_indexes = indexes;
             }
