@@ -52,6 +52,11 @@ pub const TARGETS: &[Target] = &[
         run: agent,
         seeds: no_seeds,
     },
+    Target {
+        name: "http",
+        run: http,
+        seeds: no_seeds,
+    },
 ];
 
 /// `maglev_config::load_str` on the bytes as text.
@@ -110,6 +115,15 @@ pub fn agent(data: &[u8]) {
         let s = maglev_health::AgentState::default().apply(&r);
         assert!(s.percent <= 100, "{line:?} gave {s:?}");
         let _ = s.describe();
+    }
+}
+
+/// A backend's answer to an HTTP check, read as the probe reads it, with
+/// and without the body.
+pub fn http(data: &[u8]) {
+    let _ = maglev_health::probe::read_http_reply(data, false);
+    if let Ok((_, Some(kept))) = maglev_health::probe::read_http_reply(data, true) {
+        assert!(kept <= 64 * 1024, "kept {kept} bytes of body");
     }
 }
 

@@ -7,29 +7,24 @@
 //!
 //! The probe does not ask for `Connection: close`: once it has what it
 //! needs it drops the connection, which the zero linger turns into a reset
-//! (as HAProxy's checks do), instead of a FIN exchange per probe.
+//! (as HAProxy's checks do), instead of a FIN exchange per probe. The
+//! exchange itself is [`super::http1`]'s: one request, the head parsed in
+//! place, the body read only for a regex.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{HOST, USER_AGENT};
-use hyper::Request;
-use hyper_util::rt::TokioIo;
 use maglev_config::{HttpCheck, HttpMethod};
 use maglev_tls::TlsConfigs;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::layered::{drive, probe, TlsTarget};
+use super::http1;
+use super::layered::{probe, TlsTarget};
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
-
-/// At most this much of the body is read for the regex.
-pub const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct HttpProbe {
@@ -75,69 +70,43 @@ impl HttpProbe {
     }
 
     /// One request over `io`; the caller bounds it with the deadline.
-    async fn exchange<S>(&self, io: S, target: IpAddr, start: Instant) -> ProbeResult
+    async fn exchange<S>(&self, mut io: S, target: IpAddr, start: Instant) -> ProbeResult
     where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
         let took = || start.elapsed();
-        let handshake = hyper::client::conn::http1::handshake(TokioIo::new(io));
-        let (mut sender, conn) = match handshake.await {
-            Err(e) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
-            Ok(pair) => pair,
-        };
         let method = match self.check.method {
-            HttpMethod::Get => hyper::Method::GET,
-            HttpMethod::Head => hyper::Method::HEAD,
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
         };
-        let request = Request::builder()
-            .method(method)
-            .uri(self.check.path.as_str())
-            .header(HOST, self.host_header(target))
-            .header(USER_AGENT, self.user_agent.as_str())
-            .body(Empty::<Bytes>::new());
-        let request = match request {
+        let host = self.host_header(target);
+        let Some(request) = http1::request(method, &self.check.path, &host, &self.user_agent)
+        else {
+            return sock_err(
+                "cannot build request: path, Host or User-Agent is not visible ASCII",
+                took(),
+            );
+        };
+        let regex = self.check.response_regex.as_ref();
+        let head = self.check.method == HttpMethod::Head;
+        let response = match http1::exchange(&mut io, &request, head, regex.is_some()).await {
             Ok(r) => r,
-            Err(e) => return sock_err(format!("cannot build request: {e}"), took()),
+            Err(e) => return ProbeResult::new(Code::L7Rsp, e, took()),
         };
-        let work = async {
-            let response = match sender.send_request(request).await {
-                Err(e) => return ProbeResult::new(Code::L7Rsp, e.to_string(), took()),
-                Ok(r) => r,
-            };
-            let status = response.status().as_u16();
-            if !self.check.response_codes.contains(status) {
-                return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
+        let status = response.status;
+        if !self.check.response_codes.contains(status) {
+            return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
+        }
+        if let (Some(re), Some(body)) = (regex, &response.body) {
+            if !re.regex().is_match(&String::from_utf8_lossy(body)) {
+                return ProbeResult::new(
+                    Code::L7Rsp,
+                    format!("HTTP {status}, body does not match /{}/", re.as_str()),
+                    took(),
+                );
             }
-            if let Some(re) = &self.check.response_regex {
-                let mut body = response.into_body();
-                let mut buf: Vec<u8> = Vec::new();
-                while buf.len() < MAX_BODY {
-                    match body.frame().await {
-                        None => break,
-                        Some(Err(e)) => {
-                            return ProbeResult::new(Code::L7Rsp, e.to_string(), took())
-                        }
-                        Some(Ok(frame)) => {
-                            if let Ok(data) = frame.into_data() {
-                                let room = MAX_BODY - buf.len();
-                                buf.extend_from_slice(&data[..data.len().min(room)]);
-                            }
-                        }
-                    }
-                }
-                if !re.regex().is_match(&String::from_utf8_lossy(&buf)) {
-                    return ProbeResult::new(
-                        Code::L7Rsp,
-                        format!("HTTP {status}, body does not match /{}/", re.as_str()),
-                        took(),
-                    );
-                }
-            }
-            ProbeResult::new(Code::L7Ok, format!("HTTP {status}"), took())
-        };
-        // The connection is driven here, in the probe's own task, and
-        // dropped with it: no task per probe, nothing left behind.
-        drive(work, conn).await
+        }
+        ProbeResult::new(Code::L7Ok, format!("HTTP {status}"), took())
     }
 }
 

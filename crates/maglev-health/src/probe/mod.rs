@@ -4,6 +4,7 @@
 
 mod grpc;
 mod http;
+mod http1;
 mod icmp;
 mod layered;
 mod netns;
@@ -23,6 +24,21 @@ pub use maglev_tls::client_config as tls_client_config;
 pub use netns::Sockets;
 
 use crate::result::{Code, ProbeResult};
+
+/// The HTTP check's response reader on `reply` as a backend's whole
+/// answer (`body`: read the body, as a check with a regex does): the
+/// status and how much body was kept, or the L7RSP text. For the fuzzer:
+/// whatever the bytes, it must neither panic nor grow without bound.
+#[doc(hidden)]
+pub fn read_http_reply(reply: &[u8], body: bool) -> Result<(u16, Option<usize>), String> {
+    let mut io = tokio::io::join(reply, tokio::io::sink());
+    let run = http1::exchange(&mut io, b"GET / HTTP/1.1\r\n\r\n", false, body);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let r = rt.block_on(run)?;
+    Ok((r.status, r.body.map(|b| b.len())))
+}
 
 /// A boxed future, so [`Probe`] can be a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
