@@ -440,6 +440,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             }
             cargo(&bench_args)
         }
+        Some("probe") => cargo(&["bench", "--quiet", "-p", "maglev-health", "--bench", "probe_cpu"]),
         Some("daemon") => {
             cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "daemon"])?;
             cargo(&["bench", "--quiet", "-p", "maglevd", "--bench", "reads"])
@@ -485,7 +486,7 @@ fn bench(args: &[String]) -> Result<(), String> {
             "rate",
         ]),
         _ => Err(format!(
-            "usage: cargo xtask bench vpp|health|lbsync|daemon|maglevt|config|access|web\n\n{USAGE}"
+            "usage: cargo xtask bench vpp|health|probe|lbsync|daemon|maglevt|config|access|web\n\n{USAGE}"
         )),
     }
 }

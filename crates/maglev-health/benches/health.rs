@@ -96,14 +96,15 @@ fn ticks_per_sec() -> f64 {
     100.0
 }
 
-fn cpu_seconds(pid: u32) -> f64 {
+/// (user, system) CPU seconds of `pid`, all threads.
+fn cpu_seconds(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are 14, 15.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     let stime: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    (utime + stime) / ticks_per_sec()
+    (utime / ticks_per_sec(), stime / ticks_per_sec())
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -118,6 +119,8 @@ fn peak_rss_mb(pid: u32) -> f64 {
 struct Measured {
     probes_per_s: f64,
     cpu_per_1000: f64,
+    /// The user-space part of it (the rest is the kernel's TCP work).
+    user_per_1000: f64,
     rss_mb: f64,
 }
 
@@ -131,13 +134,17 @@ fn measure(child: &mut Child, hits: &AtomicU64, window: Duration) -> Measured {
     let _ = child.kill();
     let _ = child.wait();
     let probes = (h1 - h0) as f64;
-    Measured {
-        probes_per_s: probes / window.as_secs_f64(),
-        cpu_per_1000: if probes > 0.0 {
-            (c1 - c0) / probes * 1000.0
+    let per_1000 = |s: f64| {
+        if probes > 0.0 {
+            s / probes * 1000.0
         } else {
             f64::NAN
-        },
+        }
+    };
+    Measured {
+        probes_per_s: probes / window.as_secs_f64(),
+        cpu_per_1000: per_1000((c1.0 + c1.1) - (c0.0 + c0.1)),
+        user_per_1000: per_1000(c1.0 - c0.0),
         rss_mb: rss,
     }
 }
@@ -171,8 +178,8 @@ fn inside(a: &[String]) {
         .split(',')
         .map(|s| s.parse().unwrap())
         .collect();
-    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | peak RSS |");
-    println!("|---|---|---|---|---|---|");
+    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | of it user space | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
     for &n in &sizes {
         for &t in &threads {
             let mut ours = Command::new(&me)
@@ -182,8 +189,8 @@ fn inside(a: &[String]) {
                 .unwrap();
             let m = measure(&mut ours, &hits, window);
             println!(
-                "| {n} | maglev-health | {t} | {:.0} | {:.3} | {:.1} MB |",
-                m.probes_per_s, m.cpu_per_1000, m.rss_mb
+                "| {n} | maglev-health | {t} | {:.0} | {:.3} | {:.3} | {:.1} MB |",
+                m.probes_per_s, m.cpu_per_1000, m.user_per_1000, m.rss_mb
             );
             let cfg = haproxy_config(&dir.path().join(format!("haproxy-{n}-{t}.cfg")), n, port, t);
             let mut hap = Command::new("haproxy")
@@ -196,7 +203,7 @@ fn inside(a: &[String]) {
                 .unwrap();
             let m = measure(&mut hap, &hits, window);
             println!(
-                "| {n} | HAProxy | {} | {:.0} | {:.3} | {:.1} MB |",
+                "| {n} | HAProxy | {} | {:.0} | {:.3} | {:.3} | {:.1} MB |",
                 if t == 0 {
                     "default".to_string()
                 } else {
@@ -204,6 +211,7 @@ fn inside(a: &[String]) {
                 },
                 m.probes_per_s,
                 m.cpu_per_1000,
+                m.user_per_1000,
                 m.rss_mb
             );
         }
