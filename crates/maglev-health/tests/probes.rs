@@ -159,6 +159,40 @@ async fn tcp_connect() {
     assert!(r.detail.contains("refused"), "{}", r.detail);
 }
 
+/// A probe's connection ends with a reset, as HAProxy's checks do: no
+/// FIN exchange and no TIME_WAIT socket left per probe. The server sees
+/// the reset where a graceful close would read as end of file.
+#[tokio::test]
+async fn probes_close_their_connections_with_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut ends = Vec::new();
+        for answer in [true, false] {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            if answer {
+                let mut n = 0;
+                while !buf[..n].ends_with(b"\r\n\r\n") {
+                    n += s.read(&mut buf[n..]).await.unwrap();
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+            }
+            ends.push(s.read(&mut buf).await.map_err(|e| e.kind()));
+        }
+        ends
+    });
+    let http = probe(&format!("    hc: {{ type: http, port: {port} }}"));
+    assert!(http.check(ip("127.0.0.1")).await.pass);
+    let tcp = probe(&format!("    hc: {{ type: tcp, port: {port} }}"));
+    assert!(tcp.check(ip("127.0.0.1")).await.pass);
+    let reset = Err(std::io::ErrorKind::ConnectionReset);
+    assert_eq!(server.await.unwrap(), [reset, reset], "http, then tcp");
+}
+
 #[tokio::test]
 async fn a_silent_server_times_out_in_time() {
     let s = http_server("127.0.0.1").await;
