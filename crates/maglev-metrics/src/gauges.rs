@@ -65,17 +65,6 @@ impl Value for bool {
     }
 }
 
-impl Value for f64 {
-    fn write(self, out: &mut String) {
-        // OpenMetrics wants a float to look like one.
-        if self.fract() == 0.0 && self.abs() < 1e15 {
-            let _ = write!(out, "{self:.1}");
-        } else {
-            let _ = write!(out, "{self}");
-        }
-    }
-}
-
 /// Label value escaping shared by both formats: backslash, quote, newline.
 fn escape_into(out: &mut String, v: &str) {
     if !v.contains(['\\', '"', '\n']) {
@@ -103,11 +92,9 @@ mod tests {
         w.family("maglev_x", "An x");
         w.sample("maglev_x", &[("a", "q\"b\\c\nd"), ("k", "v")], true);
         w.sample("maglev_x", &[], 42i64);
-        w.sample("maglev_x", &[], 2.5f64);
-        w.sample("maglev_x", &[], 3.0f64);
         assert_eq!(
             s,
-            "# HELP maglev_x An x\n# TYPE maglev_x gauge\nmaglev_x{a=\"q\\\"b\\\\c\\nd\",k=\"v\"} 1\nmaglev_x 42\nmaglev_x 2.5\nmaglev_x 3.0\n"
+            "# HELP maglev_x An x\n# TYPE maglev_x gauge\nmaglev_x{a=\"q\\\"b\\\\c\\nd\",k=\"v\"} 1\nmaglev_x 42\n"
         );
     }
 }
