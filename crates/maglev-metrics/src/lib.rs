@@ -255,16 +255,10 @@ impl Metrics {
             .inc();
     }
 
-    /// Encodes everything as OpenMetrics text: the registry's counters and
+    /// Encodes everything in `format`: the registry's counters and
     /// histograms, then the gauges computed from the checker's and the
     /// reconciler's snapshots.
-    pub async fn render(&self, checker: &Checker, reconciler: &ReconcilerHandle) -> String {
-        self.render_as(checker, reconciler, Format::OpenMetrics)
-            .await
-    }
-
-    /// Encodes everything in `format`.
-    pub async fn render_as(
+    pub async fn render(
         &self,
         checker: &Checker,
         reconciler: &ReconcilerHandle,
@@ -389,10 +383,9 @@ fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::re
     w.family(STATE, "1 for the state each backend is in.");
     for b in &backends {
         for s in State::ALL {
-            let state = s.to_string();
             w.sample(
                 STATE,
-                &[("backend", &b.name), ("state", &state)],
+                &[("backend", &b.name), ("state", s.as_str())],
                 b.state == s,
             );
         }
@@ -449,30 +442,27 @@ fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::re
         WEIGHT,
         "Pool member weight: kind=configured (after overrides) or effective (what VPP gets).",
     );
-    {
-        let config = &status.config;
-        let states = backends.iter().map(|b| (b.name.clone(), b.state)).collect();
-        let agents = checker.agents();
-        let merged =
-            maglev_lbsync::desired::with_agents(config, &states, &status.overrides, &agents);
-        let (states, overrides) = match &merged {
-            Some((s, o)) => (s, o),
-            None => (&states, &status.overrides),
-        };
-        for f in config.frontends.values() {
-            let mut weights = effective_weights(config, f, states, overrides);
-            maglev_lbsync::desired::apply_ramps_to(f, &mut weights, &status.ramps);
-            for wt in weights {
-                let pool = &f.pools[wt.pool].name;
-                for (kind, v) in [("configured", wt.configured), ("effective", wt.weight)] {
-                    let labels = [
-                        ("frontend", f.name.as_str()),
-                        ("pool", pool.as_str()),
-                        ("backend", wt.backend.as_str()),
-                        ("kind", kind),
-                    ];
-                    w.sample(WEIGHT, &labels, i64::from(v));
-                }
+    let config = &status.config;
+    let states = backends.iter().map(|b| (b.name.clone(), b.state)).collect();
+    let agents = checker.agents();
+    let merged = maglev_lbsync::desired::with_agents(config, &states, &status.overrides, &agents);
+    let (states, overrides) = match &merged {
+        Some((s, o)) => (s, o),
+        None => (&states, &status.overrides),
+    };
+    for f in config.frontends.values() {
+        let mut weights = effective_weights(config, f, states, overrides);
+        maglev_lbsync::desired::apply_ramps_to(f, &mut weights, &status.ramps);
+        for wt in weights {
+            let pool = &f.pools[wt.pool].name;
+            for (kind, v) in [("configured", wt.configured), ("effective", wt.weight)] {
+                let labels = [
+                    ("frontend", f.name.as_str()),
+                    ("pool", pool.as_str()),
+                    ("backend", wt.backend.as_str()),
+                    ("kind", kind),
+                ];
+                w.sample(WEIGHT, &labels, i64::from(v));
             }
         }
     }
@@ -619,7 +609,7 @@ pub async fn serve(
                         } else {
                             (Format::Text, "text/plain; version=0.0.4; charset=utf-8")
                         };
-                        let body = metrics.render_as(&checker, &reconciler, format).await;
+                        let body = metrics.render(&checker, &reconciler, format).await;
                         Response::builder()
                             .header(hyper::header::CONTENT_TYPE, content_type)
                             .body(Full::new(Bytes::from(body)))
