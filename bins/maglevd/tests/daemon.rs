@@ -158,6 +158,71 @@ fn promtool_check(response: &str) {
     );
 }
 
+/// The alert rules docs/operations.md recommends: every metric they name
+/// is in a real scrape (a renamed metric would leave an alert that never
+/// fires), and `promtool check rules` accepts them.
+fn alert_rules_check(scrape: &str) {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/operations.md"
+    ))
+    .unwrap();
+    let start = doc.find("```yaml\ngroups:").expect("the alert rules block");
+    let block = &doc[start + "```yaml\n".len()..];
+    let rules = &block[..block.find("```").unwrap()];
+    let mut named = 0;
+    for expr in rules.lines().filter_map(|l| l.trim().strip_prefix("expr:")) {
+        let metrics = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("maglev_") || w.starts_with("process_"));
+        for metric in metrics {
+            named += 1;
+            // A sample, or the family's TYPE line when it has none yet
+            // (a counter's family is named without `_total` there).
+            let family = metric.strip_suffix("_total").unwrap_or(metric);
+            let exported = scrape.lines().any(|l| {
+                l.starts_with(metric)
+                    || l.strip_prefix("# TYPE ")
+                        .and_then(|t| t.split_whitespace().next())
+                        .is_some_and(|name| name == metric || name == family)
+            });
+            assert!(
+                exported,
+                "docs/operations.md alerts on {metric}, which /metrics does not have:\n{}",
+                scrape
+                    .lines()
+                    .filter(|l| l.contains(family))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+    assert!(named >= 8, "{named} metrics named in the alert rules");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let promtool = std::env::var("MAGLEV_PROMTOOL").unwrap_or_else(|_| "promtool".to_string());
+    match Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool check rules failed on docs/operations.md's rules:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var("MAGLEV_REQUIRE_PROMTOOL").map_or(true, |v| v != "1"),
+                "promtool required but not runnable: {e}"
+            );
+            eprintln!("*** SKIPPED promtool check rules: {promtool}: {e} ***");
+        }
+    }
+}
+
 /// Weight of `as_ip` in the simulator's live VIPs, if present.
 fn weight(sim: &Simulator, as_ip: &str) -> Option<u8> {
     let ip: std::net::IpAddr = as_ip.parse().unwrap();
@@ -402,9 +467,13 @@ async fn end_to_end() {
         "grpc_server_handled_total{grpc_service=\"maglev.Maglev\",grpc_method=\"PauseBackend\",grpc_code=\"FailedPrecondition\"} 1",
         "grpc_server_started_total{grpc_service=\"maglev.Maglev\",grpc_method=\"GetFrontend\"}",
         "grpc_server_handling_seconds_bucket{",
+        "maglev_probes_in_flight ",
+        "maglev_probe_in_flight_limit ",
+        "maglev_probe_lag_seconds_bucket{",
     ] {
         assert!(m.contains(line), "/metrics lacks {line}\n{m}");
     }
+    alert_rules_check(&m);
     // The classic text format without an Accept header (promtool reads
     // it), OpenMetrics when asked for.
     promtool_check(&m);

@@ -10,7 +10,8 @@
 //! HAProxy (`apt-get install haproxy`).
 //!
 //! Modes (the bench re-executes itself): `run [--seconds S] [--backends
-//! N,N]` (default), `inside …` (in the namespace), `checker N PORT`.
+//! N,N] [--threads T,T]` (default), `inside …` (in the namespace),
+//! `checker N PORT THREADS STATS` (STATS: where it writes its own counts).
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -40,6 +41,7 @@ fn main() {
             a[1].parse().unwrap(),
             a[2].parse().unwrap(),
             a[3].parse().unwrap(),
+            PathBuf::from(&a[4]),
         ),
         Some("inside") => inside(&a[1..]),
         _ => outside(&a),
@@ -107,11 +109,12 @@ fn cpu_seconds(pid: u32) -> (f64, f64) {
     (utime / ticks_per_sec(), stime / ticks_per_sec())
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
+/// `field` (`VmHWM`: peak, `VmRSS`: now) of `pid`'s resident memory, MB.
+fn rss_mb(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -122,15 +125,82 @@ struct Measured {
     /// The user-space part of it (the rest is the kernel's TCP work).
     user_per_1000: f64,
     rss_mb: f64,
+    /// Resident memory at the window's start and end (flat, or growing?).
+    rss_start_mb: f64,
+    rss_end_mb: f64,
+    /// maglev-health's own count of its results in the window.
+    results: Option<Results>,
 }
 
-fn measure(child: &mut Child, hits: &AtomicU64, window: Duration) -> Measured {
+/// What the checker child counts itself (HAProxy tells nothing).
+#[derive(Debug, Clone, Copy, Default)]
+struct Results {
+    pass: u64,
+    fail: u64,
+    /// Probes that could not run (descriptors, buffers): no verdict.
+    local: u64,
+    /// Probes that started 100 ms or more after they were due.
+    late: u64,
+    max_lag_ms: u64,
+    /// Of the failures: connect timeouts, refused connects, reply timeouts.
+    l4tout: u64,
+    l4con: u64,
+    l7tout: u64,
+}
+
+impl Results {
+    const FIELDS: usize = 8;
+
+    fn read(path: &std::path::Path) -> Option<Results> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (v.len() == Self::FIELDS).then(|| Results {
+            pass: v[0],
+            fail: v[1],
+            local: v[2],
+            late: v[3],
+            max_lag_ms: v[4],
+            l4tout: v[5],
+            l4con: v[6],
+            l7tout: v[7],
+        })
+    }
+
+    fn since(self, before: Results) -> Results {
+        Results {
+            pass: self.pass - before.pass,
+            fail: self.fail - before.fail,
+            local: self.local - before.local,
+            late: self.late - before.late,
+            // The child keeps the maximum since it started; the window's
+            // own maximum is not separable, this is an upper bound.
+            max_lag_ms: self.max_lag_ms,
+            l4tout: self.l4tout - before.l4tout,
+            l4con: self.l4con - before.l4con,
+            l7tout: self.l7tout - before.l7tout,
+        }
+    }
+}
+
+fn measure(
+    child: &mut Child,
+    hits: &AtomicU64,
+    window: Duration,
+    stats: Option<&std::path::Path>,
+) -> Measured {
     let pid = child.id();
     std::thread::sleep(WARMUP);
     let (c0, h0) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
+    let r0 = stats.and_then(Results::read);
+    let rss_start_mb = rss_mb(pid, "VmRSS");
     std::thread::sleep(window);
     let (c1, h1) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
-    let rss = peak_rss_mb(pid);
+    let r1 = stats.and_then(Results::read);
+    let rss_end_mb = rss_mb(pid, "VmRSS");
+    let rss = rss_mb(pid, "VmHWM");
     let _ = child.kill();
     let _ = child.wait();
     let probes = (h1 - h0) as f64;
@@ -146,6 +216,9 @@ fn measure(child: &mut Child, hits: &AtomicU64, window: Duration) -> Measured {
         cpu_per_1000: per_1000((c1.0 + c1.1) - (c0.0 + c0.1)),
         user_per_1000: per_1000(c1.0 - c0.0),
         rss_mb: rss,
+        rss_start_mb,
+        rss_end_mb,
+        results: r0.zip(r1).map(|(a, b)| b.since(a)),
     }
 }
 
@@ -178,42 +251,60 @@ fn inside(a: &[String]) {
         .split(',')
         .map(|s| s.parse().unwrap())
         .collect();
-    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | of it user space | peak RSS |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | of it user space | peak RSS | RSS at window start → end | own results in window: pass / fail / no verdict (local) / late ≥ 100 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let row = |n: usize, who: &str, t: String, m: &Measured| {
+        let results = m.results.map_or("—".to_string(), |r| {
+            format!(
+                "{} / {} (L4TOUT {}, L4CON {}, L7TOUT {}) / {} / {} (max lag {} ms)",
+                r.pass, r.fail, r.l4tout, r.l4con, r.l7tout, r.local, r.late, r.max_lag_ms
+            )
+        });
+        println!(
+            "| {n} | {who} | {t} | {:.0} | {:.3} | {:.3} | {:.1} MB | {:.1} → {:.1} MB | {results} |",
+            m.probes_per_s,
+            m.cpu_per_1000,
+            m.user_per_1000,
+            m.rss_mb,
+            m.rss_start_mb,
+            m.rss_end_mb
+        );
+    };
     for &n in &sizes {
         for &t in &threads {
+            let stats = dir.path().join(format!("stats-{n}-{t}"));
             let mut ours = Command::new(&me)
                 .args(["checker", &n.to_string(), &port.to_string(), &t.to_string()])
+                .arg(&stats)
                 .stdout(Stdio::null())
                 .spawn()
                 .unwrap();
-            let m = measure(&mut ours, &hits, window);
-            println!(
-                "| {n} | maglev-health | {t} | {:.0} | {:.3} | {:.3} | {:.1} MB |",
-                m.probes_per_s, m.cpu_per_1000, m.user_per_1000, m.rss_mb
-            );
+            let m = measure(&mut ours, &hits, window, Some(&stats));
+            row(n, "maglev-health", t.to_string(), &m);
             let cfg = haproxy_config(&dir.path().join(format!("haproxy-{n}-{t}.cfg")), n, port, t);
+            let log = dir.path().join(format!("haproxy-{n}-{t}.log"));
             let mut hap = Command::new("haproxy")
                 .args(["-f"])
                 .arg(&cfg)
                 .args(["-db"])
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
                 .spawn()
                 .unwrap();
-            let m = measure(&mut hap, &hits, window);
-            println!(
-                "| {n} | HAProxy | {} | {:.0} | {:.3} | {:.3} | {:.1} MB |",
-                if t == 0 {
-                    "default".to_string()
-                } else {
-                    t.to_string()
-                },
-                m.probes_per_s,
-                m.cpu_per_1000,
-                m.user_per_1000,
-                m.rss_mb
-            );
+            let m = measure(&mut hap, &hits, window, None);
+            let t = if t == 0 {
+                "default".to_string()
+            } else {
+                t.to_string()
+            };
+            row(n, "HAProxy", t, &m);
+            if m.probes_per_s == 0.0 {
+                // Say why instead of a row of zeros.
+                let why = std::fs::read_to_string(&log).unwrap_or_default();
+                for line in why.lines().filter(|l| l.contains("ALERT")).take(3) {
+                    println!("  (HAProxy: {})", line.trim());
+                }
+            }
         }
     }
 }
@@ -270,8 +361,76 @@ async fn serve(listener: tokio::net::TcpListener, hits: Arc<AtomicU64>) {
     }
 }
 
+/// Counts the checker's own results for the bench.
+#[derive(Default)]
+struct Counts {
+    pass: AtomicU64,
+    fail: AtomicU64,
+    local: AtomicU64,
+    late: AtomicU64,
+    max_lag_ms: AtomicU64,
+    l4tout: AtomicU64,
+    l4con: AtomicU64,
+    l7tout: AtomicU64,
+}
+
+impl maglev_health::ProbeObserver for Counts {
+    fn probe_done(&self, _backend: &str, _check_type: &str, result: &maglev_health::ProbeResult) {
+        let c = if result.code == maglev_health::Code::SockErr {
+            &self.local
+        } else if result.pass {
+            &self.pass
+        } else {
+            &self.fail
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+        let why = match result.code {
+            maglev_health::Code::L4Tout => Some(&self.l4tout),
+            maglev_health::Code::L4Con => Some(&self.l4con),
+            maglev_health::Code::L7Tout => Some(&self.l7tout),
+            _ => None,
+        };
+        if let Some(c) = why {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn probe_lag(&self, lag: Duration) {
+        let ms = lag.as_millis() as u64;
+        if ms >= 100 {
+            self.late.fetch_add(1, Ordering::Relaxed);
+        }
+        self.max_lag_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+}
+
+impl Counts {
+    /// Written every 200 ms (whole file replaced, so a reader never sees half).
+    fn write_every(self: Arc<Self>, path: PathBuf) {
+        let tmp = path.with_extension("tmp");
+        loop {
+            let line = [
+                &self.pass,
+                &self.fail,
+                &self.local,
+                &self.late,
+                &self.max_lag_ms,
+                &self.l4tout,
+                &self.l4con,
+                &self.l7tout,
+            ]
+            .map(|c| c.load(Ordering::Relaxed).to_string())
+            .join(" ");
+            if std::fs::write(&tmp, line).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// maglev-health probing `n` backends, until killed.
-fn checker(n: usize, port: u16, threads: usize) {
+fn checker(n: usize, port: u16, threads: usize, stats: PathBuf) {
     let mut yaml = String::from(
         "maglev:\n  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }\n",
     );
@@ -304,8 +463,12 @@ fn checker(n: usize, port: u16, threads: usize) {
             .build()
             .unwrap()
     });
+    let counts = Arc::new(Counts::default());
+    let writer = Arc::clone(&counts);
+    std::thread::spawn(move || writer.write_every(stats));
     let options = maglev_health::CheckerOptions {
         runtime: probes.as_ref().map(|p| p.handle().clone()),
+        observer: Some(counts),
         ..Default::default()
     };
     rt.block_on(async {

@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
+use crate::admission::Admission;
 use crate::agent::AgentState;
 use crate::probe::{Probe, Prober, SetupError};
 use crate::result::{Code, ProbeResult};
@@ -62,6 +63,11 @@ pub struct CheckerOptions {
     /// The runtime probe and agent loops run on (a multi-threaded one
     /// spreads probing over cores); `None`: the caller's.
     pub runtime: Option<tokio::runtime::Handle>,
+    /// The most probes in flight at once; `None`: what the open-file
+    /// limit allows (less 1,024 descriptors kept for the rest). Below
+    /// that, the checker lowers the bound itself while its threads fall
+    /// behind; probes over it wait their turn.
+    pub max_in_flight: Option<usize>,
 }
 
 impl std::fmt::Debug for CheckerOptions {
@@ -71,6 +77,7 @@ impl std::fmt::Debug for CheckerOptions {
             .field("observer", &self.observer.is_some())
             .field("probe_factory", &self.probe_factory.is_some())
             .field("runtime", &self.runtime.is_some())
+            .field("max_in_flight", &self.max_in_flight)
             .finish()
     }
 }
@@ -82,8 +89,19 @@ impl Default for CheckerOptions {
             observer: None,
             probe_factory: None,
             runtime: None,
+            max_in_flight: None,
         }
     }
+}
+
+/// How busy probing is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeLoad {
+    /// Probes running now.
+    pub in_flight: usize,
+    /// How many may run at once now: the open-file budget, or less while
+    /// the probe threads are behind.
+    pub limit: usize,
 }
 
 /// A backend's state changed.
@@ -234,6 +252,8 @@ impl Entry {
 }
 
 struct Shared {
+    /// Probes take a permit from here to run.
+    admission: Arc<Admission>,
     /// When the last lag warning was logged.
     lag_warned: Mutex<Option<tokio::time::Instant>>,
     entries: Mutex<BTreeMap<String, Entry>>,
@@ -284,8 +304,12 @@ impl Checker {
         let netns = config.healthchecker.netns.clone();
         let prober = Prober::new(netns.as_deref(), options.user_agent.clone())?;
         let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let max_in_flight = options
+            .max_in_flight
+            .unwrap_or_else(crate::admission::fd_budget);
         let checker = Checker {
             shared: Arc::new(Shared {
+                admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
                 entries: Mutex::new(BTreeMap::new()),
                 events,
@@ -358,8 +382,11 @@ impl Checker {
             .unwrap_or_else(tokio::runtime::Handle::current);
         let task = rt.spawn(probe_loop(
             Arc::downgrade(&self.shared),
+            Arc::clone(&self.shared.admission),
             name.to_string(),
             entry.epoch,
+            // Fixed for an epoch: a changed health check restarts the loop.
+            entry.probe.is_some(),
             first_delay,
         ));
         entry.task = Some(task.abort_handle());
@@ -385,6 +412,15 @@ impl Checker {
             .filter(|(_, e)| !e.agent.is_neutral())
             .map(|(n, e)| (n.clone(), e.agent))
             .collect()
+    }
+
+    /// Probes running now, and how many may run at once.
+    pub fn probe_load(&self) -> ProbeLoad {
+        let a = &self.shared.admission;
+        ProbeLoad {
+            in_flight: a.in_flight(),
+            limit: a.limit(),
+        }
     }
 
     /// New transitions, as they happen.
@@ -730,11 +766,39 @@ fn agent_answer(
     })
 }
 
-async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay: Duration) {
+async fn probe_loop(
+    shared: Weak<Shared>,
+    admission: Arc<Admission>,
+    name: String,
+    epoch: u64,
+    probing: bool,
+    first_delay: Duration,
+) {
     let mut rng = rand::rngs::StdRng::from_os_rng();
-    tokio::time::sleep(jitter(first_delay, &mut rng)).await;
+    let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rng);
     loop {
+        tokio::time::sleep_until(due).await;
+        // How late the timer fired: the runtime was busy with others.
+        let late = tokio::time::Instant::now().saturating_duration_since(due);
+        if shared.strong_count() == 0 {
+            return;
+        }
+        // A probe holds a socket and the threads' time: it waits its turn
+        // (static backends have nothing to run). Shared is not held while
+        // waiting, so a checker dropped meanwhile still stops this loop.
+        let permit = if probing {
+            Some(admission.acquire(late).await)
+        } else {
+            None
+        };
         let Some(sh) = shared.upgrade() else { return };
+        // How late this probe starts: the timer's lag and the wait for a
+        // permit.
+        note_lag(
+            &sh,
+            &name,
+            tokio::time::Instant::now().saturating_duration_since(due),
+        );
         let (probe, address, check_type) = {
             let entries = sh.entries.lock().expect("checker lock");
             match entries.get(&name) {
@@ -755,6 +819,7 @@ async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay:
             }
             None => ProbeResult::new(Code::Static, "static backend", Duration::ZERO),
         };
+        drop(permit);
         if let Some(o) = &sh.options.observer {
             o.probe_done(&name, check_type, &result);
         }
@@ -804,13 +869,7 @@ async fn probe_loop(shared: Weak<Shared>, name: String, epoch: u64, first_delay:
             next
         };
         drop(sh);
-        let pause = jitter(next, &mut rng);
-        let due = tokio::time::Instant::now() + pause;
-        tokio::time::sleep_until(due).await;
-        // How late this probe starts: the runtime was busy with others.
-        let lag = tokio::time::Instant::now().saturating_duration_since(due);
-        let Some(sh) = shared.upgrade() else { return };
-        note_lag(&sh, &name, lag);
+        due = tokio::time::Instant::now() + jitter(next, &mut rng);
     }
 }
 

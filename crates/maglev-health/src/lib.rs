@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admission;
 pub mod agent;
 mod checker;
 pub mod probe;
@@ -32,7 +33,7 @@ pub mod state;
 pub use agent::{AgentAdmin, AgentOper, AgentState};
 pub use checker::{
     ApplyReport, BackendEvent, BackendStatus, Checker, CheckerError, CheckerOptions, ProbeFactory,
-    ProbeObserver, STATIC_INTERVAL,
+    ProbeLoad, ProbeObserver, STATIC_INTERVAL,
 };
 pub use probe::{Probe, Prober, SetupError};
 pub use result::{Code, ProbeResult};

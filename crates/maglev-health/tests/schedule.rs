@@ -327,3 +327,88 @@ fn local_errors_are_told_from_backend_errors() {
         );
     }
 }
+
+/// Takes a second per probe; counts probes per target and how many ran at
+/// once.
+#[derive(Debug, Default)]
+struct Slow {
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    calls: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Probe for Slow {
+    fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.running.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            self.running.fetch_sub(1, SeqCst);
+            *self.calls.lock().unwrap().entry(target).or_default() += 1;
+            ProbeResult::new(Code::L4Ok, "slow", Duration::from_secs(1))
+        })
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_capacity_probes_wait_their_turn_and_none_starves() {
+    // 200 backends probed every second, each probe taking a second, at
+    // most 50 at once: a quarter of the schedule fits. Probes wait for a
+    // turn in the order they fell due, so every backend is probed about
+    // as often as any other, and the lag says how far behind it is.
+    let n = 200;
+    let backends: String = (0..n)
+        .map(|i| {
+            format!(
+                "    b{i}: {{ address: 127.0.{}.{}, healthcheck: hc }}\n",
+                i / 200,
+                i % 200 + 1
+            )
+        })
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s, timeout: 5s }",
+        backends.trim_end(),
+        &names,
+    );
+    let slow = Arc::new(Slow::default());
+    let lags = Arc::new(Lags::default());
+    let f = Arc::clone(&slow);
+    let _checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            observer: Some(Arc::clone(&lags) as Arc<dyn maglev_health::ProbeObserver>),
+            max_in_flight: Some(50),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(40)).await;
+
+    let peak = slow.peak.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(peak, 50, "at most 50 at once, and all 50 used");
+    let calls = slow.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), n, "every backend was probed");
+    let (fewest, most) = (calls.values().min().unwrap(), calls.values().max().unwrap());
+    assert!(
+        most - fewest <= 1,
+        "evenly: {fewest}..{most} probes per backend"
+    );
+    let total: usize = calls.values().sum();
+    assert!(
+        (1_900..=2_000).contains(&total),
+        "50 a second for 40 s: {total}"
+    );
+    let lag = *lags.0.lock().unwrap();
+    assert!(
+        lag >= Duration::from_secs(2),
+        "the lag shows the backlog: {lag:?}"
+    );
+}

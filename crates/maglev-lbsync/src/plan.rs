@@ -135,6 +135,9 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every value [`Scope::label`] takes.
+    pub const LABELS: [&'static str; 2] = ["all", "vip"];
+
     /// The label used in statistics: `all` or `vip`.
     pub fn label(&self) -> &'static str {
         match self {

@@ -110,6 +110,13 @@ impl Metrics {
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(histogram),
         };
+        // Failure counters exist at 0 from the start: `increase()` over a
+        // series that appears with its first failure misses that failure.
+        for scope in maglev_lbsync::plan::Scope::LABELS {
+            let _zero = m
+                .lbsync_failed
+                .get_or_create(&vec![("scope", scope.to_string())]);
+        }
         {
             let mut r = m.registry.lock().expect("registry");
             let r = r.sub_registry_with_prefix("maglev");
@@ -379,6 +386,16 @@ pub enum Format {
 fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::reconciler::Status) {
     let backends = checker.backends();
     let mut w = GaugeWriter::new(out);
+    let load = checker.probe_load();
+    const IN_FLIGHT: &str = "maglev_probes_in_flight";
+    w.family(IN_FLIGHT, "Health-check probes running now.");
+    w.sample(IN_FLIGHT, &[], load.in_flight as i64);
+    const LIMIT: &str = "maglev_probe_in_flight_limit";
+    w.family(
+        LIMIT,
+        "How many probes may run at once: the open-file budget, lower while the probe threads are behind.",
+    );
+    w.sample(LIMIT, &[], load.limit as i64);
     const STATE: &str = "maglev_backend_state";
     w.family(STATE, "1 for the state each backend is in.");
     for b in &backends {

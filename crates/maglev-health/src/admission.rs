@@ -1,0 +1,346 @@
+//! How many probes run at once.
+//!
+//! Every probe holds a socket and, while it runs, a share of the probe
+//! threads' time. Without a bound, a config that asks for more probes per
+//! second than the machine runs piles them all up: each in-flight probe
+//! waits longer for the runtime, replies sit unread until the probe's
+//! timeout fires, and healthy backends are failed for the checker's own
+//! slowness (measured: 50,000 backends on one thread failed one probe in
+//! ten, `L7TOUT`, and ran out of descriptors). So probes take a permit
+//! first, in the order they fell due (a FIFO semaphore: late, but evenly,
+//! and no backend starves), and the number of permits follows the runtime:
+//!
+//! - at most `max` (derived from the open-file limit: one descriptor per
+//!   probe, some kept for the API, VPP and scrapes);
+//! - when a window of probe starts saw timers fire late (the threads are
+//!   behind), the limit falls to three quarters of what was in flight;
+//! - when probes were waiting for permits and timers fired on time, it
+//!   grows by an eighth per window.
+//!
+//! Probes blocked on a dead network cost no CPU and do not make timers
+//! late, so a rack of silent backends does not shrink the limit; only work
+//! the threads cannot keep up with does.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+/// Decisions are taken once per window of probe starts.
+pub(crate) const WINDOW: Duration = Duration::from_millis(100);
+/// A timer this late means the probe threads are behind.
+pub(crate) const BEHIND: Duration = Duration::from_millis(50);
+/// Timers at most this late are on time.
+pub(crate) const ON_TIME: Duration = Duration::from_millis(10);
+/// The limit never falls below this many probes in flight.
+pub(crate) const MIN_LIMIT: usize = 32;
+/// Descriptors kept for everything but probes (API clients, VPP, scrapes,
+/// agent checks, logs).
+const RESERVED_FDS: u64 = 1024;
+
+/// The most probes in flight the open-file limit allows.
+pub(crate) fn fd_budget() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    let budget = if soft > 2 * RESERVED_FDS {
+        soft - RESERVED_FDS
+    } else {
+        soft / 2
+    };
+    usize::try_from(budget)
+        .unwrap_or(usize::MAX)
+        .clamp(MIN_LIMIT, Semaphore::MAX_PERMITS)
+}
+
+/// The pure part: what the limit should be, from what probe starts saw.
+#[derive(Debug, Clone)]
+pub(crate) struct Controller {
+    limit: usize,
+    min: usize,
+    max: usize,
+    window_start: Instant,
+    /// The latest a timer fired in this window.
+    worst: Duration,
+    /// Probes waited for a permit in this window.
+    full: bool,
+    /// The most probes in flight at once in this window.
+    peak: usize,
+    /// The previous window lowered the limit: its backlog is still
+    /// draining, so this one does not judge.
+    cooling: bool,
+}
+
+impl Controller {
+    /// Starts at `max`: nothing is known to be too much yet.
+    pub(crate) fn new(max: usize, now: Instant) -> Controller {
+        let max = max.max(MIN_LIMIT);
+        Controller {
+            limit: max,
+            min: MIN_LIMIT,
+            max,
+            window_start: now,
+            worst: Duration::ZERO,
+            full: false,
+            peak: 0,
+            cooling: false,
+        }
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A probe is about to start: its timer fired `late` after it was due,
+    /// `in_flight` probes run now, `full`: it has to wait for a permit.
+    /// Returns the new limit when the window closes with a change.
+    pub(crate) fn observe(
+        &mut self,
+        late: Duration,
+        in_flight: usize,
+        full: bool,
+        now: Instant,
+    ) -> Option<usize> {
+        self.worst = self.worst.max(late);
+        self.full |= full;
+        self.peak = self.peak.max(in_flight);
+        if now.saturating_duration_since(self.window_start) < WINDOW {
+            return None;
+        }
+        let before = self.limit;
+        if self.cooling {
+            self.cooling = false;
+        } else if self.worst >= BEHIND {
+            let base = self.limit.min(self.peak.max(1));
+            self.limit = (base - base / 4).max(self.min);
+            self.cooling = self.limit < before;
+        } else if self.worst <= ON_TIME && self.full {
+            self.limit = (self.limit + (self.limit / 8).max(1)).min(self.max);
+        }
+        self.window_start = now;
+        self.worst = Duration::ZERO;
+        self.full = false;
+        self.peak = in_flight;
+        (self.limit != before).then_some(self.limit)
+    }
+}
+
+/// The permits, and the controller that sizes them.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    permits: Arc<Semaphore>,
+    in_flight: AtomicUsize,
+    control: Mutex<Sizing>,
+}
+
+#[derive(Debug)]
+struct Sizing {
+    controller: Controller,
+    /// Permits in use that are to be forgotten when returned (the limit
+    /// fell below what was in flight).
+    debt: usize,
+}
+
+/// A running probe's permit; returned (or forgotten, when the limit fell)
+/// on drop.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    permit: Option<OwnedSemaphorePermit>,
+    admission: Arc<Admission>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.admission.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let mut sizing = self.admission.control.lock().expect("admission lock");
+        if sizing.debt > 0 {
+            sizing.debt -= 1;
+            if let Some(p) = self.permit.take() {
+                p.forget();
+            }
+        }
+        // Otherwise the permit goes back to the semaphore as it drops.
+    }
+}
+
+impl Admission {
+    pub(crate) fn new(max: usize) -> Arc<Admission> {
+        let controller = Controller::new(max, Instant::now());
+        Arc::new(Admission {
+            permits: Arc::new(Semaphore::new(controller.limit())),
+            in_flight: AtomicUsize::new(0),
+            control: Mutex::new(Sizing {
+                controller,
+                debt: 0,
+            }),
+        })
+    }
+
+    /// Probes running now.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// How many may run at once now.
+    pub(crate) fn limit(&self) -> usize {
+        self.control
+            .lock()
+            .expect("admission lock")
+            .controller
+            .limit()
+    }
+
+    /// Waits for a permit, in turn; `late`: how late the probe's timer
+    /// fired (the runtime's own lag, not the wait for a permit).
+    pub(crate) async fn acquire(self: &Arc<Self>, late: Duration) -> Permit {
+        let full = self.permits.available_permits() == 0;
+        self.resize(late, full);
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .expect("the probe semaphore is never closed");
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Permit {
+            permit: Some(permit),
+            admission: Arc::clone(self),
+        }
+    }
+
+    fn resize(&self, late: Duration, full: bool) {
+        let mut sizing = self.control.lock().expect("admission lock");
+        let before = sizing.controller.limit();
+        let Some(after) = sizing
+            .controller
+            .observe(late, self.in_flight(), full, Instant::now())
+        else {
+            return;
+        };
+        if after > before {
+            let mut grow = after - before;
+            let repaid = grow.min(sizing.debt);
+            sizing.debt -= repaid;
+            grow -= repaid;
+            if grow > 0 {
+                self.permits.add_permits(grow);
+            }
+        } else {
+            let shrink = before - after;
+            let gone = self.permits.forget_permits(shrink);
+            sizing.debt += shrink - gone;
+        }
+        tracing::debug!(
+            event = "probe-limit",
+            from = before,
+            to = after,
+            in_flight = self.in_flight(),
+            "probes in flight at once"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn at(start: Instant, ms: u64) -> Instant {
+        start + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn late_timers_lower_the_limit_to_three_quarters_of_what_ran() {
+        let t = Instant::now();
+        let mut c = Controller::new(10_000, t);
+        assert_eq!(c.observe(60 * MS, 2_000, false, at(t, 10)), None);
+        // The window closes: 2,000 ran at most, timers were 60 ms late.
+        assert_eq!(
+            c.observe(Duration::ZERO, 1_900, false, at(t, 100)),
+            Some(1_500)
+        );
+        // The next window drains the backlog and does not judge.
+        assert_eq!(c.observe(80 * MS, 1_500, true, at(t, 200)), None);
+        assert_eq!(c.observe(80 * MS, 1_500, true, at(t, 300)), Some(1_125));
+    }
+
+    #[test]
+    fn on_time_with_probes_waiting_grows_by_an_eighth_up_to_max() {
+        let t = Instant::now();
+        let mut c = Controller::new(1_000, t);
+        c.limit = 800;
+        assert_eq!(c.observe(2 * MS, 800, true, at(t, 100)), Some(900));
+        assert_eq!(c.observe(2 * MS, 900, true, at(t, 200)), Some(1_000));
+        assert_eq!(c.observe(2 * MS, 1_000, true, at(t, 300)), None);
+    }
+
+    #[test]
+    fn nothing_changes_without_a_reason() {
+        let t = Instant::now();
+        let mut c = Controller::new(1_000, t);
+        c.limit = 500;
+        // On time but nobody waited: no need for more.
+        assert_eq!(c.observe(MS, 100, false, at(t, 100)), None);
+        // Waiting, but timers between on time and behind: hold.
+        assert_eq!(c.observe(30 * MS, 500, true, at(t, 200)), None);
+        assert_eq!(c.limit(), 500);
+    }
+
+    #[test]
+    fn the_limit_stays_within_min_and_max() {
+        let t = Instant::now();
+        let mut c = Controller::new(10, t);
+        assert_eq!(c.limit(), MIN_LIMIT);
+        for w in 1..20 {
+            c.observe(Duration::from_secs(1), 0, true, at(t, w * 100));
+        }
+        assert_eq!(c.limit(), MIN_LIMIT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lowered_limit_takes_effect_as_running_probes_finish() {
+        let a = Admission::new(MIN_LIMIT + 8);
+        let mut running = Vec::new();
+        for _ in 0..MIN_LIMIT + 8 {
+            running.push(a.acquire(Duration::ZERO).await);
+        }
+        assert_eq!(a.in_flight(), MIN_LIMIT + 8);
+        // Behind, the window closes: the limit falls below what runs.
+        tokio::time::sleep(WINDOW).await;
+        a.resize(BEHIND, true);
+        assert_eq!(a.limit(), MIN_LIMIT);
+        // 8 of the permits in use are forgotten as they come back.
+        running.truncate(MIN_LIMIT);
+        assert_eq!(a.permits.available_permits(), 0);
+        running.pop();
+        assert_eq!(a.permits.available_permits(), 1);
+        assert_eq!(a.in_flight(), MIN_LIMIT - 1);
+    }
+
+    #[tokio::test]
+    async fn waiting_probes_start_in_the_order_they_asked() {
+        let a = Admission::new(MIN_LIMIT);
+        let mut held = Vec::new();
+        for _ in 0..MIN_LIMIT {
+            held.push(a.acquire(Duration::ZERO).await);
+        }
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..5 {
+            let (a, order) = (Arc::clone(&a), Arc::clone(&order));
+            tasks.push(tokio::spawn(async move {
+                let p = a.acquire(Duration::ZERO).await;
+                order.lock().unwrap().push(i);
+                drop(p);
+            }));
+            // Let each queue before the next asks.
+            tokio::task::yield_now().await;
+        }
+        // One permit comes back: each waiter in turn runs and hands it on.
+        held.pop();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+}
