@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const WARMUP: Duration = Duration::from_secs(5);
+/// How long a checker may take to send its first probe.
+const LOAD_LIMIT: Duration = Duration::from_secs(300);
 
 fn addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
@@ -192,6 +194,28 @@ fn measure(
     stats: Option<&std::path::Path>,
 ) -> Measured {
     let pid = child.id();
+    // Warm-up starts with the first probe: HAProxy 2.6 takes about a
+    // minute to load 50,000 servers before it checks any.
+    let first = hits.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    while hits.load(Ordering::SeqCst) == first
+        && started.elapsed() < LOAD_LIMIT
+        && matches!(child.try_wait(), Ok(None))
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !matches!(child.try_wait(), Ok(None)) {
+        // It gave up (the caller prints why): nothing to measure.
+        return Measured {
+            probes_per_s: 0.0,
+            cpu_per_1000: f64::NAN,
+            user_per_1000: f64::NAN,
+            rss_mb: 0.0,
+            rss_start_mb: 0.0,
+            rss_end_mb: 0.0,
+            results: None,
+        };
+    }
     std::thread::sleep(WARMUP);
     let (c0, h0) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
     let r0 = stats.and_then(Results::read);
