@@ -14,7 +14,7 @@ use std::sync::Arc;
 use maglev_config::{CheckReport, ErrorClass, LoadError};
 use maglev_daemon::args::{Flags, VERSION};
 use maglev_daemon::logs::LogBroadcast;
-use maglev_daemon::runtimes::{probe_runtime, VppThread};
+use maglev_daemon::runtimes::{ProbeThreads, VppThread};
 use maglev_daemon::Daemon;
 use maglev_health::CheckerOptions;
 use maglev_lbsync::reconciler::ReconcilerOptions;
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    let probes = match probe_runtime(flags.probe_threads) {
+    let probes = match ProbeThreads::start(flags.probe_threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("maglevd: cannot start the probe threads: {e}");
@@ -75,17 +75,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_UNAVAILABLE);
         }
     };
-    let code = runtime.block_on(run(
-        flags,
-        config,
-        logs,
-        probes.handle().clone(),
-        vpp.handle(),
-    ));
+    let code = runtime.block_on(run(flags, config, logs, probes.handles(), vpp.handle()));
     // Whatever still runs (a blocking read of a bad stats segment, a probe)
     // does not hold up the exit.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
-    probes.shutdown_timeout(std::time::Duration::from_millis(200));
+    probes.stop();
     vpp.stop();
     ExitCode::from(code)
 }
@@ -120,7 +114,7 @@ async fn run(
     flags: Flags,
     config: maglev_config::Config,
     logs: LogBroadcast,
-    probes: tokio::runtime::Handle,
+    probes: Vec<tokio::runtime::Handle>,
     writer: tokio::runtime::Handle,
 ) -> u8 {
     info!(event = "starting", version = %VERSION, config = %flags.config.display());
@@ -140,7 +134,7 @@ async fn run(
     };
     let probes = CheckerOptions {
         observer: Some(metrics.clone()),
-        runtime: Some(probes),
+        runtimes: probes,
         ..Default::default()
     };
     let daemon = match Daemon::start(flags.config.clone(), config, vpp, probes, logs) {

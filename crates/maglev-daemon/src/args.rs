@@ -149,7 +149,8 @@ pub struct Flags {
           value_parser = ["text", "json"])]
     pub log_format: String,
     /// Threads that run health probes and agent checks, apart from the
-    /// API and the VPP writer (0: one per core).
+    /// API and the VPP writer; backends are shared out among them evenly
+    /// (0: one per core).
     #[arg(
         long,
         env = "MAGLEV_PROBE_THREADS",

@@ -10,7 +10,7 @@
 //! HAProxy (`apt-get install haproxy`).
 //!
 //! Modes (the bench re-executes itself): `run [--seconds S] [--backends
-//! N,N] [--threads T,T]` (default), `inside …` (in the namespace),
+//! N,N] [--threads T,T] [--without-haproxy]` (default), `inside …` (in the namespace),
 //! `checker N PORT THREADS STATS` (STATS: where it writes its own counts).
 
 use std::io::Write as _;
@@ -148,10 +148,13 @@ struct Results {
     l4tout: u64,
     l4con: u64,
     l7tout: u64,
+    /// At the window's end: probes running, and how many may.
+    in_flight: u64,
+    limit: u64,
 }
 
 impl Results {
-    const FIELDS: usize = 8;
+    const FIELDS: usize = 10;
 
     fn read(path: &std::path::Path) -> Option<Results> {
         let text = std::fs::read_to_string(path).ok()?;
@@ -168,6 +171,8 @@ impl Results {
             l4tout: v[5],
             l4con: v[6],
             l7tout: v[7],
+            in_flight: v[8],
+            limit: v[9],
         })
     }
 
@@ -183,6 +188,8 @@ impl Results {
             l4tout: self.l4tout - before.l4tout,
             l4con: self.l4con - before.l4con,
             l7tout: self.l7tout - before.l7tout,
+            in_flight: self.in_flight,
+            limit: self.limit,
         }
     }
 }
@@ -258,12 +265,19 @@ fn inside(a: &[String]) {
         .enable_all()
         .build()
         .unwrap();
+    // The server stands for tens of thousands of machines: its accept
+    // queue must not be what fails a probe (a full queue drops SYNs, and
+    // the connect times out). These sysctls are the namespace's own.
+    for knob in ["net/core/somaxconn", "net/ipv4/tcp_max_syn_backlog"] {
+        let _ = std::fs::write(format!("/proc/sys/{knob}"), "65535");
+    }
     // The namespace holds only lo: the wildcard address is loopback here.
     let listener = rt
-        .block_on(tokio::net::TcpListener::bind(SocketAddr::from((
-            [0, 0, 0, 0],
-            0,
-        ))))
+        .block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from(([0, 0, 0, 0], 0)))?;
+            socket.listen(65535)
+        })
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     rt.spawn(serve(listener, Arc::clone(&hits)));
@@ -280,8 +294,17 @@ fn inside(a: &[String]) {
     let row = |n: usize, who: &str, t: String, m: &Measured| {
         let results = m.results.map_or("—".to_string(), |r| {
             format!(
-                "{} / {} (L4TOUT {}, L4CON {}, L7TOUT {}) / {} / {} (max lag {} ms)",
-                r.pass, r.fail, r.l4tout, r.l4con, r.l7tout, r.local, r.late, r.max_lag_ms
+                "{} / {} (L4TOUT {}, L4CON {}, L7TOUT {}) / {} / {} (max lag {} ms); at the end {} in flight, limit {}",
+                r.pass,
+                r.fail,
+                r.l4tout,
+                r.l4con,
+                r.l7tout,
+                r.local,
+                r.late,
+                r.max_lag_ms,
+                r.in_flight,
+                r.limit
             )
         });
         println!(
@@ -305,6 +328,9 @@ fn inside(a: &[String]) {
                 .unwrap();
             let m = measure(&mut ours, &hits, window, Some(&stats));
             row(n, "maglev-health", t.to_string(), &m);
+            if a.iter().any(|x| x == "--without-haproxy") {
+                continue;
+            }
             let cfg = haproxy_config(&dir.path().join(format!("haproxy-{n}-{t}.cfg")), n, port, t);
             let log = dir.path().join(format!("haproxy-{n}-{t}.log"));
             let mut hap = Command::new("haproxy")
@@ -396,6 +422,8 @@ struct Counts {
     l4tout: AtomicU64,
     l4con: AtomicU64,
     l7tout: AtomicU64,
+    in_flight: AtomicU64,
+    limit: AtomicU64,
 }
 
 impl maglev_health::ProbeObserver for Counts {
@@ -442,6 +470,8 @@ impl Counts {
                 &self.l4tout,
                 &self.l4con,
                 &self.l7tout,
+                &self.in_flight,
+                &self.limit,
             ]
             .map(|c| c.load(Ordering::Relaxed).to_string())
             .join(" ");
@@ -474,29 +504,41 @@ fn checker(n: usize, port: u16, threads: usize, stats: PathBuf) {
         yaml.push_str(&format!("            b{i}: {{}}\n"));
     }
     let config = maglev_config::load_str(&yaml, "bench.yaml").unwrap().config;
-    // 0: everything on one current-thread runtime; N: probes on N worker
-    // threads, as maglevd runs them (--probe-threads).
+    // 0: everything on one current-thread runtime; N: probes on N threads
+    // with a current-thread runtime each, as maglevd runs them
+    // (--probe-threads).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let probes = (threads > 0).then(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()
-            .unwrap()
-    });
+    let runtimes: Vec<tokio::runtime::Handle> = (0..threads)
+        .map(|_| {
+            let probe_rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let handle = probe_rt.handle().clone();
+            std::thread::spawn(move || probe_rt.block_on(std::future::pending::<()>()));
+            handle
+        })
+        .collect();
     let counts = Arc::new(Counts::default());
     let writer = Arc::clone(&counts);
     std::thread::spawn(move || writer.write_every(stats));
     let options = maglev_health::CheckerOptions {
-        runtime: probes.as_ref().map(|p| p.handle().clone()),
-        observer: Some(counts),
+        runtimes,
+        observer: Some(Arc::clone(&counts) as Arc<dyn maglev_health::ProbeObserver>),
         ..Default::default()
     };
     rt.block_on(async {
-        let _checker = maglev_health::Checker::start(&config, options).unwrap();
-        std::future::pending::<()>().await;
+        let checker = maglev_health::Checker::start(&config, options).unwrap();
+        loop {
+            let load = checker.probe_load();
+            counts
+                .in_flight
+                .store(load.in_flight as u64, Ordering::Relaxed);
+            counts.limit.store(load.limit as u64, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     });
 }

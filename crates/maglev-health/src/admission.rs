@@ -13,7 +13,8 @@
 //! - at most `max` (derived from the open-file limit: one descriptor per
 //!   probe, some kept for the API, VPP and scrapes);
 //! - when a window of probe starts saw timers fire late (the threads are
-//!   behind), the limit falls to three quarters of what was in flight;
+//!   behind), the limit falls to three quarters of what was in flight on
+//!   average;
 //! - when probes were waiting for permits and timers fired on time, it
 //!   grows by an eighth per window.
 //!
@@ -65,8 +66,10 @@ pub(crate) struct Controller {
     worst: Duration,
     /// Probes waited for a permit in this window.
     full: bool,
-    /// The most probes in flight at once in this window.
-    peak: usize,
+    /// Probes in flight, summed over this window's observations, and how
+    /// many observations: their mean is what the threads actually ran.
+    in_flight_sum: usize,
+    observations: usize,
     /// The previous window lowered the limit: its backlog is still
     /// draining, so this one does not judge.
     cooling: bool,
@@ -83,7 +86,8 @@ impl Controller {
             window_start: now,
             worst: Duration::ZERO,
             full: false,
-            peak: 0,
+            in_flight_sum: 0,
+            observations: 0,
             cooling: false,
         }
     }
@@ -104,7 +108,8 @@ impl Controller {
     ) -> Option<usize> {
         self.worst = self.worst.max(late);
         self.full |= full;
-        self.peak = self.peak.max(in_flight);
+        self.in_flight_sum = self.in_flight_sum.saturating_add(in_flight);
+        self.observations += 1;
         if now.saturating_duration_since(self.window_start) < WINDOW {
             return None;
         }
@@ -112,7 +117,12 @@ impl Controller {
         if self.cooling {
             self.cooling = false;
         } else if self.worst >= BEHIND {
-            let base = self.limit.min(self.peak.max(1));
+            // From what ran on average, not at the peak: after a stall the
+            // threads start a burst of overdue probes at once, and a limit
+            // at the burst's size lets the next one through (memory
+            // follows the bursts).
+            let mean = self.in_flight_sum / self.observations.max(1);
+            let base = self.limit.min(mean.max(1));
             self.limit = (base - base / 4).max(self.min);
             self.cooling = self.limit < before;
         } else if self.worst <= ON_TIME && self.full {
@@ -121,7 +131,8 @@ impl Controller {
         self.window_start = now;
         self.worst = Duration::ZERO;
         self.full = false;
-        self.peak = in_flight;
+        self.in_flight_sum = 0;
+        self.observations = 0;
         (self.limit != before).then_some(self.limit)
     }
 }
@@ -191,16 +202,21 @@ impl Admission {
             .limit()
     }
 
-    /// Waits for a permit, in turn; `late`: how late the probe's timer
-    /// fired (the runtime's own lag, not the wait for a permit).
-    pub(crate) async fn acquire(self: &Arc<Self>, late: Duration) -> Permit {
+    /// Waits for a permit, in turn, for a probe that was due at `due`.
+    /// What the controller learns is how late the runtime ran the probe:
+    /// the time from `due` to the permit when none had to be waited for,
+    /// else up to when it asked (the wait for a turn is the limit's doing,
+    /// not the runtime's).
+    pub(crate) async fn acquire(self: &Arc<Self>, due: Instant) -> Permit {
+        let asked = Instant::now();
         let full = self.permits.available_permits() == 0;
-        self.resize(late, full);
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
             .await
             .expect("the probe semaphore is never closed");
+        let late = if full { asked } else { Instant::now() }.saturating_duration_since(due);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.resize(late, full);
         Permit {
             permit: Some(permit),
             admission: Arc::clone(self),
@@ -250,14 +266,15 @@ mod tests {
     }
 
     #[test]
-    fn late_timers_lower_the_limit_to_three_quarters_of_what_ran() {
+    fn late_timers_lower_the_limit_to_three_quarters_of_what_ran_on_average() {
         let t = Instant::now();
         let mut c = Controller::new(10_000, t);
         assert_eq!(c.observe(60 * MS, 2_000, false, at(t, 10)), None);
-        // The window closes: 2,000 ran at most, timers were 60 ms late.
+        // The window closes: 2,200 ran on average (a burst of 2,400 at
+        // the end), timers were 60 ms late.
         assert_eq!(
-            c.observe(Duration::ZERO, 1_900, false, at(t, 100)),
-            Some(1_500)
+            c.observe(Duration::ZERO, 2_400, false, at(t, 100)),
+            Some(1_650)
         );
         // The next window drains the backlog and does not judge.
         assert_eq!(c.observe(80 * MS, 1_500, true, at(t, 200)), None);
@@ -302,7 +319,7 @@ mod tests {
         let a = Admission::new(MIN_LIMIT + 8);
         let mut running = Vec::new();
         for _ in 0..MIN_LIMIT + 8 {
-            running.push(a.acquire(Duration::ZERO).await);
+            running.push(a.acquire(Instant::now()).await);
         }
         assert_eq!(a.in_flight(), MIN_LIMIT + 8);
         // Behind, the window closes: the limit falls below what runs.
@@ -322,14 +339,14 @@ mod tests {
         let a = Admission::new(MIN_LIMIT);
         let mut held = Vec::new();
         for _ in 0..MIN_LIMIT {
-            held.push(a.acquire(Duration::ZERO).await);
+            held.push(a.acquire(Instant::now()).await);
         }
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for i in 0..5 {
             let (a, order) = (Arc::clone(&a), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
-                let p = a.acquire(Duration::ZERO).await;
+                let p = a.acquire(Instant::now()).await;
                 order.lock().unwrap().push(i);
                 drop(p);
             }));

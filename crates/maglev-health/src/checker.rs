@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -60,9 +61,11 @@ pub struct CheckerOptions {
     pub observer: Option<Arc<dyn ProbeObserver>>,
     /// Optional replacement of the built-in probes.
     pub probe_factory: Option<ProbeFactory>,
-    /// The runtime probe and agent loops run on (a multi-threaded one
-    /// spreads probing over cores); `None`: the caller's.
-    pub runtime: Option<tokio::runtime::Handle>,
+    /// The runtimes probe and agent loops run on, each backend's on one
+    /// of them in turn (current-thread runtimes on threads of their own
+    /// spread probing over cores, each with its own timers and sockets);
+    /// empty: the caller's.
+    pub runtimes: Vec<tokio::runtime::Handle>,
     /// The most probes in flight at once; `None`: what the open-file
     /// limit allows (less 1,024 descriptors kept for the rest). Below
     /// that, the checker lowers the bound itself while its threads fall
@@ -76,7 +79,7 @@ impl std::fmt::Debug for CheckerOptions {
             .field("user_agent", &self.user_agent)
             .field("observer", &self.observer.is_some())
             .field("probe_factory", &self.probe_factory.is_some())
-            .field("runtime", &self.runtime.is_some())
+            .field("runtimes", &self.runtimes.len())
             .field("max_in_flight", &self.max_in_flight)
             .finish()
     }
@@ -88,7 +91,7 @@ impl Default for CheckerOptions {
             user_agent: Prober::default_user_agent(),
             observer: None,
             probe_factory: None,
-            runtime: None,
+            runtimes: Vec::new(),
             max_in_flight: None,
         }
     }
@@ -252,6 +255,8 @@ impl Entry {
 }
 
 struct Shared {
+    /// Which of `options.runtimes` the next loop goes to.
+    next_runtime: AtomicUsize,
     /// Probes take a permit from here to run.
     admission: Arc<Admission>,
     /// When the last lag warning was logged.
@@ -309,6 +314,7 @@ impl Checker {
             .unwrap_or_else(crate::admission::fd_budget);
         let checker = Checker {
             shared: Arc::new(Shared {
+                next_runtime: AtomicUsize::new(0),
                 admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
                 entries: Mutex::new(BTreeMap::new()),
@@ -374,12 +380,14 @@ impl Checker {
         if !entry.health.is_probing() {
             return;
         }
-        let rt = self
-            .shared
-            .options
-            .runtime
-            .clone()
-            .unwrap_or_else(tokio::runtime::Handle::current);
+        let runtimes = &self.shared.options.runtimes;
+        let rt = if runtimes.is_empty() {
+            tokio::runtime::Handle::current()
+        } else {
+            // In turn: as many backends on every thread.
+            let next = self.shared.next_runtime.fetch_add(1, Ordering::Relaxed);
+            runtimes[next % runtimes.len()].clone()
+        };
         let task = rt.spawn(probe_loop(
             Arc::downgrade(&self.shared),
             Arc::clone(&self.shared.admission),
@@ -778,8 +786,6 @@ async fn probe_loop(
     let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rng);
     loop {
         tokio::time::sleep_until(due).await;
-        // How late the timer fired: the runtime was busy with others.
-        let late = tokio::time::Instant::now().saturating_duration_since(due);
         if shared.strong_count() == 0 {
             return;
         }
@@ -787,7 +793,7 @@ async fn probe_loop(
         // (static backends have nothing to run). Shared is not held while
         // waiting, so a checker dropped meanwhile still stops this loop.
         let permit = if probing {
-            Some(admission.acquire(late).await)
+            Some(admission.acquire(due).await)
         } else {
             None
         };
@@ -863,9 +869,13 @@ async fn probe_loop(
                 Some(hc) => e.health.next_interval(hc),
                 None => STATIC_INTERVAL,
             };
-            let backend = e.backend.clone();
+            // Most probes change nothing: the backend is copied only for
+            // a transition to publish.
+            let changed = t.map(|t| (e.backend.clone(), t));
             drop(entries);
-            publish(&sh, &backend, t);
+            if let Some((backend, t)) = changed {
+                publish(&sh, &backend, Some(t));
+            }
             next
         };
         drop(sh);

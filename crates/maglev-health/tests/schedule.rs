@@ -412,3 +412,89 @@ async fn over_capacity_probes_wait_their_turn_and_none_starves() {
         "the lag shows the backlog: {lag:?}"
     );
 }
+
+/// Records the thread each probe ran on, per target.
+#[derive(Debug, Default)]
+struct Where(Mutex<HashMap<IpAddr, std::collections::BTreeSet<String>>>);
+
+impl Probe for Where {
+    fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
+        Box::pin(async move {
+            let thread = std::thread::current().name().unwrap_or("?").to_string();
+            self.0
+                .lock()
+                .unwrap()
+                .entry(target)
+                .or_default()
+                .insert(thread);
+            ProbeResult::new(Code::L4Ok, "here", Duration::ZERO)
+        })
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+#[tokio::test]
+async fn backends_are_shared_out_among_the_probe_runtimes_and_stay_there() {
+    // Two current-thread runtimes on threads of their own, as maglevd's
+    // probe threads: ten backends, five on each, every probe of a backend
+    // on the same thread.
+    let handles: Vec<tokio::runtime::Handle> = ["probe-a", "probe-b"]
+        .into_iter()
+        .map(|name| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || rt.block_on(std::future::pending::<()>()))
+                .unwrap();
+            handle
+        })
+        .collect();
+    let backends: String = (0..10)
+        .map(|i| {
+            format!(
+                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let names: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 20ms, fast-interval: 20ms, down-interval: 20ms }",
+        backends.trim_end(),
+        &names,
+    );
+    let seen = Arc::new(Where::default());
+    let f = Arc::clone(&seen);
+    let _checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            runtimes: handles,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 10, "every backend probed: {seen:?}");
+    let mut per_thread: HashMap<String, usize> = HashMap::new();
+    for threads in seen.values() {
+        assert_eq!(
+            threads.len(),
+            1,
+            "a backend stays on its thread: {threads:?}"
+        );
+        *per_thread
+            .entry(threads.iter().next().unwrap().clone())
+            .or_default() += 1;
+    }
+    assert_eq!(per_thread.get("probe-a"), Some(&5), "{per_thread:?}");
+    assert_eq!(per_thread.get("probe-b"), Some(&5), "{per_thread:?}");
+}
