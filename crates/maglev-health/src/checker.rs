@@ -66,10 +66,10 @@ pub struct CheckerOptions {
     /// spread probing over cores, each with its own timers and sockets);
     /// empty: the caller's.
     pub runtimes: Vec<tokio::runtime::Handle>,
-    /// The most probes in flight at once; `None`: what the open-file
-    /// limit allows (less 1,024 descriptors kept for the rest). Below
-    /// that, the checker lowers the bound itself while its threads fall
-    /// behind; probes over it wait their turn.
+    /// The most probes in flight at once (at least 32); `None`: what the
+    /// open-file limit allows (less 1,024 descriptors kept for the rest).
+    /// Below that, the checker lowers the bound itself while its threads
+    /// fall behind; probes over it wait their turn.
     pub max_in_flight: Option<usize>,
 }
 
