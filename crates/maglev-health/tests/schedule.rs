@@ -498,3 +498,54 @@ async fn backends_are_shared_out_among_the_probe_runtimes_and_stay_there() {
     assert_eq!(per_thread.get("probe-a"), Some(&5), "{per_thread:?}");
     assert_eq!(per_thread.get("probe-b"), Some(&5), "{per_thread:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn backends_removed_while_waiting_for_a_turn_give_it_away() {
+    // 64 backends, a second per probe, 32 at once: half wait at any time.
+    // A reload keeps 16: their probes no longer wait (every second each),
+    // and nothing the removed ones held or queued for is lost.
+    let n = 64;
+    let backends: String = (0..n)
+        .map(|i| {
+            format!(
+                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let hc = "    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s, timeout: 5s }";
+    let cfg = config(hc, backends.trim_end(), &names);
+    let slow = Arc::new(Slow::default());
+    let f = Arc::clone(&slow);
+    let checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+            max_in_flight: Some(32),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(checker.probe_load().in_flight, 32, "all permits in use");
+
+    let report = checker
+        .apply(&config(hc, backends.trim_end(), &names[..16]))
+        .unwrap();
+    assert_eq!(report.removed.len(), 48);
+    let before = slow.calls.lock().unwrap().clone();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let after = slow.calls.lock().unwrap().clone();
+    for name in &names[..16] {
+        let i: u8 = name[1..].parse().unwrap();
+        let target = ip(&format!("127.0.0.{}", i + 1));
+        let done = after[&target] - before.get(&target).copied().unwrap_or(0);
+        // A probe (1 s) and the interval (1 s ± 10 %) each time: 9–11.
+        assert!((9..=11).contains(&done), "{name}: {done} probes in 20 s");
+    }
+    let load = checker.probe_load();
+    assert!(load.in_flight <= 16, "{load:?}");
+    assert_eq!(load.limit, 32);
+}
