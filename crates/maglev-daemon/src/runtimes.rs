@@ -81,7 +81,7 @@ impl RuntimeThread {
         })
     }
 
-    /// Spawns onto this thread's runtime.
+    /// A handle to this thread's runtime, to spawn onto it.
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.handle.clone()
     }

@@ -44,7 +44,11 @@ const RESERVED_FDS: u64 = 1024;
 /// The most probes in flight the open-file limit allows.
 pub(crate) fn fd_budget() -> usize {
     use nix::sys::resource::{getrlimit, Resource};
-    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    budget_for(getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft))
+}
+
+/// Probes in flight a soft open-file limit of `soft` leaves room for.
+fn budget_for(soft: u64) -> usize {
     let budget = if soft > 2 * RESERVED_FDS {
         soft - RESERVED_FDS
     } else {
@@ -59,7 +63,6 @@ pub(crate) fn fd_budget() -> usize {
 #[derive(Debug, Clone)]
 pub(crate) struct Controller {
     limit: usize,
-    min: usize,
     max: usize,
     window_start: Instant,
     /// The latest a timer fired in this window.
@@ -81,7 +84,6 @@ impl Controller {
         let max = max.max(MIN_LIMIT);
         Controller {
             limit: max,
-            min: MIN_LIMIT,
             max,
             window_start: now,
             worst: Duration::ZERO,
@@ -123,7 +125,7 @@ impl Controller {
             // follows the bursts).
             let mean = self.in_flight_sum / self.observations.max(1);
             let base = self.limit.min(mean.max(1));
-            self.limit = (base - base / 4).max(self.min);
+            self.limit = (base - base / 4).max(MIN_LIMIT);
             self.cooling = self.limit < before;
         } else if self.worst <= ON_TIME && self.full {
             self.limit = (self.limit + (self.limit / 8).max(1)).min(self.max);
@@ -301,6 +303,16 @@ mod tests {
         // Waiting, but timers between on time and behind: hold.
         assert_eq!(c.observe(30 * MS, 500, true, at(t, 200)), None);
         assert_eq!(c.limit(), 500);
+    }
+
+    #[test]
+    fn the_budget_keeps_descriptors_for_the_rest() {
+        assert_eq!(budget_for(65_536), 64_512);
+        assert_eq!(budget_for(20_000), 18_976);
+        // Small limits: half for probes.
+        assert_eq!(budget_for(1_024), 512);
+        assert_eq!(budget_for(40), MIN_LIMIT);
+        assert_eq!(budget_for(u64::MAX), Semaphore::MAX_PERMITS);
     }
 
     #[test]

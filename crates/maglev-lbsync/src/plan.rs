@@ -459,3 +459,18 @@ pub fn plan(
     }
     plan
 }
+
+#[cfg(test)]
+mod labels {
+    use super::Scope;
+
+    #[test]
+    fn scope_labels_list_every_label() {
+        // Metrics create a zero series per entry of LABELS; a scope whose
+        // label is missing there would appear only with its first failure.
+        for scope in [Scope::All, Scope::Vips(Default::default())] {
+            assert!(Scope::LABELS.contains(&scope.label()), "{scope:?}");
+        }
+        assert_eq!(Scope::LABELS.len(), 2);
+    }
+}
