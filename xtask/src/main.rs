@@ -221,7 +221,8 @@ fn fuzz(args: &[String], release: bool) -> Result<(), String> {
 
 /// Finds promtool (Debian's `prometheus` package), installing it when
 /// missing and run as root, for the metrics test's `promtool check
-/// metrics`; without it that check is skipped, loudly.
+/// metrics` and the test that runs Prometheus; without it they are
+/// skipped, loudly.
 fn promtool() {
     let works = || {
         Command::new("promtool")
@@ -236,7 +237,10 @@ fn promtool() {
         );
     }
     if works() {
+        // The same package has Prometheus itself, which scrapes maglevd
+        // in a test.
         std::env::set_var("MAGLEV_PROMTOOL", "promtool");
+        std::env::set_var("MAGLEV_PROMETHEUS", "prometheus");
         std::env::set_var("MAGLEV_REQUIRE_PROMTOOL", "1");
     } else {
         eprintln!("\n*** promtool not available: `promtool check metrics` will be SKIPPED ***\n");

@@ -1,7 +1,8 @@
 //! `cargo xtask bench daemon` (second part): do reads wait for the
 //! writer? maglevd with 1,000 frontends × 64 static backends on the
 //! simulator; GetFrontend (a random frontend each time), ListFrontends,
-//! a `/metrics` scrape and GetVPPLBState (a read of all of VPP) are timed
+//! a `/metrics` scrape (whole, whole gzipped, and `?scope=global,frontend`)
+//! and GetVPPLBState (a read of all of VPP) are timed
 //! one after another, first with maglevd
 //! idle, then while full syncs run back to back (each one reads all of
 //! VPP's 64,000 application servers and plans). p50/p99/max per read.
@@ -27,13 +28,18 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn scrape(port: u16) -> usize {
+/// A whole scrape of `path`, gzipped if `gzip`: the bytes received.
+async fn scrape(port: u16, path: &str, gzip: bool) -> usize {
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let accept = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{accept}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).await.unwrap();
     out.len()
@@ -43,8 +49,12 @@ struct Figures {
     get: Vec<f64>,
     list: Vec<f64>,
     scrape: Vec<f64>,
+    scrape_gzip: Vec<f64>,
+    scrape_small: Vec<f64>,
     vpp_state: Vec<f64>,
     bytes: usize,
+    bytes_gzip: usize,
+    bytes_small: usize,
 }
 
 async fn measure(c: &mut MaglevClient<tonic::transport::Channel>, metrics: u16) -> Figures {
@@ -52,8 +62,12 @@ async fn measure(c: &mut MaglevClient<tonic::transport::Channel>, metrics: u16) 
         get: Vec::new(),
         list: Vec::new(),
         scrape: Vec::new(),
+        scrape_gzip: Vec::new(),
+        scrape_small: Vec::new(),
         vpp_state: Vec::new(),
         bytes: 0,
+        bytes_gzip: 0,
+        bytes_small: 0,
     };
     for i in 0..READS {
         let name = format!("f{}", (i * 379) % VIPS);
@@ -63,13 +77,22 @@ async fn measure(c: &mut MaglevClient<tonic::transport::Channel>, metrics: u16) 
             .unwrap();
         f.get.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    // The small scopes, as often as GetFrontend.
+    for _ in 0..READS {
+        let t = Instant::now();
+        f.bytes_small = scrape(metrics, "/metrics?scope=global,frontend", true).await;
+        f.scrape_small.push(t.elapsed().as_secs_f64() * 1e3);
+    }
     for _ in 0..SCRAPES {
         let t = Instant::now();
         c.list_frontends(pb::ListFrontendsRequest {}).await.unwrap();
         f.list.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        f.bytes = scrape(metrics).await;
+        f.bytes = scrape(metrics, "/metrics", false).await;
         f.scrape.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        f.bytes_gzip = scrape(metrics, "/metrics", true).await;
+        f.scrape_gzip.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
         c.get_vpplb_state(pb::GetVpplbStateRequest {})
             .await
@@ -168,6 +191,9 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         eprintln!("programmed in {:.1} s", t.elapsed().as_secs_f64());
+        // The reconciler reads VPP once more a second after adding VIPs
+        // (for their stats indexes): idle means after that.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let mut idle = measure(&mut c, metrics).await;
         // Full syncs back to back on a second connection.
         let busy = Arc::new(AtomicBool::new(true));
@@ -196,8 +222,10 @@ fn main() {
         busy.store(false, Ordering::Relaxed);
         let mut sync_ms = syncer.await.unwrap();
         println!(
-            "maglevd, {VIPS} frontends × {ASES} static backends on the simulator; /metrics is {:.1} MB",
-            idle.bytes as f64 / 1e6
+            "maglevd, {VIPS} frontends × {ASES} static backends on the simulator; /metrics is {:.1} MB ({:.1} MB gzipped); ?scope=global,frontend {:.0} KB gzipped",
+            idle.bytes as f64 / 1e6,
+            idle.bytes_gzip as f64 / 1e6,
+            idle.bytes_small as f64 / 1e3
         );
         println!();
         println!("| read | p50 | p99 | max |");
@@ -205,6 +233,8 @@ fn main() {
         row("GetFrontend, idle", &mut idle.get);
         row("ListFrontends, idle", &mut idle.list);
         row("/metrics scrape, idle", &mut idle.scrape);
+        row("/metrics scrape gzipped, idle", &mut idle.scrape_gzip);
+        row("/metrics?scope=global,frontend gzipped, idle", &mut idle.scrape_small);
         row("GetVPPLBState (reads VPP), idle", &mut idle.vpp_state);
         row(
             &format!(
@@ -216,6 +246,11 @@ fn main() {
         );
         row("ListFrontends, full syncs running", &mut during.list);
         row("/metrics scrape, full syncs running", &mut during.scrape);
+        row("/metrics scrape gzipped, full syncs running", &mut during.scrape_gzip);
+        row(
+            "/metrics?scope=global,frontend gzipped, full syncs running",
+            &mut during.scrape_small,
+        );
         row("GetVPPLBState (reads VPP), full syncs running", &mut during.vpp_state);
         row("(a full sync itself)", &mut sync_ms);
     });

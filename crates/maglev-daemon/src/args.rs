@@ -110,7 +110,8 @@ pub struct Flags {
     #[arg(long, env = "MAGLEV_METRICS_TLS", requires = "tls_cert")]
     pub metrics_tls: bool,
     /// Prometheus `/metrics` listen address (`:9091` listens on every
-    /// address); empty disables it.
+    /// address); empty disables it. `/metrics?scope=global,frontend`
+    /// leaves out the per-backend series (`scope=backend` is only them).
     #[arg(
         long,
         env = "MAGLEV_METRICS_ADDR",

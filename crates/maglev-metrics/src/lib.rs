@@ -12,7 +12,10 @@
 mod gauges;
 mod grpc;
 mod process;
+mod scope;
 mod text;
+
+pub use scope::{accepts_gzip, QueryError, Scopes};
 
 pub use text::to_text_format;
 
@@ -47,9 +50,18 @@ fn histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 
+/// The families, one registry per [`Scopes`] group so a scrape encodes
+/// only what it asked for.
+#[derive(Default)]
+struct Registries {
+    global: Registry,
+    frontend: Registry,
+    backend: Registry,
+}
+
 /// Every metric family of maglevd.
 pub struct Metrics {
-    registry: Mutex<Registry>,
+    registry: Mutex<Registries>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_lag: Histogram,
@@ -88,7 +100,7 @@ impl Metrics {
     /// Every family, registered.
     pub fn new() -> Metrics {
         let m = Metrics {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(Registries::default()),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             probe_lag: histogram(),
@@ -118,8 +130,8 @@ impl Metrics {
                 .get_or_create(&vec![("scope", scope.to_string())]);
         }
         {
-            let mut r = m.registry.lock().expect("registry");
-            let r = r.sub_registry_with_prefix("maglev");
+            let mut registries = m.registry.lock().expect("registry");
+            let r = registries.backend.sub_registry_with_prefix("maglev");
             r.register(
                 "probe",
                 "Health probes by result and code",
@@ -131,14 +143,21 @@ impl Metrics {
                 m.probe_duration.clone(),
             );
             r.register(
-                "probe_lag_seconds",
-                "How late probes start after they were due (above a few ms: the checker is over capacity)",
-                m.probe_lag.clone(),
-            );
-            r.register(
                 "backend_transitions",
                 "Backend state transitions",
                 m.transitions.clone(),
+            );
+            let r = registries.frontend.sub_registry_with_prefix("maglev");
+            r.register(
+                "vip_packets",
+                "Packets per VIP from VPP's lb counters, by kind (reset when VPP restarts)",
+                m.vip_packets.clone(),
+            );
+            let r = registries.global.sub_registry_with_prefix("maglev");
+            r.register(
+                "probe_lag_seconds",
+                "How late probes start after they were due (above a few ms: the checker is over capacity)",
+                m.probe_lag.clone(),
             );
             r.register(
                 "vpp_connected",
@@ -167,11 +186,6 @@ impl Metrics {
                 m.lbsync_failed.clone(),
             );
             r.register(
-                "vip_packets",
-                "Packets per VIP from VPP's lb counters, by kind (reset when VPP restarts)",
-                m.vip_packets.clone(),
-            );
-            r.register(
                 "build_info",
                 "maglevd's version, git commit and build date",
                 m.build_info.clone(),
@@ -198,12 +212,12 @@ impl Metrics {
             );
         }
         m.process
-            .register(&mut m.registry.lock().expect("registry"));
+            .register(&mut m.registry.lock().expect("registry").global);
         // The config maglevd started with was loaded successfully.
         m.config_reload(true);
         {
             let mut r = m.registry.lock().expect("registry");
-            let r = r.sub_registry_with_prefix("grpc_server");
+            let r = r.global.sub_registry_with_prefix("grpc_server");
             r.register("started", "RPCs started", m.grpc_started.clone());
             r.register("handled", "RPCs completed, by code", m.grpc_handled.clone());
             r.register(
@@ -262,22 +276,65 @@ impl Metrics {
             .inc();
     }
 
-    /// Encodes everything in `format`: the registry's counters and
-    /// histograms, then the gauges computed from the checker's and the
-    /// reconciler's snapshots.
+    /// Encodes the families of `scopes` in `format`: the registries'
+    /// counters and histograms, then the gauges computed from the
+    /// checker's and the reconciler's snapshots.
     pub async fn render(
         &self,
         checker: &Checker,
         reconciler: &ReconcilerHandle,
         format: Format,
+        scopes: Scopes,
     ) -> String {
         // Everything from the reconciler's published snapshot: a scrape
         // never waits for it (it may be waiting for VPP) and never makes
         // VPP calls; counters come from the stats segment directly.
         let status = reconciler.status();
-        if let Ok(counters) = reconciler.counters().await {
-            self.vip_counters(&status, &counters);
+        if scopes.frontend {
+            if let Ok(counters) = reconciler.counters().await {
+                self.vip_counters(&status, &counters);
+            }
         }
+        if scopes.global {
+            self.update_global(&status);
+        }
+        let mut out = String::new();
+        {
+            let r = self.registry.lock().expect("registry");
+            for (asked, registry) in [
+                (scopes.global, &r.global),
+                (scopes.frontend, &r.frontend),
+                (scopes.backend, &r.backend),
+            ] {
+                if asked {
+                    let _ = encode_registry(&mut out, registry);
+                }
+            }
+        }
+        // Only the registries' part differs between the formats; the
+        // gauges (most of the bytes) are written once, in the end format.
+        if format == Format::Text {
+            out = to_text_format(&out);
+        }
+        let mut w = GaugeWriter::new(&mut out);
+        if scopes.global {
+            global_gauges(&mut w, checker);
+        }
+        if scopes.frontend {
+            frontend_gauges(&mut w, &status);
+        }
+        if scopes.backend {
+            backend_gauges(&mut w, checker, &status);
+        }
+        if format == Format::OpenMetrics {
+            let _ = encode_eof(&mut out);
+        }
+        out
+    }
+
+    /// The global families that follow the reconciler's snapshot and the
+    /// process.
+    fn update_global(&self, status: &maglev_lbsync::reconciler::Status) {
         self.vpp_connected.set(i64::from(status.vpp.is_some()));
         self.vpp_info.clear();
         match &status.vpp {
@@ -320,21 +377,6 @@ impl Metrics {
             }
         }
         self.process.update();
-        let mut out = String::new();
-        {
-            let r = self.registry.lock().expect("registry");
-            let _ = encode_registry(&mut out, &r);
-        }
-        // Only the registry's part differs between the formats; the gauges
-        // (most of the bytes) are written once, in the end format.
-        if format == Format::Text {
-            out = to_text_format(&out);
-        }
-        scrape_gauges(&mut out, checker, &status);
-        if format == Format::OpenMetrics {
-            let _ = encode_eof(&mut out);
-        }
-        out
     }
 
     fn vip_counters(
@@ -382,10 +424,8 @@ pub enum Format {
     Text,
 }
 
-/// The per-backend and per-frontend gauges, from one look at each snapshot.
-fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::reconciler::Status) {
-    let backends = checker.backends();
-    let mut w = GaugeWriter::new(out);
+/// The probe engine's gauges.
+fn global_gauges(w: &mut GaugeWriter<'_>, checker: &Checker) {
     let load = checker.probe_load();
     const IN_FLIGHT: &str = "maglev_probes_in_flight";
     w.family(IN_FLIGHT, "Health-check probes running now.");
@@ -396,6 +436,39 @@ fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::re
         "How many probes may run at once: the open-file budget, lower while the probe threads are behind.",
     );
     w.sample(LIMIT, &[], load.limit as i64);
+}
+
+/// The per-frontend gauges, from the reconciler's snapshot.
+fn frontend_gauges(w: &mut GaugeWriter<'_>, status: &maglev_lbsync::reconciler::Status) {
+    const FRONTEND: &str = "maglev_frontend_state";
+    w.family(FRONTEND, "1 for the state each frontend is in.");
+    for (name, state) in &status.frontends {
+        for s in ["up", "down", "unknown", "panic"] {
+            w.sample(
+                FRONTEND,
+                &[("frontend", name), ("state", s)],
+                state.as_str() == s,
+            );
+        }
+    }
+    const PANIC: &str = "maglev_frontend_panic";
+    w.family(
+        PANIC,
+        "1 while the frontend is below its panic-threshold and fails open.",
+    );
+    for (name, state) in &status.frontends {
+        let panic = *state == maglev_lbsync::FrontendState::Panic;
+        w.sample(PANIC, &[("frontend", name)], panic);
+    }
+}
+
+/// The per-backend and per-member gauges, from one look at each snapshot.
+fn backend_gauges(
+    w: &mut GaugeWriter<'_>,
+    checker: &Checker,
+    status: &maglev_lbsync::reconciler::Status,
+) {
+    let backends = checker.backends();
     const STATE: &str = "maglev_backend_state";
     w.family(STATE, "1 for the state each backend is in.");
     for b in &backends {
@@ -483,26 +556,6 @@ fn scrape_gauges(out: &mut String, checker: &Checker, status: &maglev_lbsync::re
             }
         }
     }
-    const FRONTEND: &str = "maglev_frontend_state";
-    w.family(FRONTEND, "1 for the state each frontend is in.");
-    for (name, state) in &status.frontends {
-        for s in ["up", "down", "unknown", "panic"] {
-            w.sample(
-                FRONTEND,
-                &[("frontend", name), ("state", s)],
-                state.as_str() == s,
-            );
-        }
-    }
-    const PANIC: &str = "maglev_frontend_panic";
-    w.family(
-        PANIC,
-        "1 while the frontend is below its panic-threshold and fails open.",
-    );
-    for (name, state) in &status.frontends {
-        let panic = *state == maglev_lbsync::FrontendState::Panic;
-        w.sample(PANIC, &[("frontend", name)], panic);
-    }
 }
 
 impl ProbeObserver for Metrics {
@@ -565,6 +618,19 @@ pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::tas
     })
 }
 
+/// A scrape body, gzipped at the fastest level: scrape bodies are
+/// repetitive text, and even the fastest level takes 53 MB to a few.
+fn gzip_body(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut z = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail.
+    let _ = z.write_all(body);
+    z.finish().unwrap_or_default()
+}
+
 /// Connections the `/metrics` listener serves at once. More wait in the
 /// kernel's backlog, costing this process no file descriptor: a flood of
 /// idle connections cannot starve the probes of descriptors.
@@ -608,7 +674,18 @@ pub async fn serve(
                 let (metrics, checker, reconciler) =
                     (Arc::clone(&metrics), checker.clone(), reconciler.clone());
                 async move {
-                    let response = if req.uri().path() == "/metrics" {
+                    let scopes = Scopes::from_query(req.uri().query());
+                    let response = if req.uri().path() != "/metrics" {
+                        Response::builder()
+                            .status(404)
+                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                    } else if let Err(e) = scopes {
+                        Response::builder()
+                            .status(400)
+                            .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                            .body(Full::new(Bytes::from(format!("{e}\n"))))
+                    } else {
+                        let scopes = scopes.unwrap_or(Scopes::ALL);
                         // OpenMetrics for whoever asks for it (Prometheus
                         // does); the classic text format for everyone else
                         // (promtool, curl, older scrapers).
@@ -626,14 +703,29 @@ pub async fn serve(
                         } else {
                             (Format::Text, "text/plain; version=0.0.4; charset=utf-8")
                         };
-                        let body = metrics.render(&checker, &reconciler, format).await;
-                        Response::builder()
+                        let gzip = accepts_gzip(
+                            req.headers()
+                                .get_all(hyper::header::ACCEPT_ENCODING)
+                                .iter()
+                                .filter_map(|v| v.to_str().ok()),
+                        );
+                        let body = metrics.render(&checker, &reconciler, format, scopes).await;
+                        let mut response = Response::builder()
                             .header(hyper::header::CONTENT_TYPE, content_type)
-                            .body(Full::new(Bytes::from(body)))
-                    } else {
-                        Response::builder()
-                            .status(404)
-                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                            .header(hyper::header::VARY, "Accept-Encoding");
+                        let body = if gzip {
+                            response = response.header(hyper::header::CONTENT_ENCODING, "gzip");
+                            // Prometheus asks for gzip: a large body
+                            // shrinks about twentyfold on the wire.
+                            // Compressing is CPU work, kept off the
+                            // runtime's threads.
+                            tokio::task::spawn_blocking(move || gzip_body(body.as_bytes()))
+                                .await
+                                .unwrap_or_default()
+                        } else {
+                            body.into_bytes()
+                        };
+                        response.body(Full::new(Bytes::from(body)))
                     };
                     Ok::<_, std::convert::Infallible>(response.expect("valid response"))
                 }

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// How soon after adding VIPs the reconciler reads VPP for their stats
+/// indexes.
+pub(super) const INDEX_READ_DELAY: Duration = Duration::from_secs(1);
+
 impl<C: VppConnector> Reconciler<C> {
     pub(super) async fn sync_frontends(&mut self, names: BTreeSet<String>) -> Option<String> {
         let keys: BTreeSet<_> = names
@@ -156,6 +160,18 @@ impl<C: VppConnector> Reconciler<C> {
         }
         if applied.failures.is_empty() && scope == Scope::All {
             self.retry_backoff = Duration::ZERO;
+        }
+        if applied
+            .done
+            .iter()
+            .any(|op| matches!(op, crate::plan::Op::VipAdd(_)))
+        {
+            // A new VIP's stats-counter index is only in VPP's CLI
+            // listing, which a full read takes: read again soon (once for
+            // a burst of adds), so its packet counters show within a
+            // second rather than a sync-interval later.
+            let soon = Instant::now() + INDEX_READ_DELAY;
+            self.retry = Some(self.retry.map_or(soon, |at| at.min(soon)));
         }
         self.publish();
         let stats = applied.stats();
