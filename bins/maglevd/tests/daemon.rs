@@ -512,6 +512,10 @@ async fn end_to_end() {
     let frontend_scope = [
         "maglev_frontend_state{frontend=\"www\",state=\"up\"} 1",
         "maglev_frontend_panic{frontend=\"www\"} 0",
+        "maglev_frontend_backends{frontend=\"www\",state=\"up\"} 1",
+        "maglev_frontend_backends{frontend=\"www\",state=\"down\"} 1",
+        "maglev_frontend_backends{frontend=\"www\",state=\"removed\"} 0",
+        "maglev_frontend_serving_backends{frontend=\"www\"} 1",
         "maglev_vip_packets_total{frontend=\"www\",kind=\"first_packet\"} 0",
     ];
     let global_scope = [

@@ -193,11 +193,12 @@ async fn prometheus_scrapes_both_scopes_and_evaluates_the_rules() {
     }
     // Each job has its scope's series and no others (once maglevd has
     // programmed VPP and a scrape after that has landed).
-    let checks: [(&str, &[&str]); 5] = [
+    let checks: [(&str, &[&str]); 6] = [
         (
             "maglev_backend_health",
             &["maglev-backends/s1", "maglev-backends/s2"],
         ),
+        ("maglev_frontend_serving_backends == 2", &["maglev/www"]),
         ("maglev_frontend_state{state=\"up\"}", &["maglev/www"]),
         ("maglev_vpp_connected", &["maglev/"]),
         (

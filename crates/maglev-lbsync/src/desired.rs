@@ -362,8 +362,29 @@ pub fn frontend_state(
     states: &HashMap<String, State>,
     overrides: &Overrides,
 ) -> FrontendState {
+    frontend_summary(config, f, states, overrides).0
+}
+
+/// How a frontend's backends stand.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    /// Backends by state, in [`State::ALL`] order.
+    pub by_state: [u32; State::ALL.len()],
+    /// Backends VPP gives a weight above 0: where new flows go (in panic,
+    /// down ones too).
+    pub serving: u32,
+}
+
+/// A frontend's aggregate state and its backends' counts, from one
+/// computation of its weights.
+pub fn frontend_summary(
+    config: &Config,
+    f: &Frontend,
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> (FrontendState, MemberCounts) {
     let weights = effective_weights(config, f, states, overrides);
-    if panic_check(f, states, overrides).is_some_and(|p| p.panic) {
+    let state = if panic_check(f, states, overrides).is_some_and(|p| p.panic) {
         FrontendState::Panic
     } else if weights.iter().any(|w| w.weight > 0) {
         FrontendState::Up
@@ -371,7 +392,17 @@ pub fn frontend_state(
         FrontendState::Unknown
     } else {
         FrontendState::Down
+    };
+    // A backend is a member of one pool of a frontend at most (the config
+    // refuses more): members are backends.
+    let mut counts = MemberCounts::default();
+    for w in &weights {
+        if let Some(i) = State::ALL.iter().position(|s| *s == w.state) {
+            counts.by_state[i] += 1;
+        }
+        counts.serving += u32::from(w.weight > 0);
     }
+    (state, counts)
 }
 
 /// The VIP of one frontend.

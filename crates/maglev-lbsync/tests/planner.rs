@@ -7,7 +7,8 @@ use maglev_config::Config;
 use maglev_health::State;
 use maglev_lbsync::actual::ActualState;
 use maglev_lbsync::desired::{
-    desired_state, effective_weights, frontend_state, vip_key, Overrides,
+    desired_state, effective_weights, frontend_state, frontend_summary, vip_key, MemberCounts,
+    Overrides,
 };
 use maglev_lbsync::{plan, Capabilities, FlushLedger, FrontendState, Op, Scope};
 use maglev_vpp::{Encap, VipKey};
@@ -144,6 +145,37 @@ fn frontend_state_aggregate() {
     assert_eq!(fs(Down, Down, Up), FrontendState::Up, "standby serving");
 }
 
+#[test]
+fn frontend_summary_counts_backends_by_state_and_serving() {
+    use FrontendState as F;
+    use State::*;
+    let cfg = config("", true);
+    let f = &cfg.frontends["www"];
+    let o = Overrides::new();
+    let counts = |a1, a2, b1| {
+        let s = states(&[("a1", a1), ("a2", a2), ("b1", b1)]);
+        let (fs, c) = frontend_summary(&cfg, f, &s, &o);
+        assert_eq!(fs, frontend_state(&cfg, f, &s, &o));
+        assert_eq!(c.by_state.iter().sum::<u32>(), 3, "every member once");
+        let by = |st: State| c.by_state[State::ALL.iter().position(|x| *x == st).unwrap()];
+        (fs, by(Up), by(Down), by(Unknown), by(Disabled), c.serving)
+    };
+    // Primary up: the standby is up but gets nothing.
+    assert_eq!(counts(Up, Up, Up), (F::Up, 3, 0, 0, 0, 2));
+    assert_eq!(counts(Down, Disabled, Up), (F::Up, 1, 1, 0, 1, 1));
+    assert_eq!(
+        counts(Unknown, Unknown, Unknown),
+        (F::Unknown, 0, 0, 3, 0, 0)
+    );
+    assert_eq!(counts(Down, Down, Down), (F::Down, 0, 3, 0, 0, 0));
+    let none = frontend_summary(&cfg, f, &states(&[]), &o).1;
+    assert_ne!(
+        none,
+        MemberCounts::default(),
+        "unknown to the checker: unknown"
+    );
+}
+
 /// A frontend `p` with a panic threshold: primary c1..c4 (weights 10, 20,
 /// 30, 40), standby s1.
 fn panic_config(threshold: &str) -> Config {
@@ -248,6 +280,14 @@ fn panic_threshold_table() {
             "{st:?}"
         );
         assert_eq!(frontend_state(&cfg, f, &s, &o), fs, "{st:?}");
+        // Serving: what VPP sends new flows to, down members kept open
+        // in panic among them.
+        let serving = w.iter().filter(|w| w.weight > 0).count() as u32;
+        assert_eq!(
+            frontend_summary(&cfg, f, &s, &o).1.serving,
+            serving,
+            "{st:?}"
+        );
     }
     // An override of 0 takes a member out of the count.
     let s = states(&[

@@ -460,6 +460,26 @@ fn frontend_gauges(w: &mut GaugeWriter<'_>, status: &maglev_lbsync::reconciler::
         let panic = *state == maglev_lbsync::FrontendState::Panic;
         w.sample(PANIC, &[("frontend", name)], panic);
     }
+    // Enough to follow a frontend's health without the per-backend scope.
+    const BACKENDS: &str = "maglev_frontend_backends";
+    w.family(BACKENDS, "The frontend's backends by state.");
+    for (name, counts) in &status.frontend_counts {
+        for (s, n) in State::ALL.iter().zip(counts.by_state) {
+            w.sample(
+                BACKENDS,
+                &[("frontend", name), ("state", s.as_str())],
+                i64::from(n),
+            );
+        }
+    }
+    const SERVING: &str = "maglev_frontend_serving_backends";
+    w.family(
+        SERVING,
+        "The frontend's backends VPP gives a weight above 0: where new flows go.",
+    );
+    for (name, counts) in &status.frontend_counts {
+        w.sample(SERVING, &[("frontend", name)], i64::from(counts.serving));
+    }
 }
 
 /// The per-backend and per-member gauges, from one look at each snapshot.

@@ -41,8 +41,8 @@ use tracing::{debug, info, warn};
 use crate::actual::ActualState;
 use crate::apply::apply;
 use crate::desired::{
-    desired_state, desired_subset, frontend_state, vip_key, DesiredState, FrontendState, Overrides,
-    Ramps,
+    desired_state, desired_subset, frontend_summary, vip_key, DesiredState, FrontendState,
+    MemberCounts, Overrides, Ramps,
 };
 use crate::plan::{plan, Capabilities, FlushLedger, Plan, Scope, SyncStats};
 use crate::port::{Hello, LbConnector, VppConnector, VppPort};
@@ -152,6 +152,8 @@ pub struct Status {
     pub vpp_enabled: bool,
     /// Every frontend's aggregate state.
     pub frontends: BTreeMap<String, FrontendState>,
+    /// Every frontend's backends by state, and how many VPP sends to.
+    pub frontend_counts: BTreeMap<String, MemberCounts>,
     /// Whether the startup warmup is over.
     pub warmup_done: bool,
     /// Successful calls so far by (scope `all`/`vip`, kind).
@@ -291,6 +293,7 @@ struct Reconciler<C: VppConnector> {
     retry: Option<Instant>,
     retry_backoff: Duration,
     frontend_states: BTreeMap<String, FrontendState>,
+    frontend_counts: BTreeMap<String, MemberCounts>,
     status: watch::Sender<Status>,
     frontend_events: broadcast::Sender<FrontendEvent>,
     /// (frontend, backend) pairs ramping up after the backend came back,
@@ -352,6 +355,7 @@ fn start<C: VppConnector>(
         vpp: None,
         vpp_enabled: connector.is_some(),
         frontends: BTreeMap::new(),
+        frontend_counts: BTreeMap::new(),
         warmup_done: false,
         totals: BTreeMap::new(),
         sync_failures: BTreeMap::new(),
@@ -393,6 +397,7 @@ fn start<C: VppConnector>(
         last_identity: None,
         degraded_logged: false,
         frontend_states: BTreeMap::new(),
+        frontend_counts: BTreeMap::new(),
         status: status_tx,
         frontend_events: fe_tx.clone(),
         ramp_start: HashMap::new(),

@@ -35,6 +35,7 @@ impl<C: VppConnector> Reconciler<C> {
             _ => (None, None, None),
         };
         let frontends = self.frontend_states.clone();
+        let counts = self.frontend_counts.clone();
         let done = self.warmup.is_done();
         let enabled = !matches!(self.link, Link::Disabled);
         let config = Arc::clone(&self.config);
@@ -54,6 +55,7 @@ impl<C: VppConnector> Reconciler<C> {
             s.vpp = vpp;
             s.vpp_enabled = enabled;
             s.frontends = frontends;
+            s.frontend_counts = counts;
             s.warmup_done = done;
             s.config = config;
             s.overrides = overrides;
@@ -70,6 +72,7 @@ impl<C: VppConnector> Reconciler<C> {
     pub(super) fn refresh_frontends(&mut self) {
         let all: BTreeSet<String> = self.config.frontends.keys().cloned().collect();
         self.frontend_states.retain(|n, _| all.contains(n));
+        self.frontend_counts.retain(|n, _| all.contains(n));
         self.refresh_some(&all);
     }
 
@@ -94,7 +97,8 @@ impl<C: VppConnector> Reconciler<C> {
             .iter()
             .filter_map(|n| self.config.frontends.get_key_value(n))
         {
-            let to = frontend_state(&self.config, f, &states, &overrides);
+            let (to, counts) = frontend_summary(&self.config, f, &states, &overrides);
+            self.frontend_counts.insert(name.clone(), counts);
             let from = next.get(name).copied();
             if from != Some(to) {
                 let from = from.unwrap_or(FrontendState::Unknown);
