@@ -7,7 +7,7 @@
 //! resume and enable start a fresh one. Every loop is tagged with an epoch,
 //! so a loop that was replaced can never apply a stale result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -262,11 +262,29 @@ struct Shared {
     /// When the last lag warning was logged.
     lag_warned: Mutex<Option<tokio::time::Instant>>,
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// What agents ask for, of the backends whose agent asks for
+    /// anything: readers (every GetFrontend, every reconciler input)
+    /// copy this, not a scan of every entry under the probes' lock.
+    /// Written with `entries` held (that order).
+    agents: Mutex<HashMap<String, AgentState>>,
     events: broadcast::Sender<BackendEvent>,
     prober: Mutex<Prober>,
     netns: Mutex<Option<String>>,
     options: CheckerOptions,
     history: Mutex<usize>,
+}
+
+impl Shared {
+    /// Keeps `agents` in step with an entry's agent state (call with
+    /// `entries` held).
+    fn note_agent(&self, name: &str, state: AgentState) {
+        let mut agents = self.agents.lock().expect("checker lock");
+        if state.is_neutral() {
+            agents.remove(name);
+        } else {
+            agents.insert(name.to_string(), state);
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -318,6 +336,7 @@ impl Checker {
                 admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
                 entries: Mutex::new(BTreeMap::new()),
+                agents: Mutex::new(HashMap::new()),
                 events,
                 prober: Mutex::new(prober),
                 netns: Mutex::new(netns),
@@ -413,13 +432,8 @@ impl Checker {
 
     /// What each backend's agent asks for, for those where it changes
     /// something.
-    pub fn agents(&self) -> std::collections::HashMap<String, AgentState> {
-        let entries = self.shared.entries.lock().expect("checker lock");
-        entries
-            .iter()
-            .filter(|(_, e)| !e.agent.is_neutral())
-            .map(|(n, e)| (n.clone(), e.agent))
-            .collect()
+    pub fn agents(&self) -> HashMap<String, AgentState> {
+        self.shared.agents.lock().expect("checker lock").clone()
     }
 
     /// Probes running now, and how many may run at once.
@@ -453,7 +467,7 @@ impl Checker {
     }
 
     /// Every backend's state, without the rest of its status.
-    pub fn states(&self) -> std::collections::HashMap<String, State> {
+    pub fn states(&self) -> HashMap<String, State> {
         let entries = self.shared.entries.lock().expect("checker lock");
         entries
             .iter()
@@ -466,7 +480,7 @@ impl Checker {
     pub fn states_of<'a>(
         &self,
         names: impl IntoIterator<Item = &'a str>,
-    ) -> std::collections::HashMap<String, State> {
+    ) -> HashMap<String, State> {
         let entries = self.shared.entries.lock().expect("checker lock");
         names
             .into_iter()
@@ -578,6 +592,7 @@ impl Checker {
         for name in gone {
             if let Some(mut e) = entries.remove(&name) {
                 e.stop();
+                self.shared.note_agent(&name, AgentState::default());
                 events.push((e.backend.clone(), e.health.remove(SystemTime::now())));
                 report.removed.push(name);
             }
@@ -610,6 +625,7 @@ impl Checker {
                     entry.backend = backend;
                     entry.last = None;
                     entry.reset_agent();
+                    self.shared.note_agent(&name, entry.agent);
                     self.spawn(&name, entry, Duration::ZERO);
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
@@ -630,6 +646,7 @@ impl Checker {
                     entry.backend = Backend { enabled, ..backend };
                     entry.last = None;
                     entry.reset_agent();
+                    self.shared.note_agent(&name, entry.agent);
                     self.spawn(&name, entry, Duration::ZERO);
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
@@ -719,7 +736,9 @@ async fn agent_loop(
             let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
                 return;
             };
-            agent_answer(e, &name, answer)
+            let event = agent_answer(e, &name, answer);
+            sh.note_agent(&name, e.agent);
+            event
         };
         if let Some((backend, t)) = event {
             info!(event = "agent-change", backend = %backend.name, agent = %t.detail);

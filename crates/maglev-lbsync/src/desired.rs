@@ -263,6 +263,12 @@ fn configured_weight(
     m: &maglev_config::PoolMember,
     overrides: &Overrides,
 ) -> u8 {
+    // The key is three owned strings: build it only when there is
+    // something to find (this runs for every member of every frontend on
+    // every full sync, scrape and ListFrontends).
+    if overrides.is_empty() {
+        return m.weight;
+    }
     overrides
         .get(&(f.name.clone(), pool.to_string(), m.backend.clone()))
         .copied()
@@ -384,6 +390,16 @@ pub fn frontend_summary(
     overrides: &Overrides,
 ) -> (FrontendState, MemberCounts) {
     let weights = effective_weights(config, f, states, overrides);
+    summarize(f, &weights, states, overrides)
+}
+
+/// [`frontend_summary`] from weights already computed (before ramps).
+pub fn summarize(
+    f: &Frontend,
+    weights: &[EffectiveWeight],
+    states: &HashMap<String, State>,
+    overrides: &Overrides,
+) -> (FrontendState, MemberCounts) {
     let state = if panic_check(f, states, overrides).is_some_and(|p| p.panic) {
         FrontendState::Panic
     } else if weights.iter().any(|w| w.weight > 0) {
@@ -396,7 +412,7 @@ pub fn frontend_summary(
     // A backend is a member of one pool of a frontend at most (the config
     // refuses more): members are backends.
     let mut counts = MemberCounts::default();
-    for w in &weights {
+    for w in weights {
         if let Some(i) = State::ALL.iter().position(|s| *s == w.state) {
             counts.by_state[i] += 1;
         }

@@ -874,4 +874,23 @@ async fn an_agent_drains_scales_and_takes_out_a_backend() {
     assert!(b.agent_last.unwrap().0.is_err(), "the last answer was none");
     // a2 never moved.
     assert_eq!(sim_ases(&r.sim)[&(vip, ip("127.0.22.2"))].0, 100);
+    // What readers are given (GetFrontend, the scrape, the reconciler's
+    // inputs): a1's wish, nobody else's.
+    let agents = r.checker.agents();
+    assert_eq!(agents.len(), 1, "{agents:?}");
+    assert_eq!(agents["a1"].describe(), "maint up 50%");
+    // A reload that drops the agent forgets what it asked for.
+    let without = text.replace(
+        &format!(", agent: {{ port: {agent_port}, interval: 50ms, send: \"hello\\n\" }}"),
+        "",
+    );
+    assert_ne!(without, text);
+    let cfg = maglev_config::load_str(&without, "t.yaml").unwrap().config;
+    r.checker.apply(&cfg).unwrap();
+    r.handle.reload(Arc::new(cfg)).await.unwrap();
+    assert!(r.checker.agents().is_empty(), "{:?}", r.checker.agents());
+    eventually("a1 at its configured weight", WAIT, || {
+        weight(&r.sim) == Some(80)
+    })
+    .await;
 }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use maglev_config::{CheckSpec, Config, Frontend};
 use maglev_health::{BackendStatus, CheckerError, State};
 use maglev_lbsync::desired::{
-    active_pool, apply_ramps_to, effective_weights, frontend_state, vip_key, with_agents, Agents,
+    active_pool, apply_ramps_to, effective_weights, summarize, vip_key, with_agents, Agents,
     Overrides, Ramps,
 };
 use maglev_lbsync::reconciler::SyncError;
@@ -127,6 +127,7 @@ fn frontend_info(
         None => (states, operator),
     };
     let mut weights = effective_weights(config, f, states, overrides);
+    let (state, _) = summarize(f, &weights, states, overrides);
     apply_ramps_to(f, &mut weights, ramps);
     let pools = f
         .pools
@@ -144,15 +145,23 @@ fn frontend_info(
                     configured_weight: u32::from(w.configured),
                     effective_weight: u32::from(w.weight),
                     flush: w.flush,
-                    weight_overridden: operator.contains_key(&(
-                        f.name.clone(),
-                        p.name.clone(),
-                        w.backend.clone(),
-                    )),
+                    // Keys of owned strings: built only when there is
+                    // something to find (ListFrontends does this for
+                    // every member).
+                    weight_overridden: !operator.is_empty()
+                        && operator.contains_key(&(
+                            f.name.clone(),
+                            p.name.clone(),
+                            w.backend.clone(),
+                        )),
                     vpp_buckets: buckets.get(&w.address).copied(),
-                    slow_start_percent: ramps
-                        .get(&(f.name.clone(), w.backend.clone()))
-                        .map_or(0, |p| u32::from(*p)),
+                    slow_start_percent: if ramps.is_empty() {
+                        0
+                    } else {
+                        ramps
+                            .get(&(f.name.clone(), w.backend.clone()))
+                            .map_or(0, |p| u32::from(*p))
+                    },
                 })
                 .collect(),
         })
@@ -166,7 +175,7 @@ fn frontend_info(
         src_ip_sticky: f.src_ip_sticky,
         flush_on_down: f.flush_on_down,
         new_flows_table_length: f.new_flows_table_length,
-        state: frontend_state(config, f, states, overrides).to_string(),
+        state: state.to_string(),
         active_pool: active_pool(f, states, overrides) as u32,
         panic_threshold: u32::from(f.panic_threshold.unwrap_or(0)),
         slow_start_seconds: f.slow_start.map_or(0.0, |d| d.as_secs_f64()),
