@@ -151,6 +151,21 @@ pub struct BackendStatus {
     pub agent_last: Option<(Result<String, String>, SystemTime)>,
 }
 
+/// What a scrape needs of a backend: [`BackendStatus`] without the
+/// strings and history that copying 64,000 of would cost (under the lock
+/// the probes take).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSummary {
+    /// Name.
+    pub name: String,
+    /// State.
+    pub state: State,
+    /// Operator flag.
+    pub enabled: bool,
+    /// With an agent check: what the agent asks for now.
+    pub agent: Option<AgentState>,
+}
+
 /// Why an operator action failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckerError {
@@ -460,6 +475,22 @@ impl Checker {
         entries.values().map(Entry::status).collect()
     }
 
+    /// Every checked backend's name, state, flag and agent, in name order:
+    /// [`Checker::backends`] for readers of every backend that need no
+    /// more (it holds the probes' lock a third as long).
+    pub fn summaries(&self) -> Vec<BackendSummary> {
+        let entries = self.shared.entries.lock().expect("checker lock");
+        entries
+            .iter()
+            .map(|(name, e)| BackendSummary {
+                name: name.clone(),
+                state: e.health.state(),
+                enabled: e.health.enabled(),
+                agent: e.agent_check().map(|_| e.agent),
+            })
+            .collect()
+    }
+
     /// One backend.
     pub fn backend(&self, name: &str) -> Option<BackendStatus> {
         let entries = self.shared.entries.lock().expect("checker lock");
@@ -468,11 +499,15 @@ impl Checker {
 
     /// Every backend's state, without the rest of its status.
     pub fn states(&self) -> HashMap<String, State> {
-        let entries = self.shared.entries.lock().expect("checker lock");
-        entries
-            .iter()
-            .map(|(n, e)| (n.clone(), e.health.state()))
-            .collect()
+        // Copied under the probes' lock, hashed after it.
+        let copied: Vec<(String, State)> = {
+            let entries = self.shared.entries.lock().expect("checker lock");
+            entries
+                .iter()
+                .map(|(n, e)| (n.clone(), e.health.state()))
+                .collect()
+        };
+        copied.into_iter().collect()
     }
 
     /// The states of some backends (those it knows), under one short lock:

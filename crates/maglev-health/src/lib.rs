@@ -32,8 +32,8 @@ pub mod state;
 
 pub use agent::{AgentAdmin, AgentOper, AgentState};
 pub use checker::{
-    ApplyReport, BackendEvent, BackendStatus, Checker, CheckerError, CheckerOptions, ProbeFactory,
-    ProbeLoad, ProbeObserver, STATIC_INTERVAL,
+    ApplyReport, BackendEvent, BackendStatus, BackendSummary, Checker, CheckerError,
+    CheckerOptions, ProbeFactory, ProbeLoad, ProbeObserver, STATIC_INTERVAL,
 };
 pub use probe::{Probe, Prober, SetupError};
 pub use result::{Code, ProbeResult};

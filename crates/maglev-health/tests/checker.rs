@@ -228,4 +228,18 @@ async fn static_backends_are_up_at_once_and_disabled_ones_wait() {
     assert_eq!(c.state("s2"), Some(State::Disabled));
     let st = c.backend("s1").unwrap();
     assert_eq!(st.last.unwrap().0.code, maglev_health::Code::Static);
+    // The scrape's lean copy says what the full one says.
+    let full: Vec<_> = c
+        .backends()
+        .into_iter()
+        .map(|b| (b.name, b.state, b.enabled, b.agent))
+        .collect();
+    let lean: Vec<_> = c
+        .summaries()
+        .into_iter()
+        .map(|b| (b.name, b.state, b.enabled, b.agent))
+        .collect();
+    assert_eq!(lean, full);
+    assert_eq!(lean.len(), 3);
+    assert!(lean.iter().any(|b| b.0 == "s2" && !b.2));
 }

@@ -879,6 +879,9 @@ async fn an_agent_drains_scales_and_takes_out_a_backend() {
     let agents = r.checker.agents();
     assert_eq!(agents.len(), 1, "{agents:?}");
     assert_eq!(agents["a1"].describe(), "maint up 50%");
+    let lean = r.checker.summaries();
+    assert_eq!(lean[0].agent, Some(agents["a1"]), "{lean:?}");
+    assert_eq!(lean[1].agent, None, "a2 has no agent: {lean:?}");
     // A reload that drops the agent forgets what it asked for.
     let without = text.replace(
         &format!(", agent: {{ port: {agent_port}, interval: 50ms, send: \"hello\\n\" }}"),

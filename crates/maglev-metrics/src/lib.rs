@@ -488,7 +488,7 @@ fn backend_gauges(
     checker: &Checker,
     status: &maglev_lbsync::reconciler::Status,
 ) {
-    let backends = checker.backends();
+    let backends = checker.summaries();
     const STATE: &str = "maglev_backend_state";
     w.family(STATE, "1 for the state each backend is in.");
     for b in &backends {
