@@ -436,6 +436,7 @@ impl Checker {
             let sockets = self.shared.prober.lock().expect("checker lock").sockets();
             let task = rt.spawn(agent_loop(
                 Arc::downgrade(&self.shared),
+                Arc::clone(&self.shared.admission),
                 name.to_string(),
                 entry.epoch,
                 first_delay,
@@ -738,16 +739,23 @@ fn publish(shared: &Shared, backend: &Backend, transition: Option<Transition>) {
 /// its answers; an agent that cannot be reached or says nothing valid
 /// changes nothing. A change is published as an event whose state does
 /// not move (code `AGENT`), so watchers and the reconciler see it.
+/// Each ask holds a socket: it takes its turn with the probes.
 async fn agent_loop(
     shared: Weak<Shared>,
+    admission: Arc<Admission>,
     name: String,
     epoch: u64,
     first_delay: Duration,
     sockets: crate::probe::Sockets,
 ) {
     let mut rng = rand::rngs::StdRng::from_os_rng();
-    tokio::time::sleep(jitter(first_delay, &mut rng)).await;
+    let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rng);
     loop {
+        tokio::time::sleep_until(due).await;
+        if shared.strong_count() == 0 {
+            return;
+        }
+        let permit = admission.acquire(due).await;
         let Some(sh) = shared.upgrade() else { return };
         let (agent, address, timeout) = {
             let entries = sh.entries.lock().expect("checker lock");
@@ -765,6 +773,7 @@ async fn agent_loop(
         drop(sh);
         let addr = std::net::SocketAddr::new(address, agent.port);
         let answer = crate::agent::ask(&sockets, addr, &agent.send, timeout).await;
+        drop(permit);
         let Some(sh) = shared.upgrade() else { return };
         let event = {
             let mut entries = sh.entries.lock().expect("checker lock");
@@ -784,7 +793,7 @@ async fn agent_loop(
             });
         }
         drop(sh);
-        tokio::time::sleep(jitter(agent.interval, &mut rng)).await;
+        due = tokio::time::Instant::now() + jitter(agent.interval, &mut rng);
     }
 }
 

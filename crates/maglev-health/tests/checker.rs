@@ -243,3 +243,70 @@ async fn static_backends_are_up_at_once_and_disabled_ones_wait() {
     assert_eq!(lean.len(), 3);
     assert!(lean.iter().any(|b| b.0 == "s2" && !b.2));
 }
+
+#[tokio::test]
+async fn agent_checks_take_their_turn_with_the_probes() {
+    // 32 permits (the least there are) and 32 agents that accept and
+    // never answer: each ask holds a socket until its 2 s timeout, so
+    // the HTTP probe of b0, due every 50 ms, waits its turn meanwhile.
+    let s = http_server("127.0.0.1").await;
+    let first = tokio::net::TcpListener::bind("127.0.44.1:0").await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    let mut listeners = vec![first];
+    for i in 2..=32 {
+        listeners.push(
+            tokio::net::TcpListener::bind(format!("127.0.44.{i}:{port}"))
+                .await
+                .unwrap(),
+        );
+    }
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut servers = Vec::new();
+    for l in listeners {
+        let held = std::sync::Arc::clone(&held);
+        servers.push(tokio::spawn(async move {
+            while let Ok((c, _)) = l.accept().await {
+                held.lock().unwrap().push(c);
+            }
+        }));
+    }
+    let backends: String = (1..=32)
+        .map(|i| format!("    a{i}: {{ address: 127.0.44.{i}, healthcheck: ag }}\n"))
+        .collect();
+    let names: Vec<String> = (1..=32).map(|i| format!("a{i}")).collect();
+    let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+    names.push("b0");
+    let cfg = config(
+        &format!(
+            "    web: {{ type: http, port: {}, interval: 50ms, timeout: 2s, rise: 1, fall: 1 }}\n    \
+             ag: {{ type: tcp, port: {port}, interval: 1s, timeout: 2s, rise: 1, fall: 1, agent: {{ port: {port}, interval: 50ms }} }}",
+            s.addr.port()
+        ),
+        &format!("    b0: {{ address: 127.0.0.1, healthcheck: web }}\n{backends}"),
+        &names,
+    );
+    let c = Checker::start(
+        &cfg,
+        CheckerOptions {
+            max_in_flight: Some(32),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while c.probe_load().in_flight < 32 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agents' asks never held the permits: {:?}",
+            c.probe_load()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let hits = s.hits();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.hits(), hits, "a probe ran beside 32 agents' asks");
+    assert_eq!(c.probe_load().in_flight, 32);
+    for t in servers {
+        t.abort();
+    }
+}
