@@ -12,6 +12,7 @@
 mod gauges;
 mod grpc;
 mod process;
+mod renders;
 mod scope;
 mod text;
 
@@ -62,6 +63,8 @@ struct Registries {
 /// Every metric family of maglevd.
 pub struct Metrics {
     registry: Mutex<Registries>,
+    /// Scrape bodies, one render at a time (by scopes, format, gzip).
+    renders: renders::Renders<(Scopes, Format, bool)>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_lag: Histogram,
@@ -101,6 +104,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let m = Metrics {
             registry: Mutex::new(Registries::default()),
+            renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             probe_lag: histogram(),
@@ -286,6 +290,17 @@ impl Metrics {
         format: Format,
         scopes: Scopes,
     ) -> String {
+        let status = self.prepare(reconciler, scopes).await;
+        self.encode(checker, &status, format, scopes)
+    }
+
+    /// Brings the counters that follow VPP and the reconciler up to date;
+    /// the snapshot to encode the gauges from.
+    async fn prepare(
+        &self,
+        reconciler: &ReconcilerHandle,
+        scopes: Scopes,
+    ) -> maglev_lbsync::reconciler::Status {
         // Everything from the reconciler's published snapshot: a scrape
         // never waits for it (it may be waiting for VPP) and never makes
         // VPP calls; counters come from the stats segment directly.
@@ -298,6 +313,17 @@ impl Metrics {
         if scopes.global {
             self.update_global(&status);
         }
+        status
+    }
+
+    /// The CPU part of a render (most of a large body's time).
+    fn encode(
+        &self,
+        checker: &Checker,
+        status: &maglev_lbsync::reconciler::Status,
+        format: Format,
+        scopes: Scopes,
+    ) -> String {
         let mut out = String::new();
         {
             let r = self.registry.lock().expect("registry");
@@ -321,10 +347,10 @@ impl Metrics {
             global_gauges(&mut w, checker);
         }
         if scopes.frontend {
-            frontend_gauges(&mut w, &status);
+            frontend_gauges(&mut w, status);
         }
         if scopes.backend {
-            backend_gauges(&mut w, checker, &status);
+            backend_gauges(&mut w, checker, status);
         }
         if format == Format::OpenMetrics {
             let _ = encode_eof(&mut out);
@@ -694,6 +720,7 @@ pub async fn serve(
                 let (metrics, checker, reconciler) =
                     (Arc::clone(&metrics), checker.clone(), reconciler.clone());
                 async move {
+                    let arrived = tokio::time::Instant::now();
                     let scopes = Scopes::from_query(req.uri().query());
                     let response = if req.uri().path() != "/metrics" {
                         Response::builder()
@@ -729,23 +756,42 @@ pub async fn serve(
                                 .iter()
                                 .filter_map(|v| v.to_str().ok()),
                         );
-                        let body = metrics.render(&checker, &reconciler, format, scopes).await;
+                        let render = || {
+                            let metrics = Arc::clone(&metrics);
+                            async move {
+                                let status = metrics.prepare(&reconciler, scopes).await;
+                                // Encoding and compressing are CPU work
+                                // (a sixth of a second at 64,000
+                                // backends): off the runtime's threads,
+                                // which serve the API.
+                                tokio::task::spawn_blocking(move || {
+                                    let text = metrics.encode(&checker, &status, format, scopes);
+                                    // Prometheus asks for gzip: a large
+                                    // body shrinks about twelvefold.
+                                    if gzip {
+                                        gzip_body(text.as_bytes())
+                                    } else {
+                                        text.into_bytes()
+                                    }
+                                })
+                                .await
+                                .unwrap_or_else(|e| {
+                                    tracing::error!(error = %e, "metrics render failed");
+                                    Vec::new()
+                                })
+                            }
+                        };
+                        let body = metrics
+                            .renders
+                            .get((scopes, format, gzip), arrived, render)
+                            .await;
                         let mut response = Response::builder()
                             .header(hyper::header::CONTENT_TYPE, content_type)
                             .header(hyper::header::VARY, "Accept-Encoding");
-                        let body = if gzip {
+                        if gzip {
                             response = response.header(hyper::header::CONTENT_ENCODING, "gzip");
-                            // Prometheus asks for gzip: a large body
-                            // shrinks about twentyfold on the wire.
-                            // Compressing is CPU work, kept off the
-                            // runtime's threads.
-                            tokio::task::spawn_blocking(move || gzip_body(body.as_bytes()))
-                                .await
-                                .unwrap_or_default()
-                        } else {
-                            body.into_bytes()
-                        };
-                        response.body(Full::new(Bytes::from(body)))
+                        }
+                        response.body(Full::new(body))
                     };
                     Ok::<_, std::convert::Infallible>(response.expect("valid response"))
                 }
