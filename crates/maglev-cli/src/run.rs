@@ -112,7 +112,7 @@ impl std::fmt::Display for Server {
 pub async fn connect(server: &Server) -> Result<MaglevClient<Channel>, CliError> {
     maglev_access::dial::dial(&server.addr, &server.tls)
         .await
-        .map(MaglevClient::new)
+        .map(|ch| MaglevClient::new(ch).max_decoding_message_size(maglev_proto::MAX_MESSAGE))
         .map_err(|e| CliError::Connect {
             server: server.addr.clone(),
             why: with_causes(&e),

@@ -90,7 +90,8 @@ pub async fn watch(hub: Arc<Hub>, i: usize, tls: ClientTls, shutdown: impl Futur
         };
         let lost = match dialed {
             Ok(channel) => {
-                let client = MaglevClient::new(channel);
+                let client =
+                    MaglevClient::new(channel).max_decoding_message_size(maglev_proto::MAX_MESSAGE);
                 hub.set_client(i, Some(client.clone()));
                 let r = tokio::select! {
                     () = &mut shutdown => return,
