@@ -640,7 +640,32 @@ async fn end_to_end() {
         m.contains("maglev_backend_health{backend=\"web1\"} 1"),
         "{m}"
     );
+    // Nor do the list reads, while a dump of VPP hangs with them (dumps
+    // and lists take their turns apart).
+    let mut dumper = c.clone();
+    let dump = tokio::spawn(async move {
+        let _ = dumper.get_vpplb_state(pb::GetVpplbStateRequest {}).await;
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    let lists = (
+        c.list_frontends(pb::ListFrontendsRequest {}).await.unwrap(),
+        c.list_backends(pb::ListBackendsRequest {}).await.unwrap(),
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "lists waited {:?} for a hung VPP",
+        t.elapsed()
+    );
+    assert_eq!(
+        (
+            lists.0.get_ref().frontends.len(),
+            lists.1.get_ref().backends.len()
+        ),
+        (1, 2)
+    );
     r.sim.set_stalled(false);
+    dump.abort();
     sync.abort();
     let om = scrape_openmetrics(&r.daemon.metrics).await;
     assert!(

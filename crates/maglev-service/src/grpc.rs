@@ -27,16 +27,48 @@ use maglev_daemon::{ConfigOutcome, Daemon};
 /// many it missed.
 const SUBSCRIBER_BUFFER: usize = 256;
 
+/// Reads that copy every frontend or backend (ListFrontends,
+/// ListBackends) running at once, and apart from them, dumps of VPP
+/// (GetVPPLBState). At 64,000 backends a copy costs a tenth of a second
+/// or more of CPU and megabytes: 32 read-only clients asking at once
+/// stalled every other call for seconds; 32 dumps side by side would
+/// keep VPP's API, which the writer shares, busy for seconds. The rest
+/// wait their turn; a dump waiting on a hung VPP holds up only dumps.
+pub const HEAVY_READS: usize = 1;
+
 /// The service over a running daemon.
 #[derive(Debug, Clone)]
 pub struct MaglevService {
     daemon: Arc<Daemon>,
+    heavy: Arc<tokio::sync::Semaphore>,
+    dumps: Arc<tokio::sync::Semaphore>,
 }
 
 impl MaglevService {
     /// Serves `daemon`.
     pub fn new(daemon: Arc<Daemon>) -> MaglevService {
-        MaglevService { daemon }
+        MaglevService {
+            daemon,
+            heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
+            dumps: Arc::new(tokio::sync::Semaphore::new(HEAVY_READS)),
+        }
+    }
+
+    /// Runs `build` as a heavy read: in turn, and on a blocking thread,
+    /// so the runtime's threads stay free for every other call.
+    async fn heavy<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(MaglevService) -> T + Send + 'static,
+    ) -> Result<T, Status> {
+        let _turn = self
+            .heavy
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?;
+        let svc = self.clone();
+        tokio::task::spawn_blocking(move || build(svc))
+            .await
+            .map_err(|e| Status::internal(format!("read failed: {e}")))
     }
 }
 
@@ -332,21 +364,25 @@ impl Maglev for MaglevService {
         &self,
         _: Request<pb::ListFrontendsRequest>,
     ) -> Result<Response<pb::ListFrontendsResponse>, Status> {
-        let config = self.daemon.config();
-        let states = self.daemon.checker.states();
-        let overrides = self.runtime_weights();
-        let buckets = self.daemon.reconciler.status().buckets;
-        let none = BTreeMap::new();
-        Ok(Response::new(pb::ListFrontendsResponse {
-            frontends: config
-                .frontends
-                .values()
-                .map(|f| {
-                    let b = buckets.get(&vip_key(f)).map_or(&none, |b| &**b);
-                    frontend_info(&config, f, &states, &overrides, b)
-                })
-                .collect(),
-        }))
+        self.heavy(|svc| {
+            let config = svc.daemon.config();
+            let states = svc.daemon.checker.states();
+            let overrides = svc.runtime_weights();
+            let buckets = svc.daemon.reconciler.status().buckets;
+            let none = BTreeMap::new();
+            pb::ListFrontendsResponse {
+                frontends: config
+                    .frontends
+                    .values()
+                    .map(|f| {
+                        let b = buckets.get(&vip_key(f)).map_or(&none, |b| &**b);
+                        frontend_info(&config, f, &states, &overrides, b)
+                    })
+                    .collect(),
+            }
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn get_frontend(
@@ -371,20 +407,24 @@ impl Maglev for MaglevService {
         &self,
         _: Request<pb::ListBackendsRequest>,
     ) -> Result<Response<pb::ListBackendsResponse>, Status> {
-        let config = self.daemon.config();
-        let users = config.backend_users();
-        Ok(Response::new(pb::ListBackendsResponse {
-            backends: self
-                .daemon
-                .checker
-                .backends()
-                .iter()
-                .map(|b| {
-                    let frontends = users.get(b.name.as_str()).map_or(&[][..], Vec::as_slice);
-                    backend_info(b, frontends)
-                })
-                .collect(),
-        }))
+        self.heavy(|svc| {
+            let config = svc.daemon.config();
+            let users = config.backend_users();
+            pb::ListBackendsResponse {
+                backends: svc
+                    .daemon
+                    .checker
+                    .backends()
+                    .iter()
+                    .map(|b| {
+                        let frontends = users.get(b.name.as_str()).map_or(&[][..], Vec::as_slice);
+                        backend_info(b, frontends)
+                    })
+                    .collect(),
+            }
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn get_backend(
@@ -676,6 +716,13 @@ impl Maglev for MaglevService {
         &self,
         _: Request<pb::GetVpplbStateRequest>,
     ) -> Result<Response<pb::VpplbState>, Status> {
+        // One dump at a time: a crowd of readers must not keep VPP's API
+        // busy for the writer.
+        let _turn = self
+            .dumps
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("shutting down"))?;
         let state = self
             .daemon
             .reconciler
