@@ -11,6 +11,7 @@
 
 mod gauges;
 mod grpc;
+mod probes;
 mod process;
 mod renders;
 mod scope;
@@ -65,6 +66,8 @@ pub struct Metrics {
     registry: Mutex<Registries>,
     /// Scrape bodies, one render at a time (by scopes, format, gzip).
     renders: renders::Renders<(Scopes, Format, bool)>,
+    /// Handles on `probe_total` and `probe_duration` by backend.
+    probe_series: probes::ProbeSeries,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_lag: Histogram,
@@ -105,6 +108,7 @@ impl Metrics {
         let m = Metrics {
             registry: Mutex::new(Registries::default()),
             renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
+            probe_series: probes::ProbeSeries::default(),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             probe_lag: histogram(),
@@ -606,29 +610,13 @@ fn backend_gauges(
 
 impl ProbeObserver for Metrics {
     fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult) {
-        self.probe_total
-            .get_or_create(&vec![
-                ("backend", backend.to_string()),
-                ("type", check_type.to_string()),
-                (
-                    "result",
-                    if result.pass { "pass" } else { "fail" }.to_string(),
-                ),
-                ("code", result.code.to_string()),
-            ])
-            .inc();
-        // A static backend is not probed: a histogram of its "probes" would
-        // be 20 series per backend of nothing (1.2 million lines at 64,000
-        // backends).
-        if check_type == "static" {
-            return;
-        }
-        self.probe_duration
-            .get_or_create(&vec![
-                ("backend", backend.to_string()),
-                ("type", check_type.to_string()),
-            ])
-            .observe(result.duration.as_secs_f64());
+        self.probe_series.observe(
+            &self.probe_total,
+            &self.probe_duration,
+            backend,
+            check_type,
+            result,
+        );
     }
 
     fn probe_lag(&self, lag: Duration) {
