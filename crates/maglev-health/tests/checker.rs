@@ -246,14 +246,17 @@ async fn static_backends_are_up_at_once_and_disabled_ones_wait() {
 
 #[tokio::test]
 async fn agent_checks_take_their_turn_with_the_probes() {
-    // 32 permits (the least there are) and 32 agents that accept and
-    // never answer: each ask holds a socket until its 2 s timeout, so
-    // the HTTP probe of b0, due every 50 ms, waits its turn meanwhile.
+    // 32 permits (the least there are). 16 backends whose HTTP check and
+    // agent both talk to a server that accepts and never answers: each
+    // probe and each ask holds its permit until the 5 s timeout. Only
+    // with the asks counted do they fill all 32, and then the HTTP probe
+    // of b0, due every 50 ms, waits its turn (nobody gives a permit back
+    // for seconds).
     let s = http_server("127.0.0.1").await;
     let first = tokio::net::TcpListener::bind("127.0.44.1:0").await.unwrap();
     let port = first.local_addr().unwrap().port();
     let mut listeners = vec![first];
-    for i in 2..=32 {
+    for i in 2..=16 {
         listeners.push(
             tokio::net::TcpListener::bind(format!("127.0.44.{i}:{port}"))
                 .await
@@ -270,16 +273,16 @@ async fn agent_checks_take_their_turn_with_the_probes() {
             }
         }));
     }
-    let backends: String = (1..=32)
+    let backends: String = (1..=16)
         .map(|i| format!("    a{i}: {{ address: 127.0.44.{i}, healthcheck: ag }}\n"))
         .collect();
-    let names: Vec<String> = (1..=32).map(|i| format!("a{i}")).collect();
+    let names: Vec<String> = (1..=16).map(|i| format!("a{i}")).collect();
     let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
     names.push("b0");
     let cfg = config(
         &format!(
             "    web: {{ type: http, port: {}, interval: 50ms, timeout: 2s, rise: 1, fall: 1 }}\n    \
-             ag: {{ type: tcp, port: {port}, interval: 1s, timeout: 2s, rise: 1, fall: 1, agent: {{ port: {port}, interval: 50ms }} }}",
+             ag: {{ type: http, port: {port}, interval: 1s, timeout: 5s, rise: 1, fall: 1, agent: {{ port: {port}, interval: 50ms }} }}",
             s.addr.port()
         ),
         &format!("    b0: {{ address: 127.0.0.1, healthcheck: web }}\n{backends}"),
@@ -293,18 +296,20 @@ async fn agent_checks_take_their_turn_with_the_probes() {
         },
     )
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while c.probe_load().in_flight < 32 {
+    // All 32 connected: each took its permit first, so all 32 are held
+    // (without the asks' permits b0 probes on beside them).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    while held.lock().unwrap().len() < 32 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the agents' asks never held the permits: {:?}",
+            "16 probes and 16 agents' asks never connected: {:?}",
             c.probe_load()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let hits = s.hits();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.hits(), hits, "a probe ran beside 32 agents' asks");
+    assert_eq!(s.hits(), hits, "a probe ran beside 32 held permits");
     assert_eq!(c.probe_load().in_flight, 32);
     for t in servers {
         t.abort();
