@@ -354,6 +354,54 @@ async fn rig() -> Rig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_a_reload_removes_leaves_no_series() {
+    let r = rig().await;
+    let mut c = client(&r.daemon).await;
+    let has_web2 = |m: &str| m.lines().any(|l| l.contains("backend=\"web2\""));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = scrape(&r.daemon.metrics).await;
+        if m.contains("maglev_probe_total{backend=\"web2\",type=\"http\",result=\"pass\"")
+            && m.contains("maglev_backend_transitions_total{backend=\"web2\"")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "web2 never probed:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // web2 leaves the pool and the config.
+    let text = std::fs::read_to_string(&r.config).unwrap();
+    let without = text
+        .replace("    web2: { address: 127.0.3.2, healthcheck: web }\n", "")
+        .replace("{ web1: {}, web2: {} }", "{ web1: {} }");
+    assert_ne!(without, text);
+    std::fs::write(&r.config, &without).unwrap();
+    let res = c
+        .reload_config(pb::ReloadConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(res.ok, "{res:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = scrape(&r.daemon.metrics).await;
+        if !has_web2(&m) {
+            assert!(m.contains("maglev_probe_total{backend=\"web1\""), "{m}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "web2's series outlived it:\n{}",
+            m.lines()
+                .filter(|l| l.contains("web2"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end() {
     let r = rig().await;
     let mut c = client(&r.daemon).await;

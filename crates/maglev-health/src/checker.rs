@@ -34,7 +34,9 @@ const EVENT_BUFFER: usize = 4096;
 
 /// Sees every probe result (for metrics); must not block.
 pub trait ProbeObserver: Send + Sync {
-    /// One probe of `backend` with a check of `check_type` finished.
+    /// One probe of `backend` with a check of `check_type` finished and
+    /// is applied. Called with the checker's lock held (so a backend's
+    /// removal comes after its last report): must not call the checker.
     fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult);
 
     /// A probe started `lag` after it was due (the checker is behind:
@@ -296,6 +298,9 @@ impl Shared {
         let mut agents = self.agents.lock().expect("checker lock");
         if state.is_neutral() {
             agents.remove(name);
+        } else if let Some(known) = agents.get_mut(name) {
+            // Every answer lands here; most repeat the last.
+            *known = state;
         } else {
             agents.insert(name.to_string(), state);
         }
@@ -889,14 +894,17 @@ async fn probe_loop(
             None => ProbeResult::new(Code::Static, "static backend", Duration::ZERO),
         };
         drop(permit);
-        if let Some(o) = &sh.options.observer {
-            o.probe_done(&name, check_type, &result);
-        }
         let next = {
             let mut entries = sh.entries.lock().expect("checker lock");
             let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
                 return;
             };
+            // Reported under the lock, and only for a loop still current:
+            // a backend's removal (which takes the lock) then comes after
+            // its last report, and the metrics it clears stay cleared.
+            if let Some(o) = &sh.options.observer {
+                o.probe_done(&name, check_type, &result);
+            }
             let now = SystemTime::now();
             let t = if result.code == Code::SockErr {
                 // This host could not probe (out of fds, buffers, source

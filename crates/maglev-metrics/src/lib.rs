@@ -273,6 +273,23 @@ impl Metrics {
         }
     }
 
+    /// Removes the series of a backend gone from the config (probe
+    /// counters, durations, transitions); its gauges go with the
+    /// checker's snapshot.
+    pub fn forget_backend(&self, backend: &str) {
+        self.probe_series
+            .forget(&self.probe_total, &self.probe_duration, backend);
+        for from in State::ALL {
+            for to in State::ALL {
+                self.transitions.remove(&vec![
+                    ("backend", backend.to_string()),
+                    ("from", from.to_string()),
+                    ("to", to.to_string()),
+                ]);
+            }
+        }
+    }
+
     /// Counts a backend transition (fed from the checker's events).
     pub fn transition(&self, backend: &str, from: State, to: State) {
         self.transitions
@@ -644,6 +661,8 @@ pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::tas
             match rx.recv().await {
                 // An agent's change moves no state: not a transition.
                 Ok(ev) if ev.transition.from == ev.transition.to => {}
+                // Gone from the config: so are its series.
+                Ok(ev) if ev.transition.to == State::Removed => metrics.forget_backend(&ev.backend),
                 Ok(ev) => metrics.transition(&ev.backend, ev.transition.from, ev.transition.to),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => return,

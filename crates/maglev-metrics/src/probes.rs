@@ -22,6 +22,11 @@ struct Series {
     counters: Vec<(Code, bool, Counter)>,
     /// `None` for a static backend (nothing is timed).
     duration: Option<Histogram>,
+    /// Every (type, code, result) it has a counter series of, and every
+    /// type it has a histogram of, this type's and earlier ones': what
+    /// to remove when the backend goes.
+    created: Vec<(String, Code, bool)>,
+    timed: Vec<String>,
 }
 
 /// Handles on the families' series, by backend.
@@ -88,21 +93,65 @@ impl ProbeSeries {
             check_type: check_type.to_string(),
             counters: Vec::new(),
             duration: None,
+            created: Vec::new(),
+            timed: Vec::new(),
         });
         if s.check_type != check_type {
-            *s = Series {
-                check_type: check_type.to_string(),
-                counters: Vec::new(),
-                duration: None,
-            };
+            s.check_type = check_type.to_string();
+            s.counters.clear();
+        }
+        if duration.is_some() && !s.timed.iter().any(|t| t == check_type) {
+            s.timed.push(check_type.to_string());
         }
         s.duration = duration;
+        if !s
+            .created
+            .iter()
+            .any(|(t, code, pass)| t == check_type && *code == result.code && *pass == result.pass)
+        {
+            s.created
+                .push((check_type.to_string(), result.code, result.pass));
+        }
         if !s
             .counters
             .iter()
             .any(|(code, pass, _)| *code == result.code && *pass == result.pass)
         {
             s.counters.push((result.code, result.pass, counter));
+        }
+    }
+}
+
+impl ProbeSeries {
+    /// Removes every series of `backend` (gone from the config): a
+    /// config that churns backends must not grow the scrape forever.
+    pub(crate) fn forget(
+        &self,
+        total: &Family<Labels, Counter>,
+        durations: &Family<Labels, Histogram, fn() -> Histogram>,
+        backend: &str,
+    ) {
+        let Some(s) = self
+            .by_backend
+            .write()
+            .expect("probe series lock")
+            .remove(backend)
+        else {
+            return;
+        };
+        for (check_type, code, pass) in &s.created {
+            total.remove(&vec![
+                ("backend", backend.to_string()),
+                ("type", check_type.clone()),
+                ("result", if *pass { "pass" } else { "fail" }.to_string()),
+                ("code", code.to_string()),
+            ]);
+        }
+        for check_type in &s.timed {
+            durations.remove(&vec![
+                ("backend", backend.to_string()),
+                ("type", check_type.clone()),
+            ]);
         }
     }
 }
@@ -162,5 +211,17 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("s1"), "{text}");
+        // web1 goes: all its series, of both types, go with it.
+        s.forget(&total, &durations, "web1");
+        let mut r = prometheus_client::registry::Registry::default();
+        r.register("d", "d", durations.clone());
+        r.register("p", "p", total.clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        assert!(!text.contains("web1"), "{text}");
+        assert!(text.contains("backend=\"web2\""), "{text}");
+        // Back again later: counted from zero.
+        s.observe(&total, &durations, "web1", "http", &ok);
+        assert_eq!(value(&total, "web1", "http", "pass", "L7OK"), 1);
     }
 }
