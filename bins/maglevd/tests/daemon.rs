@@ -354,48 +354,71 @@ async fn rig() -> Rig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backend_a_reload_removes_leaves_no_series() {
+async fn what_a_reload_removes_leaves_no_series() {
     let r = rig().await;
     let mut c = client(&r.daemon).await;
-    let has_web2 = |m: &str| m.lines().any(|l| l.contains("backend=\"web2\""));
+    let port = r.backends[0].addr.port();
+    let reload = |c: &mut MaglevClient<tonic::transport::Channel>| {
+        let mut c = c.clone();
+        async move {
+            let res = c
+                .reload_config(pb::ReloadConfigRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(res.ok, "{res:?}");
+        }
+    };
+    // A second frontend, www2, on web1.
+    write_config(
+        &r.config,
+        port,
+        "    www2:\n      address: 203.0.113.81\n      port: 80\n      pools:\n        - { name: p, backends: { web1: {} } }\n",
+    );
+    reload(&mut c).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let m = scrape(&r.daemon.metrics).await;
         if m.contains("maglev_probe_total{backend=\"web2\",type=\"http\",result=\"pass\"")
             && m.contains("maglev_backend_transitions_total{backend=\"web2\"")
+            && m.contains("maglev_vip_packets_total{frontend=\"www2\"")
         {
             break;
         }
-        assert!(Instant::now() < deadline, "web2 never probed:\n{m}");
+        assert!(
+            Instant::now() < deadline,
+            "web2 or www2 never counted:\n{m}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // web2 leaves the pool and the config.
+    // web2 leaves the pool and the config, www2 the config.
+    write_config(&r.config, port, "");
     let text = std::fs::read_to_string(&r.config).unwrap();
     let without = text
         .replace("    web2: { address: 127.0.3.2, healthcheck: web }\n", "")
         .replace("{ web1: {}, web2: {} }", "{ web1: {} }");
     assert_ne!(without, text);
     std::fs::write(&r.config, &without).unwrap();
-    let res = c
-        .reload_config(pb::ReloadConfigRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(res.ok, "{res:?}");
+    reload(&mut c).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let m = scrape(&r.daemon.metrics).await;
-        if !has_web2(&m) {
+        let left: Vec<&str> = m
+            .lines()
+            .filter(|l| l.contains("\"web2\"") || l.contains("\"www2\""))
+            .collect();
+        if left.is_empty() {
             assert!(m.contains("maglev_probe_total{backend=\"web1\""), "{m}");
+            assert!(
+                m.contains("maglev_vip_packets_total{frontend=\"www\""),
+                "{m}"
+            );
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "web2's series outlived it:\n{}",
-            m.lines()
-                .filter(|l| l.contains("web2"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            "series outlived what they count:\n{}",
+            left.join("\n")
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -68,6 +68,9 @@ pub struct Metrics {
     renders: renders::Renders<(Scopes, Format, bool)>,
     /// Handles on `probe_total` and `probe_duration` by backend.
     probe_series: probes::ProbeSeries,
+    /// Frontends with `vip_packets` series: those a reload removes lose
+    /// them at the next scrape.
+    vip_frontends: Mutex<std::collections::BTreeSet<String>>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_lag: Histogram,
@@ -109,6 +112,7 @@ impl Metrics {
             registry: Mutex::new(Registries::default()),
             renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
             probe_series: probes::ProbeSeries::default(),
+            vip_frontends: Mutex::default(),
             probe_total: Family::default(),
             probe_duration: Family::new_with_constructor(histogram),
             probe_lag: histogram(),
@@ -431,6 +435,23 @@ impl Metrics {
         status: &maglev_lbsync::reconciler::Status,
         counters: &[maglev_vpp::stats::VipCounters],
     ) {
+        {
+            let mut seen = self.vip_frontends.lock().expect("vip frontends");
+            let gone: Vec<String> = seen
+                .iter()
+                .filter(|n| !status.config.frontends.contains_key(*n))
+                .cloned()
+                .collect();
+            for name in gone {
+                for kind in VIP_PACKET_KINDS {
+                    self.vip_packets.remove(&vec![
+                        ("frontend", name.clone()),
+                        ("kind", kind.to_string()),
+                    ]);
+                }
+                seen.remove(&name);
+            }
+        }
         for f in status.config.frontends.values() {
             let Some(index) = status.vip_indexes.get(&vip_key(f)) else {
                 continue;
@@ -438,6 +459,10 @@ impl Metrics {
             let Some(c) = counters.get(*index as usize) else {
                 continue;
             };
+            self.vip_frontends
+                .lock()
+                .expect("vip frontends")
+                .insert(f.name.clone());
             for (kind, v) in [
                 ("existing_session", c.existing_session),
                 ("first_packet", c.first_packet),
@@ -460,6 +485,9 @@ impl Metrics {
         }
     }
 }
+
+/// The kinds of `maglev_vip_packets_total`.
+const VIP_PACKET_KINDS: [&str; 4] = ["existing_session", "first_packet", "untracked", "no_server"];
 
 /// The two text formats `/metrics` speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
