@@ -15,30 +15,7 @@ const PER_FRONTEND: usize = 64;
 #[test]
 fn show_backends_of_sixty_four_thousand() {
     let dir = tempfile::tempdir().unwrap();
-    let mut y = String::from(
-        "maglev:\n  vpp:\n    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }\n  backends:\n",
-    );
-    for v in 0..FRONTENDS {
-        for a in 0..PER_FRONTEND {
-            y.push_str(&format!(
-                "    b{v}-{a}: {{ address: 10.{}.{}.{} }}\n",
-                v / 250,
-                v % 250,
-                a + 1
-            ));
-        }
-    }
-    y.push_str("  frontends:\n");
-    for v in 0..FRONTENDS {
-        y.push_str(&format!(
-            "    f{v}:\n      address: 198.18.{}.{}\n      port: 80\n      pools:\n        - name: p\n          backends:\n",
-            v / 250,
-            v % 250 + 1
-        ));
-        for a in 0..PER_FRONTEND {
-            y.push_str(&format!("            b{v}-{a}: {{}}\n"));
-        }
-    }
+    let y = maglev_testkit::static_config(FRONTENDS, PER_FRONTEND, "");
     let config = dir.path().join("maglev.yaml");
     std::fs::write(&config, y).unwrap();
     let port = free_port();

@@ -119,30 +119,11 @@ fn main() {
         ..Default::default()
     })
     .unwrap();
-    let mut y = String::from(
-        "maglev:\n  vpp:\n    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1', sync-interval: 1h, startup-min-delay: 0, startup-max-delay: 0 }\n  backends:\n",
+    let y = maglev_testkit::static_config(
+        VIPS,
+        ASES,
+        ", sync-interval: 1h, startup-min-delay: 0, startup-max-delay: 0",
     );
-    for v in 0..VIPS {
-        for a in 0..ASES {
-            y.push_str(&format!(
-                "    b{v}-{a}: {{ address: 10.{}.{}.{} }}\n",
-                v / 250,
-                v % 250,
-                a + 1
-            ));
-        }
-    }
-    y.push_str("  frontends:\n");
-    for v in 0..VIPS {
-        y.push_str(&format!(
-            "    f{v}:\n      address: 198.18.{}.{}\n      port: 80\n      pools:\n        - name: p\n          backends:\n",
-            v / 250,
-            v % 250 + 1
-        ));
-        for a in 0..ASES {
-            y.push_str(&format!("            b{v}-{a}: {{}}\n"));
-        }
-    }
     let config = dir.path().join("maglev.yaml");
     std::fs::write(&config, y).unwrap();
     let (grpc, metrics) = (free_port(), free_port());

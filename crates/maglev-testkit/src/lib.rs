@@ -1,7 +1,7 @@
 //! Test support for the workspace's process tests (dev-dependency only):
 //! a child-process guard, free loopback ports, polling until a condition
-//! holds, and a pseudo-terminal that runs a program as an interactive user
-//! would.
+//! holds, a pseudo-terminal that runs a program as an interactive user
+//! would, and large configs.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -129,4 +129,39 @@ impl Pty {
             assert!(Instant::now() < deadline, "the program did not exit");
         }
     }
+}
+
+/// A config of `frontends` frontends (`f0`…, on 198.18.x.y:80) with
+/// `per_frontend` static backends each (`b{frontend}-{n}`, on 10.x.y.z),
+/// the scale tests and benches use; `lb` is the `vpp.lb` mapping's
+/// contents. Addresses are only configured, never contacted.
+pub fn static_config(frontends: usize, per_frontend: usize, lb: &str) -> String {
+    use std::fmt::Write as _;
+    let mut y = format!(
+        "maglev:\n  vpp:\n    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1'{lb} }}\n  backends:\n"
+    );
+    for v in 0..frontends {
+        for a in 0..per_frontend {
+            let _ = writeln!(
+                y,
+                "    b{v}-{a}: {{ address: 10.{}.{}.{} }}",
+                v / 250,
+                v % 250,
+                a + 1
+            );
+        }
+    }
+    y.push_str("  frontends:\n");
+    for v in 0..frontends {
+        let _ = write!(
+            y,
+            "    f{v}:\n      address: 198.18.{}.{}\n      port: 80\n      pools:\n        - name: p\n          backends:\n",
+            v / 250,
+            v % 250 + 1
+        );
+        for a in 0..per_frontend {
+            let _ = writeln!(y, "            b{v}-{a}: {{}}");
+        }
+    }
+    y
 }
