@@ -64,8 +64,12 @@ struct Registries {
 /// Every metric family of maglevd.
 pub struct Metrics {
     registry: Mutex<Registries>,
-    /// Scrape bodies, one render at a time (by scopes, format, gzip).
+    /// Scrape bodies with the per-backend scope, one render at a time
+    /// (by scopes, format, gzip), and apart from them the small ones: a
+    /// 15 s scrape of the daemon and frontends never waits behind a
+    /// render of every backend.
     renders: renders::Renders<(Scopes, Format, bool)>,
+    small_renders: renders::Renders<(Scopes, Format, bool)>,
     /// Handles on `probe_total` and `probe_duration` by backend.
     probe_series: probes::ProbeSeries,
     /// Frontends with `vip_packets` series: those a reload removes lose
@@ -111,6 +115,7 @@ impl Metrics {
         let m = Metrics {
             registry: Mutex::new(Registries::default()),
             renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
+            small_renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
             probe_series: probes::ProbeSeries::default(),
             vip_frontends: Mutex::default(),
             probe_total: Family::default(),
@@ -274,6 +279,15 @@ impl Metrics {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default();
             self.reload_ok_time.set(now.as_secs_f64());
+        }
+    }
+
+    /// Where a scrape of `scopes` takes its turn.
+    fn renders_for(&self, scopes: Scopes) -> &renders::Renders<(Scopes, Format, bool)> {
+        if scopes.backend {
+            &self.renders
+        } else {
+            &self.small_renders
         }
     }
 
@@ -817,7 +831,7 @@ pub async fn serve(
                             }
                         };
                         let body = metrics
-                            .renders
+                            .renders_for(scopes)
                             .get((scopes, format, gzip), arrived, render)
                             .await;
                         let mut response = Response::builder()
@@ -855,5 +869,54 @@ pub async fn serve(
             .await;
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_scrape_does_not_wait_behind_a_render_of_every_backend() {
+        let m = Arc::new(Metrics::new());
+        let small = Scopes {
+            global: true,
+            frontend: true,
+            backend: false,
+        };
+        let key = |s| (s, Format::Text, false);
+        let m2 = Arc::clone(&m);
+        let whole = tokio::spawn(async move {
+            m2.renders_for(Scopes::ALL)
+                .get(key(Scopes::ALL), tokio::time::Instant::now(), || async {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    b"all".to_vec()
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let start = tokio::time::Instant::now();
+        let body = m
+            .renders_for(small)
+            .get(key(small), start, || async { b"small".to_vec() })
+            .await;
+        assert_eq!(&body[..], b"small");
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "waited behind the whole render"
+        );
+        // A backend scrape takes its turn behind the whole one.
+        let backend = Scopes {
+            global: false,
+            frontend: false,
+            backend: true,
+        };
+        let at = tokio::time::Instant::now();
+        m.renders_for(backend)
+            .get(key(backend), at, || async { b"b".to_vec() })
+            .await;
+        assert!(at.elapsed() >= Duration::from_secs(9), "{:?}", at.elapsed());
+        assert_eq!(&whole.await.unwrap()[..], b"all");
     }
 }
