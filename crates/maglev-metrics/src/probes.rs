@@ -63,25 +63,19 @@ impl ProbeSeries {
         }
         // First of its kind: the series by their labels, as before.
         let counter = total
-            .get_or_create(&vec![
-                ("backend", backend.to_string()),
-                ("type", check_type.to_string()),
-                (
-                    "result",
-                    if result.pass { "pass" } else { "fail" }.to_string(),
-                ),
-                ("code", result.code.to_string()),
-            ])
+            .get_or_create(&counter_labels(
+                backend,
+                check_type,
+                result.code,
+                result.pass,
+            ))
             .clone();
         // A static backend is not probed: a histogram of its "probes"
         // would be 20 series per backend of nothing (1.2 million lines at
         // 64,000 backends).
         let duration = (check_type != "static").then(|| {
             durations
-                .get_or_create(&vec![
-                    ("backend", backend.to_string()),
-                    ("type", check_type.to_string()),
-                ])
+                .get_or_create(&duration_labels(backend, check_type))
                 .clone()
         });
         counter.inc();
@@ -120,9 +114,7 @@ impl ProbeSeries {
             s.counters.push((result.code, result.pass, counter));
         }
     }
-}
 
-impl ProbeSeries {
     /// Removes every series of `backend` (gone from the config): a
     /// config that churns backends must not grow the scrape forever.
     pub(crate) fn forget(
@@ -140,20 +132,30 @@ impl ProbeSeries {
             return;
         };
         for (check_type, code, pass) in &s.created {
-            total.remove(&vec![
-                ("backend", backend.to_string()),
-                ("type", check_type.clone()),
-                ("result", if *pass { "pass" } else { "fail" }.to_string()),
-                ("code", code.to_string()),
-            ]);
+            total.remove(&counter_labels(backend, check_type, *code, *pass));
         }
         for check_type in &s.timed {
-            durations.remove(&vec![
-                ("backend", backend.to_string()),
-                ("type", check_type.clone()),
-            ]);
+            durations.remove(&duration_labels(backend, check_type));
         }
     }
+}
+
+/// `maglev_probe_total`'s labels.
+fn counter_labels(backend: &str, check_type: &str, code: Code, pass: bool) -> Labels {
+    vec![
+        ("backend", backend.to_string()),
+        ("type", check_type.to_string()),
+        ("result", if pass { "pass" } else { "fail" }.to_string()),
+        ("code", code.to_string()),
+    ]
+}
+
+/// `maglev_probe_duration_seconds`'s labels.
+fn duration_labels(backend: &str, check_type: &str) -> Labels {
+    vec![
+        ("backend", backend.to_string()),
+        ("type", check_type.to_string()),
+    ]
 }
 
 #[cfg(test)]
