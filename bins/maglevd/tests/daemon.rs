@@ -531,6 +531,13 @@ async fn end_to_end() {
         web1.vpp_buckets.is_some_and(|b| b > 0),
         "no buckets in the reply: {reply:?}"
     );
+    // The override is marked on its member only; nothing ramps here.
+    let marked: Vec<(&str, bool, u32)> = reply.pools[0]
+        .backends
+        .iter()
+        .map(|b| (b.name.as_str(), b.weight_overridden, b.slow_start_percent))
+        .collect();
+    assert_eq!(marked, [("web1", true, 0), ("web2", false, 0)]);
     eventually("weight 42", Duration::from_secs(5), || {
         weight(&r.sim, "127.0.3.1") == Some(42)
     })

@@ -136,12 +136,9 @@ pub fn apply_ramps(config: &Config, desired: &mut DesiredState, ramps: &Ramps) {
 /// Scales the effective weights of `f`'s ramping backends (what the API
 /// and metrics show is what VPP gets).
 pub fn apply_ramps_to(f: &Frontend, weights: &mut [EffectiveWeight], ramps: &Ramps) {
-    if ramps.is_empty() {
-        return;
-    }
     for w in weights {
-        if let Some(pct) = ramps.get(&(f.name.clone(), w.backend.clone())) {
-            w.weight = ramped(w.weight, *pct);
+        if let Some(pct) = ramp_of(ramps, &f.name, &w.backend) {
+            w.weight = ramped(w.weight, pct);
         }
     }
 }
@@ -263,16 +260,31 @@ fn configured_weight(
     m: &maglev_config::PoolMember,
     overrides: &Overrides,
 ) -> u8 {
-    // The key is three owned strings: build it only when there is
-    // something to find (this runs for every member of every frontend on
-    // every full sync, scrape and ListFrontends).
+    override_of(overrides, &f.name, pool, &m.backend).unwrap_or(m.weight)
+}
+
+/// The runtime weight of a pool member, if an operator set one. The key
+/// is three owned strings: built only when there is something to find
+/// (this runs for every member of every frontend on every full sync,
+/// scrape and ListFrontends).
+pub fn override_of(overrides: &Overrides, frontend: &str, pool: &str, backend: &str) -> Option<u8> {
     if overrides.is_empty() {
-        return m.weight;
+        return None;
     }
     overrides
-        .get(&(f.name.clone(), pool.to_string(), m.backend.clone()))
+        .get(&(frontend.to_string(), pool.to_string(), backend.to_string()))
         .copied()
-        .unwrap_or(m.weight)
+}
+
+/// The percent of its weight a backend gets in `frontend` while it ramps
+/// up (slow start), if it does; the key is built only when any ramp runs.
+pub fn ramp_of(ramps: &Ramps, frontend: &str, backend: &str) -> Option<u8> {
+    if ramps.is_empty() {
+        return None;
+    }
+    ramps
+        .get(&(frontend.to_string(), backend.to_string()))
+        .copied()
 }
 
 /// How a frontend stands against its panic threshold.

@@ -123,6 +123,22 @@ fn effective_weight_table() {
 }
 
 #[test]
+fn overrides_and_ramps_are_found_by_names() {
+    use maglev_lbsync::desired::{override_of, ramp_of, Ramps};
+    let mut o = Overrides::new();
+    assert_eq!(override_of(&o, "www", "primary", "a2"), None);
+    o.insert(("www".into(), "primary".into(), "a2".into()), 5);
+    assert_eq!(override_of(&o, "www", "primary", "a2"), Some(5));
+    assert_eq!(override_of(&o, "www", "standby", "a2"), None);
+    assert_eq!(override_of(&o, "www", "primary", "a1"), None);
+    let mut r = Ramps::new();
+    assert_eq!(ramp_of(&r, "www", "a1"), None);
+    r.insert(("www".into(), "a1".into()), 30);
+    assert_eq!(ramp_of(&r, "www", "a1"), Some(30));
+    assert_eq!(ramp_of(&r, "other", "a1"), None);
+}
+
+#[test]
 fn runtime_override_replaces_the_configured_weight() {
     let cfg = config("", true);
     let s = states(&[("a1", State::Up), ("a2", State::Up), ("b1", State::Up)]);

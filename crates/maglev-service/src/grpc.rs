@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use maglev_config::{CheckSpec, Config, Frontend};
 use maglev_health::{BackendStatus, CheckerError, State};
 use maglev_lbsync::desired::{
-    active_pool, apply_ramps_to, effective_weights, summarize, vip_key, with_agents, Agents,
-    Overrides, Ramps,
+    active_pool, apply_ramps_to, effective_weights, override_of, ramp_of, summarize, vip_key,
+    with_agents, Agents, Overrides, Ramps,
 };
 use maglev_lbsync::reconciler::SyncError;
 use maglev_proto as pb;
@@ -177,23 +177,10 @@ fn frontend_info(
                     configured_weight: u32::from(w.configured),
                     effective_weight: u32::from(w.weight),
                     flush: w.flush,
-                    // Keys of owned strings: built only when there is
-                    // something to find (ListFrontends does this for
-                    // every member).
-                    weight_overridden: !operator.is_empty()
-                        && operator.contains_key(&(
-                            f.name.clone(),
-                            p.name.clone(),
-                            w.backend.clone(),
-                        )),
+                    weight_overridden: override_of(operator, &f.name, &p.name, &w.backend)
+                        .is_some(),
                     vpp_buckets: buckets.get(&w.address).copied(),
-                    slow_start_percent: if ramps.is_empty() {
-                        0
-                    } else {
-                        ramps
-                            .get(&(f.name.clone(), w.backend.clone()))
-                            .map_or(0, |p| u32::from(*p))
-                    },
+                    slow_start_percent: ramp_of(ramps, &f.name, &w.backend).map_or(0, u32::from),
                 })
                 .collect(),
         })
