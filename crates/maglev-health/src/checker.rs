@@ -23,7 +23,7 @@ use crate::admission::Admission;
 use crate::agent::AgentState;
 use crate::probe::{Probe, Prober, SetupError};
 use crate::result::{Code, ProbeResult};
-use crate::state::{jitter, ActionError, Health, State, Transition};
+use crate::state::{coalesce, jitter, ActionError, Health, State, Transition};
 
 /// Static backends are re-evaluated this often (there is nothing to probe).
 pub const STATIC_INTERVAL: Duration = Duration::from_secs(30);
@@ -272,6 +272,9 @@ impl Entry {
 }
 
 struct Shared {
+    /// Where the slots probe starts are rounded to begin (see
+    /// [`coalesce`]).
+    origin: tokio::time::Instant,
     /// Which of `options.runtimes` the next loop goes to.
     next_runtime: AtomicUsize,
     /// Probes take a permit from here to run.
@@ -352,6 +355,7 @@ impl Checker {
             .unwrap_or_else(crate::admission::fd_budget);
         let checker = Checker {
             shared: Arc::new(Shared {
+                origin: tokio::time::Instant::now(),
                 next_runtime: AtomicUsize::new(0),
                 admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
@@ -851,6 +855,9 @@ async fn probe_loop(
     first_delay: Duration,
 ) {
     let mut rng = rand::rngs::StdRng::from_os_rng();
+    let Some(origin) = shared.upgrade().map(|sh| sh.origin) else {
+        return;
+    };
     let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rng);
     loop {
         tokio::time::sleep_until(due).await;
@@ -950,7 +957,11 @@ async fn probe_loop(
             next
         };
         drop(sh);
-        due = tokio::time::Instant::now() + jitter(next, &mut rng);
+        due = coalesce(
+            tokio::time::Instant::now() + jitter(next, &mut rng),
+            origin,
+            next,
+        );
     }
 }
 

@@ -159,6 +159,22 @@ async fn tcp_connect() {
     assert!(r.detail.contains("refused"), "{}", r.detail);
 }
 
+/// The HTTP request goes with the handshake when it can (a write right
+/// after `connect`): a refused connect still reads as refused, not as a
+/// failed request.
+#[tokio::test]
+async fn http_to_a_closed_port_is_l4con() {
+    let closed = probe(&format!(
+        "    hc: {{ type: http, port: {} }}",
+        closed_port("127.0.0.2")
+    ));
+    for _ in 0..2 {
+        let r = closed.check(ip("127.0.0.2")).await;
+        assert_eq!((r.code, r.pass), (Code::L4Con, false), "{r:?}");
+        assert!(r.detail.contains("refused"), "{}", r.detail);
+    }
+}
+
 /// A probe's connection ends with a reset, as HAProxy's checks do: no
 /// FIN exchange and no TIME_WAIT socket left per probe. The server sees
 /// the reset where a graceful close would read as end of file.

@@ -22,7 +22,8 @@ use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::layered::{drive, probe, TlsTarget};
+use super::layered::{drive, probe, Target, TlsTarget};
+use super::netns::QuickConnect;
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -38,6 +39,7 @@ pub(crate) struct GrpcProbe {
     tls: Option<Arc<ClientConfig>>,
     /// The request body, encoded once.
     body: Bytes,
+    quick: QuickConnect,
 }
 
 impl GrpcProbe {
@@ -62,6 +64,7 @@ impl GrpcProbe {
             user_agent,
             tls,
             body,
+            quick: QuickConnect::default(),
         }
     }
 
@@ -147,15 +150,20 @@ impl GrpcProbe {
 
 impl Probe for GrpcProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
-        let tls = TlsTarget::of(self.tls.as_ref(), self.check.tls.as_ref());
+        let to = Target {
+            sockets: &self.sockets,
+            quick: &self.quick,
+            addr: target,
+            port: self.check.port,
+            tls: TlsTarget::of(self.tls.as_ref(), self.check.tls.as_ref()),
+            // hyper writes the connection preface itself.
+            early: &[],
+        };
         Box::pin(probe(
             self.timeout,
             "no reply",
-            &self.sockets,
-            target,
-            self.check.port,
-            tls,
-            move |stream, start| self.call(stream, target, start),
+            to,
+            move |stream, start, _| self.call(stream, target, start),
         ))
     }
 

@@ -22,7 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::http1;
-use super::layered::{probe, TlsTarget};
+use super::layered::{probe, Target, TlsTarget};
+use super::netns::QuickConnect;
 use super::{sock_err, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -33,6 +34,7 @@ pub(crate) struct HttpProbe {
     sockets: Sockets,
     user_agent: String,
     tls: Option<Arc<ClientConfig>>,
+    quick: QuickConnect,
 }
 
 impl HttpProbe {
@@ -50,6 +52,7 @@ impl HttpProbe {
             sockets,
             user_agent,
             tls,
+            quick: QuickConnect::default(),
         }
     }
 
@@ -69,27 +72,35 @@ impl HttpProbe {
         }
     }
 
-    /// One request over `io`; the caller bounds it with the deadline.
-    async fn exchange<S>(&self, mut io: S, target: IpAddr, start: Instant) -> ProbeResult
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        let took = || start.elapsed();
+    /// The request bytes for `target`; `None` when a part cannot go on
+    /// the wire.
+    fn request(&self, target: IpAddr) -> Option<Vec<u8>> {
         let method = match self.check.method {
             HttpMethod::Get => "GET",
             HttpMethod::Head => "HEAD",
         };
         let host = self.host_header(target);
-        let Some(request) = http1::request(method, &self.check.path, &host, &self.user_agent)
-        else {
-            return sock_err(
-                "cannot build request: path, Host or User-Agent is not visible ASCII",
-                took(),
-            );
-        };
+        http1::request(method, &self.check.path, &host, &self.user_agent)
+    }
+
+    /// The rest of `request` (its first `sent` bytes went with the
+    /// handshake) and the response over `io`; the caller bounds it with
+    /// the deadline.
+    async fn exchange<S>(
+        &self,
+        mut io: S,
+        request: &[u8],
+        sent: usize,
+        start: Instant,
+    ) -> ProbeResult
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let took = || start.elapsed();
         let regex = self.check.response_regex.as_ref();
         let head = self.check.method == HttpMethod::Head;
-        let response = match http1::exchange(&mut io, &request, head, regex.is_some()).await {
+        let unsent = request.get(sent..).unwrap_or_default();
+        let response = match http1::exchange(&mut io, unsent, head, regex.is_some()).await {
             Ok(r) => r,
             Err(e) => return ProbeResult::new(Code::L7Rsp, e, took()),
         };
@@ -112,16 +123,26 @@ impl HttpProbe {
 
 impl Probe for HttpProbe {
     fn check(&self, target: IpAddr) -> BoxFuture<'_, ProbeResult> {
-        let tls = TlsTarget::of(self.tls.as_ref(), self.check.tls.as_ref());
-        Box::pin(probe(
-            self.timeout,
-            "no response",
-            &self.sockets,
-            target,
-            self.check.port,
-            tls,
-            move |stream, start| self.exchange(stream, target, start),
-        ))
+        Box::pin(async move {
+            let Some(request) = self.request(target) else {
+                return sock_err(
+                    "cannot build request: path, Host or User-Agent is not visible ASCII",
+                    Duration::ZERO,
+                );
+            };
+            let to = Target {
+                sockets: &self.sockets,
+                quick: &self.quick,
+                addr: target,
+                port: self.check.port,
+                tls: TlsTarget::of(self.tls.as_ref(), self.check.tls.as_ref()),
+                early: &request,
+            };
+            probe(self.timeout, "no response", to, |stream, start, sent| {
+                self.exchange(stream, &request, sent, start)
+            })
+            .await
+        })
     }
 
     fn timeout(&self) -> Duration {

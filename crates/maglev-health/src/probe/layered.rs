@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
+use super::netns::QuickConnect;
 use super::{sock_err, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -60,27 +61,39 @@ where
     }
 }
 
-/// One layered probe: connect to `target:port` (TLS with `tls`), then
-/// `exchange` on the stream, all under `timeout`.
+/// Where a layered probe connects and what it may send with the
+/// handshake.
+pub(crate) struct Target<'a> {
+    pub sockets: &'a Sockets,
+    pub quick: &'a QuickConnect,
+    pub addr: IpAddr,
+    pub port: u16,
+    /// TLS over the connection, if any.
+    pub tls: Option<TlsTarget<'a>>,
+    /// The application's first bytes, sent as soon as the connection is
+    /// up (plain connections only: TLS speaks first).
+    pub early: &'a [u8],
+}
+
+/// One layered probe: connect to the target (TLS with its `tls`), then
+/// `exchange` on the stream, all under `timeout`. `exchange` learns how
+/// much of the target's `early` bytes were sent already.
 pub(crate) async fn probe<F, Fut>(
     timeout: Duration,
     app_detail: &'static str,
-    sockets: &Sockets,
-    target: IpAddr,
-    port: u16,
-    tls: Option<TlsTarget<'_>>,
+    target: Target<'_>,
     exchange: F,
 ) -> ProbeResult
 where
-    F: FnOnce(Stream, Instant) -> Fut,
+    F: FnOnce(Stream, Instant, usize) -> Fut,
     Fut: std::future::Future<Output = ProbeResult>,
 {
     let phase = Phase::default();
     within_deadline(timeout, app_detail, &phase, async {
         let start = Instant::now();
-        match connect(sockets, target, port, tls, &phase, start).await {
+        match connect(target, &phase, start).await {
             Err(r) => r,
-            Ok(stream) => exchange(stream, start).await,
+            Ok((stream, sent)) => exchange(stream, start, sent).await,
         }
     })
     .await
@@ -129,25 +142,33 @@ impl<'a> TlsTarget<'a> {
     }
 }
 
-/// Connects to `target:port` and, with `tls`, completes the handshake;
+/// Connects to the target and, with its `tls`, completes the handshake;
 /// the phase moves to the application's when the stream is ready. An
 /// error is already the probe's result (`L4CON`, `L6RSP`, `SOCKERR`).
 async fn connect(
-    sockets: &Sockets,
-    target: IpAddr,
-    port: u16,
-    tls: Option<TlsTarget<'_>>,
+    target: Target<'_>,
     phase: &Phase,
     start: Instant,
-) -> Result<Stream, ProbeResult> {
-    let stream = sockets
-        .connect(SocketAddr::new(target, port))
+) -> Result<(Stream, usize), ProbeResult> {
+    let early = if target.tls.is_some() {
+        &[][..]
+    } else {
+        target.early
+    };
+    let (stream, sent) = target
+        .sockets
+        .connect_sending(
+            SocketAddr::new(target.addr, target.port),
+            early,
+            target.quick,
+        )
         .await
         .map_err(|e| super::connect_failed(&e, start.elapsed()))?;
-    let Some(tls) = tls else {
+    let Some(tls) = target.tls else {
         phase.set(APP);
-        return Ok(Stream::Plain(stream));
+        return Ok((Stream::Plain(stream), sent));
     };
+    let target = target.addr;
     phase.set(TLS);
     let server_name = match tls.server_name {
         // No SNI is sent for an IP address; the certificate must then
@@ -165,7 +186,7 @@ async fn connect(
         .await
         .map_err(|e| ProbeResult::new(Code::L6Rsp, format!("TLS: {e}"), start.elapsed()))?;
     phase.set(APP);
-    Ok(Stream::Tls(Box::new(tls)))
+    Ok((Stream::Tls(Box::new(tls)), 0))
 }
 
 impl AsyncRead for Stream {

@@ -103,6 +103,7 @@ impl Prober {
                 port: *port,
                 timeout: hc.timeout,
                 sockets: self.sockets.clone(),
+                quick: Default::default(),
             }),
             CheckSpec::Http(h) => Arc::new(http::HttpProbe::new(
                 h.clone(),

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use super::netns::QuickConnect;
 use super::{within, BoxFuture, Probe, Sockets};
 use crate::result::{Code, ProbeResult};
 
@@ -12,6 +13,7 @@ pub(crate) struct TcpProbe {
     pub port: u16,
     pub timeout: Duration,
     pub sockets: Sockets,
+    pub quick: QuickConnect,
 }
 
 impl Probe for TcpProbe {
@@ -20,10 +22,11 @@ impl Probe for TcpProbe {
             let start = tokio::time::Instant::now();
             let deadline = start + self.timeout;
             let addr = SocketAddr::new(target, self.port);
-            match within(deadline, self.sockets.connect(addr)).await {
+            let connect = self.sockets.connect_sending(addr, &[], &self.quick);
+            match within(deadline, connect).await {
                 None => ProbeResult::new(Code::L4Tout, "connect timeout", start.elapsed()),
                 Some(Err(e)) => super::connect_failed(&e, start.elapsed()),
-                Some(Ok(stream)) => {
+                Some(Ok((stream, _))) => {
                     drop(stream);
                     ProbeResult::new(Code::L4Ok, "connected", start.elapsed())
                 }
