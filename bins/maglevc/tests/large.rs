@@ -76,10 +76,5 @@ fn show_backends_of_sixty_four_thousand() {
         .as_array()
         .or_else(|| v["backends"].as_array())
         .map_or(0, Vec::len);
-    assert_eq!(
-        n,
-        FRONTENDS * PER_FRONTEND,
-        "{}",
-        &v.to_string()[..200]
-    );
+    assert_eq!(n, FRONTENDS * PER_FRONTEND, "{}", &v.to_string()[..200]);
 }

@@ -32,6 +32,9 @@ const OVERRUN_GRACE: Duration = Duration::from_millis(50);
 /// Transitions buffered per subscriber before the slowest start to lose them.
 const EVENT_BUFFER: usize = 4096;
 
+/// Entries a read of every backend copies per hold of the probes' lock.
+const COPY_CHUNK: usize = 512;
+
 /// Sees every probe result (for metrics); must not block.
 pub trait ProbeObserver: Send + Sync {
     /// One probe of `backend` with a check of `check_type` finished and
@@ -281,7 +284,10 @@ struct Shared {
     admission: Arc<Admission>,
     /// When the last lag warning was logged.
     lag_warned: Mutex<Option<tokio::time::Instant>>,
-    entries: Mutex<BTreeMap<String, Entry>>,
+    /// parking_lot's: a read of every backend hands the lock over to a
+    /// waiting probe between chunks ([`Checker::each_entry`]), which
+    /// std's mutex cannot (the reader takes it back first).
+    entries: parking_lot::Mutex<BTreeMap<String, Entry>>,
     /// What agents ask for, of the backends whose agent asks for
     /// anything: readers (every GetFrontend, every reconciler input)
     /// copy this, not a scan of every entry under the probes' lock.
@@ -312,10 +318,8 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if let Ok(entries) = self.entries.get_mut() {
-            for e in entries.values_mut() {
-                e.stop();
-            }
+        for e in self.entries.get_mut().values_mut() {
+            e.stop();
         }
     }
 }
@@ -329,6 +333,26 @@ pub struct Checker {
 impl std::fmt::Debug for Checker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Checker").finish_non_exhaustive()
+    }
+}
+
+/// A handle on a [`Checker`] that does not keep it running: for tasks that
+/// follow its events and must end when it goes.
+#[derive(Clone)]
+pub struct WeakChecker {
+    shared: Weak<Shared>,
+}
+
+impl WeakChecker {
+    /// The checker, while it runs.
+    pub fn upgrade(&self) -> Option<Checker> {
+        self.shared.upgrade().map(|shared| Checker { shared })
+    }
+}
+
+impl std::fmt::Debug for WeakChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakChecker").finish_non_exhaustive()
     }
 }
 
@@ -359,7 +383,7 @@ impl Checker {
                 next_runtime: AtomicUsize::new(0),
                 admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
-                entries: Mutex::new(BTreeMap::new()),
+                entries: parking_lot::Mutex::new(BTreeMap::new()),
                 agents: Mutex::new(HashMap::new()),
                 events,
                 prober: Mutex::new(prober),
@@ -370,7 +394,7 @@ impl Checker {
         };
         let backends = in_use(config);
         let n = backends.len().max(1);
-        let mut entries = checker.shared.entries.lock().expect("checker lock");
+        let mut entries = checker.shared.entries.lock();
         for (i, (name, backend)) in backends.into_iter().enumerate() {
             let spread = |hc_interval: Duration| hc_interval.mul_f64(i as f64 / n as f64);
             let mut entry = checker.new_entry(backend);
@@ -455,6 +479,13 @@ impl Checker {
         }
     }
 
+    /// A handle that does not keep the checker running.
+    pub fn downgrade(&self) -> WeakChecker {
+        WeakChecker {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     /// What each backend's agent asks for, for those where it changes
     /// something.
     pub fn agents(&self) -> HashMap<String, AgentState> {
@@ -479,44 +510,70 @@ impl Checker {
         publish(&self.shared, backend, transition);
     }
 
-    /// Every checked backend, in name order.
+    /// Every checked backend, in name order. Each status is one
+    /// backend's at one moment; the list is copied a few hundred backends
+    /// at a time (see [`Checker::each_entry`]).
     pub fn backends(&self) -> Vec<BackendStatus> {
-        let entries = self.shared.entries.lock().expect("checker lock");
-        entries.values().map(Entry::status).collect()
+        self.each_entry(|_, e| e.status())
+    }
+
+    /// `f` of every entry in name order, taking the probes' lock for
+    /// [`COPY_CHUNK`] entries at a time and handing it to any waiter in
+    /// between: copying 64,000 statuses in one hold kept every probe (and
+    /// every reader) waiting for 50 ms and more. A backend a reload adds or removes meanwhile may be
+    /// in the list or not, as with any read just before or after it.
+    fn each_entry<T>(&self, mut f: impl FnMut(&str, &Entry) -> T) -> Vec<T> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let entries = self.shared.entries.lock();
+            if after.is_none() {
+                // Room for all at once: growing a list of 64,000 statuses
+                // copies megabytes, which would happen under the lock.
+                out.reserve(entries.len());
+            }
+            let rest = match &after {
+                None => entries.range::<str, _>((Unbounded, Unbounded)),
+                Some(k) => entries.range::<str, _>((Excluded(k.as_str()), Unbounded)),
+            };
+            let mut last = None;
+            for (name, e) in rest.take(COPY_CHUNK) {
+                out.push(f(name, e));
+                last = Some(name);
+            }
+            match last {
+                Some(name) if out.len() % COPY_CHUNK == 0 => after = Some(name.clone()),
+                _ => return out,
+            }
+            // Straight to a waiting probe, if any: an unfair unlock would
+            // let this loop take the lock back before a woken waiter runs.
+            parking_lot::MutexGuard::unlock_fair(entries);
+        }
     }
 
     /// Every checked backend's name, state, flag and agent, in name order:
     /// [`Checker::backends`] for readers of every backend that need no
     /// more (it holds the probes' lock a third as long).
     pub fn summaries(&self) -> Vec<BackendSummary> {
-        let entries = self.shared.entries.lock().expect("checker lock");
-        entries
-            .iter()
-            .map(|(name, e)| BackendSummary {
-                name: name.clone(),
-                state: e.health.state(),
-                enabled: e.health.enabled(),
-                agent: e.agent_check().map(|_| e.agent),
-            })
-            .collect()
+        self.each_entry(|name, e| BackendSummary {
+            name: name.to_string(),
+            state: e.health.state(),
+            enabled: e.health.enabled(),
+            agent: e.agent_check().map(|_| e.agent),
+        })
     }
 
     /// One backend.
     pub fn backend(&self, name: &str) -> Option<BackendStatus> {
-        let entries = self.shared.entries.lock().expect("checker lock");
+        let entries = self.shared.entries.lock();
         entries.get(name).map(Entry::status)
     }
 
     /// Every backend's state, without the rest of its status.
     pub fn states(&self) -> HashMap<String, State> {
         // Copied under the probes' lock, hashed after it.
-        let copied: Vec<(String, State)> = {
-            let entries = self.shared.entries.lock().expect("checker lock");
-            entries
-                .iter()
-                .map(|(n, e)| (n.clone(), e.health.state()))
-                .collect()
-        };
+        let copied = self.each_entry(|n, e| (n.to_string(), e.health.state()));
         copied.into_iter().collect()
     }
 
@@ -526,7 +583,7 @@ impl Checker {
         &self,
         names: impl IntoIterator<Item = &'a str>,
     ) -> HashMap<String, State> {
-        let entries = self.shared.entries.lock().expect("checker lock");
+        let entries = self.shared.entries.lock();
         names
             .into_iter()
             .filter_map(|n| entries.get(n).map(|e| (n.to_string(), e.health.state())))
@@ -535,7 +592,7 @@ impl Checker {
 
     /// The state of one backend.
     pub fn state(&self, name: &str) -> Option<State> {
-        let entries = self.shared.entries.lock().expect("checker lock");
+        let entries = self.shared.entries.lock();
         entries.get(name).map(|e| e.health.state())
     }
 
@@ -544,7 +601,7 @@ impl Checker {
         name: &str,
         action: impl FnOnce(&mut Health, SystemTime) -> Result<Option<Transition>, ActionError>,
     ) -> Result<BackendStatus, CheckerError> {
-        let mut entries = self.shared.entries.lock().expect("checker lock");
+        let mut entries = self.shared.entries.lock();
         let entry = entries
             .get_mut(name)
             .ok_or_else(|| CheckerError::NotFound(name.to_string()))?;
@@ -591,7 +648,7 @@ impl Checker {
     /// and no state changes after this, so nothing moves VPP on the way
     /// out.
     pub fn stop(&self) {
-        let mut entries = self.shared.entries.lock().expect("checker lock");
+        let mut entries = self.shared.entries.lock();
         for e in entries.values_mut() {
             if let Some(t) = e.task.take() {
                 t.abort();
@@ -628,7 +685,7 @@ impl Checker {
         let wanted = in_use(config);
         let mut report = ApplyReport::default();
         let mut events = Vec::new();
-        let mut entries = self.shared.entries.lock().expect("checker lock");
+        let mut entries = self.shared.entries.lock();
         let gone: Vec<String> = entries
             .keys()
             .filter(|n| !wanted.contains_key(*n))
@@ -767,7 +824,7 @@ async fn agent_loop(
         let permit = admission.acquire(due).await;
         let Some(sh) = shared.upgrade() else { return };
         let (agent, address, timeout) = {
-            let entries = sh.entries.lock().expect("checker lock");
+            let entries = sh.entries.lock();
             let Some(e) = entries.get(&name).filter(|e| e.epoch == epoch) else {
                 return;
             };
@@ -785,7 +842,7 @@ async fn agent_loop(
         drop(permit);
         let Some(sh) = shared.upgrade() else { return };
         let event = {
-            let mut entries = sh.entries.lock().expect("checker lock");
+            let mut entries = sh.entries.lock();
             let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
                 return;
             };
@@ -881,7 +938,7 @@ async fn probe_loop(
             tokio::time::Instant::now().saturating_duration_since(due),
         );
         let (probe, address, check_type) = {
-            let entries = sh.entries.lock().expect("checker lock");
+            let entries = sh.entries.lock();
             match entries.get(&name) {
                 Some(e) if e.epoch == epoch => (e.probe.clone(), e.backend.address, e.check_type()),
                 _ => return,
@@ -902,7 +959,7 @@ async fn probe_loop(
         };
         drop(permit);
         let next = {
-            let mut entries = sh.entries.lock().expect("checker lock");
+            let mut entries = sh.entries.lock();
             let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
                 return;
             };

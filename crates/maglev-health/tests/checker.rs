@@ -315,3 +315,27 @@ async fn agent_checks_take_their_turn_with_the_probes() {
         t.abort();
     }
 }
+
+/// Reads of every backend copy a few hundred entries per hold of the
+/// probes' lock: across the chunks' seams each backend is there once, in
+/// name order (1,025 = two whole chunks of 512 and one more).
+#[tokio::test]
+async fn reads_of_every_backend_see_each_once_in_order() {
+    for n in [1_024usize, 1_025] {
+        let names: Vec<String> = (0..n).map(|i| format!("b{i:04}")).collect();
+        let backends: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, b)| format!("    {b}: {{ address: 10.0.{}.{} }}\n", i / 250, i % 250 + 1))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let cfg = config("    {}", backends.trim_end(), &refs);
+        let c = Checker::start(&cfg, CheckerOptions::default()).unwrap();
+        let listed: Vec<String> = c.backends().into_iter().map(|b| b.name).collect();
+        assert_eq!(listed, names, "backends() of {n}");
+        let summed: Vec<String> = c.summaries().into_iter().map(|b| b.name).collect();
+        assert_eq!(summed, names, "summaries() of {n}");
+        assert_eq!(c.states().len(), n);
+        c.stop();
+    }
+}

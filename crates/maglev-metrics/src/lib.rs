@@ -79,6 +79,9 @@ pub struct Metrics {
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
     probe_lag: Histogram,
     transitions: Family<Labels, Counter>,
+    /// Backends with `transitions` series (what a sweep after lost
+    /// events looks through).
+    transitioned: Mutex<std::collections::HashSet<String>>,
     vpp_connected: Gauge,
     vpp_uptime: Gauge<f64, std::sync::atomic::AtomicU64>,
     vpp_info: Family<Labels, Gauge>,
@@ -122,6 +125,7 @@ impl Metrics {
             probe_duration: Family::new_with_constructor(histogram),
             probe_lag: histogram(),
             transitions: Family::default(),
+            transitioned: Mutex::default(),
             vpp_connected: Gauge::default(),
             vpp_uptime: Gauge::default(),
             vpp_info: Family::default(),
@@ -297,6 +301,10 @@ impl Metrics {
     pub fn forget_backend(&self, backend: &str) {
         self.probe_series
             .forget(&self.probe_total, &self.probe_duration, backend);
+        self.transitioned
+            .lock()
+            .expect("metrics lock")
+            .remove(backend);
         for from in State::ALL {
             for to in State::ALL {
                 self.transitions.remove(&vec![
@@ -317,6 +325,31 @@ impl Metrics {
                 ("to", to.to_string()),
             ])
             .inc();
+        let mut known = self.transitioned.lock().expect("metrics lock");
+        if !known.contains(backend) {
+            known.insert(backend.to_string());
+        }
+    }
+
+    /// Forgets the series of every backend `checker` no longer has: after
+    /// events were lost, removals may have been among them. The names
+    /// with series are read before the checker's, so a backend added in
+    /// between (not in the first list) keeps its new series.
+    pub fn forget_missing(&self, checker: &Checker) {
+        let mut known = self.probe_series.backends();
+        known.extend(
+            self.transitioned
+                .lock()
+                .expect("metrics lock")
+                .iter()
+                .cloned(),
+        );
+        known.sort_unstable();
+        known.dedup();
+        let present = checker.states_of(known.iter().map(String::as_str));
+        for gone in known.iter().filter(|n| !present.contains_key(*n)) {
+            self.forget_backend(gone);
+        }
     }
 
     /// Encodes the families of `scopes` in `format`: the registries'
@@ -698,6 +731,7 @@ impl maglev_vpp::ApiObserver for Metrics {
 /// Counts the checker's transitions into `metrics` until the checker goes.
 pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::task::JoinHandle<()> {
     let mut rx = checker.subscribe();
+    let weak = checker.downgrade();
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
@@ -706,7 +740,14 @@ pub fn count_transitions(metrics: Arc<Metrics>, checker: &Checker) -> tokio::tas
                 // Gone from the config: so are its series.
                 Ok(ev) if ev.transition.to == State::Removed => metrics.forget_backend(&ev.backend),
                 Ok(ev) => metrics.transition(&ev.backend, ev.transition.from, ev.transition.to),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                // Some events were lost (a reload of thousands of backends
+                // outran this task), maybe removals: sweep.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    let Some(checker) = weak.upgrade() else {
+                        return;
+                    };
+                    metrics.forget_missing(&checker);
+                }
                 Err(_) => return,
             }
         }
@@ -875,6 +916,55 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reload that removes more backends than the checker's event
+    /// buffer holds (4,096) outruns the task that counts transitions: the
+    /// removals it lost are swept, and no removed backend keeps a series.
+    #[tokio::test]
+    async fn removals_lost_to_a_lagging_counter_are_swept() {
+        let config = |frontends| {
+            let yaml = maglev_testkit::static_config(frontends, 64, "");
+            maglev_config::load_str(&yaml, "test").unwrap().config
+        };
+        let m = Arc::new(Metrics::new());
+        let checker = Checker::start(
+            &config(100),
+            maglev_health::CheckerOptions {
+                observer: Some(Arc::clone(&m) as Arc<dyn ProbeObserver>),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let _counting = count_transitions(Arc::clone(&m), &checker);
+        let named = |m: &Metrics| {
+            let mut n = m.probe_series.backends();
+            n.extend(m.transitioned.lock().unwrap().iter().cloned());
+            n
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while m.probe_series.backends().len() < 6_400 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not every backend probed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // 6,336 removed at once; the counting task has not run since.
+        checker.apply(&config(1)).unwrap();
+        loop {
+            let left = named(&m);
+            if left.iter().all(|n| n.starts_with("b0-")) {
+                assert!(left.len() >= 64, "{left:?}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} removed backends keep series",
+                left.iter().filter(|n| !n.starts_with("b0-")).count()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_small_scrape_does_not_wait_behind_a_render_of_every_backend() {

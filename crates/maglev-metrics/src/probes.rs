@@ -115,6 +115,12 @@ impl ProbeSeries {
         }
     }
 
+    /// The backends with series.
+    pub(crate) fn backends(&self) -> Vec<String> {
+        let map = self.by_backend.read().expect("probe series lock");
+        map.keys().cloned().collect()
+    }
+
     /// Removes every series of `backend` (gone from the config): a
     /// config that churns backends must not grow the scrape forever.
     pub(crate) fn forget(
