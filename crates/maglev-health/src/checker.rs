@@ -520,8 +520,9 @@ impl Checker {
     /// `f` of every entry in name order, taking the probes' lock for
     /// [`COPY_CHUNK`] entries at a time and handing it to any waiter in
     /// between: copying 64,000 statuses in one hold kept every probe (and
-    /// every reader) waiting for 50 ms and more. A backend a reload adds or removes meanwhile may be
-    /// in the list or not, as with any read just before or after it.
+    /// every reader) waiting for 50 ms and more. A backend a reload adds
+    /// or removes meanwhile may be in the list or not, as with any read
+    /// just before or after it.
     fn each_entry<T>(&self, mut f: impl FnMut(&str, &Entry) -> T) -> Vec<T> {
         use std::ops::Bound::{Excluded, Unbounded};
         let mut out = Vec::new();
