@@ -32,14 +32,14 @@ const OVERRUN_GRACE: Duration = Duration::from_millis(50);
 /// Transitions buffered per subscriber before the slowest start to lose them.
 const EVENT_BUFFER: usize = 4096;
 
-/// Entries a read of every backend copies per hold of the probes' lock.
-const COPY_CHUNK: usize = 512;
+/// One backend's entry and its lock.
+type Cell = Arc<parking_lot::Mutex<Entry>>;
 
 /// Sees every probe result (for metrics); must not block.
 pub trait ProbeObserver: Send + Sync {
     /// One probe of `backend` with a check of `check_type` finished and
-    /// is applied. Called with the checker's lock held (so a backend's
-    /// removal comes after its last report): must not call the checker.
+    /// is applied. Called with the backend's entry locked (so its removal
+    /// comes after its last report): must not call the checker.
     fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult);
 
     /// A probe started `lag` after it was due (the checker is behind:
@@ -284,14 +284,15 @@ struct Shared {
     admission: Arc<Admission>,
     /// When the last lag warning was logged.
     lag_warned: Mutex<Option<tokio::time::Instant>>,
-    /// parking_lot's: a read of every backend hands the lock over to a
-    /// waiting probe between chunks ([`Checker::each_entry`]), which
-    /// std's mutex cannot (the reader takes it back first).
-    entries: parking_lot::Mutex<BTreeMap<String, Entry>>,
+    /// Every backend's entry, each behind a lock of its own: a probe loop
+    /// holds its entry's cell and never looks it up or takes this map's
+    /// lock (which only a reload, an operator action and readers take).
+    /// Lock order: this map, then a cell, then `agents`.
+    entries: parking_lot::Mutex<BTreeMap<String, Cell>>,
     /// What agents ask for, of the backends whose agent asks for
     /// anything: readers (every GetFrontend, every reconciler input)
-    /// copy this, not a scan of every entry under the probes' lock.
-    /// Written with `entries` held (that order).
+    /// copy this, not a scan of every entry.
+    /// Written with the backend's cell held (that order).
     agents: Mutex<HashMap<String, AgentState>>,
     events: broadcast::Sender<BackendEvent>,
     prober: Mutex<Prober>,
@@ -302,7 +303,7 @@ struct Shared {
 
 impl Shared {
     /// Keeps `agents` in step with an entry's agent state (call with
-    /// `entries` held).
+    /// the backend's cell held).
     fn note_agent(&self, name: &str, state: AgentState) {
         let mut agents = self.agents.lock().expect("checker lock");
         if state.is_neutral() {
@@ -318,8 +319,8 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        for e in self.entries.get_mut().values_mut() {
-            e.stop();
+        for c in self.entries.get_mut().values() {
+            c.lock().stop();
         }
     }
 }
@@ -397,14 +398,16 @@ impl Checker {
         let mut entries = checker.shared.entries.lock();
         for (i, (name, backend)) in backends.into_iter().enumerate() {
             let spread = |hc_interval: Duration| hc_interval.mul_f64(i as f64 / n as f64);
-            let mut entry = checker.new_entry(backend);
+            let cell = Arc::new(parking_lot::Mutex::new(checker.new_entry(backend)));
+            let mut entry = cell.lock();
             let delay = entry
                 .backend
                 .healthcheck
                 .as_ref()
                 .map_or(Duration::ZERO, |hc| spread(hc.interval));
-            checker.spawn(&name, &mut entry, delay);
-            entries.insert(name, entry);
+            checker.spawn(&name, &cell, &mut entry, delay);
+            drop(entry);
+            entries.insert(name, cell);
         }
         drop(entries);
         Ok(checker)
@@ -441,8 +444,9 @@ impl Checker {
         }
     }
 
-    /// Starts a fresh loop for `entry` (if its state wants probes).
-    fn spawn(&self, name: &str, entry: &mut Entry, first_delay: Duration) {
+    /// Starts a fresh loop for `entry`, the content of `cell` (if its state
+    /// wants probes).
+    fn spawn(&self, name: &str, cell: &Cell, entry: &mut Entry, first_delay: Duration) {
         entry.stop();
         if !entry.health.is_probing() {
             return;
@@ -458,6 +462,7 @@ impl Checker {
         let task = rt.spawn(probe_loop(
             Arc::downgrade(&self.shared),
             Arc::clone(&self.shared.admission),
+            Arc::clone(cell),
             name.to_string(),
             entry.epoch,
             // Fixed for an epoch: a changed health check restarts the loop.
@@ -470,6 +475,7 @@ impl Checker {
             let task = rt.spawn(agent_loop(
                 Arc::downgrade(&self.shared),
                 Arc::clone(&self.shared.admission),
+                Arc::clone(cell),
                 name.to_string(),
                 entry.epoch,
                 first_delay,
@@ -477,6 +483,11 @@ impl Checker {
             ));
             entry.agent_task = Some(task.abort_handle());
         }
+    }
+
+    /// `name`'s cell (the map's lock only for the lookup).
+    fn cell(&self, name: &str) -> Option<Cell> {
+        self.shared.entries.lock().get(name).cloned()
     }
 
     /// A handle that does not keep the checker running.
@@ -511,51 +522,32 @@ impl Checker {
     }
 
     /// Every checked backend, in name order. Each status is one
-    /// backend's at one moment; the list is copied a few hundred backends
-    /// at a time (see [`Checker::each_entry`]).
+    /// backend's at one moment (see [`Checker::each_entry`]).
     pub fn backends(&self) -> Vec<BackendStatus> {
         self.each_entry(|_, e| e.status())
     }
 
-    /// `f` of every entry in name order, taking the probes' lock for
-    /// [`COPY_CHUNK`] entries at a time and handing it to any waiter in
-    /// between: copying 64,000 statuses in one hold kept every probe (and
-    /// every reader) waiting for 50 ms and more. A backend a reload adds
-    /// or removes meanwhile may be in the list or not, as with any read
-    /// just before or after it.
+    /// `f` of every entry in name order. The map's lock is held only to
+    /// list the cells; each entry is then read under its own lock, so a
+    /// copy of 64,000 statuses holds up no probe for longer than one
+    /// entry's copy. A backend a reload adds or removes meanwhile may be
+    /// in the list or not, as with any read just before or after it.
     fn each_entry<T>(&self, mut f: impl FnMut(&str, &Entry) -> T) -> Vec<T> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let entries = self.shared.entries.lock();
-            if after.is_none() {
-                // Room for all at once: growing a list of 64,000 statuses
-                // copies megabytes, which would happen under the lock.
-                out.reserve(entries.len());
-            }
-            let rest = match &after {
-                None => entries.range::<str, _>((Unbounded, Unbounded)),
-                Some(k) => entries.range::<str, _>((Excluded(k.as_str()), Unbounded)),
-            };
-            let mut last = None;
-            for (name, e) in rest.take(COPY_CHUNK) {
-                out.push(f(name, e));
-                last = Some(name);
-            }
-            match last {
-                Some(name) if out.len() % COPY_CHUNK == 0 => after = Some(name.clone()),
-                _ => return out,
-            }
-            // Straight to a waiting probe, if any: an unfair unlock would
-            // let this loop take the lock back before a woken waiter runs.
-            parking_lot::MutexGuard::unlock_fair(entries);
-        }
+        // Only the cells are copied under the map's lock (a backend's
+        // name is its entry's, the key under `backends`).
+        let cells: Vec<Cell> = self.shared.entries.lock().values().cloned().collect();
+        cells
+            .iter()
+            .map(|c| {
+                let e = c.lock();
+                f(&e.backend.name, &e)
+            })
+            .collect()
     }
 
     /// Every checked backend's name, state, flag and agent, in name order:
     /// [`Checker::backends`] for readers of every backend that need no
-    /// more (it holds the probes' lock a third as long).
+    /// more (a third of the copying).
     pub fn summaries(&self) -> Vec<BackendSummary> {
         self.each_entry(|name, e| BackendSummary {
             name: name.to_string(),
@@ -567,13 +559,14 @@ impl Checker {
 
     /// One backend.
     pub fn backend(&self, name: &str) -> Option<BackendStatus> {
-        let entries = self.shared.entries.lock();
-        entries.get(name).map(Entry::status)
+        let cell = self.cell(name)?;
+        let status = cell.lock().status();
+        Some(status)
     }
 
     /// Every backend's state, without the rest of its status.
     pub fn states(&self) -> HashMap<String, State> {
-        // Copied under the probes' lock, hashed after it.
+        // Copied entry by entry, hashed after.
         let copied = self.each_entry(|n, e| (n.to_string(), e.health.state()));
         copied.into_iter().collect()
     }
@@ -587,14 +580,19 @@ impl Checker {
         let entries = self.shared.entries.lock();
         names
             .into_iter()
-            .filter_map(|n| entries.get(n).map(|e| (n.to_string(), e.health.state())))
+            .filter_map(|n| {
+                entries
+                    .get(n)
+                    .map(|c| (n.to_string(), c.lock().health.state()))
+            })
             .collect()
     }
 
     /// The state of one backend.
     pub fn state(&self, name: &str) -> Option<State> {
-        let entries = self.shared.entries.lock();
-        entries.get(name).map(|e| e.health.state())
+        let cell = self.cell(name)?;
+        let state = cell.lock().health.state();
+        Some(state)
     }
 
     fn act(
@@ -602,10 +600,12 @@ impl Checker {
         name: &str,
         action: impl FnOnce(&mut Health, SystemTime) -> Result<Option<Transition>, ActionError>,
     ) -> Result<BackendStatus, CheckerError> {
-        let mut entries = self.shared.entries.lock();
-        let entry = entries
-            .get_mut(name)
+        // The map stays locked: a reload does not run beside an action.
+        let entries = self.shared.entries.lock();
+        let cell = entries
+            .get(name)
             .ok_or_else(|| CheckerError::NotFound(name.to_string()))?;
+        let mut entry = cell.lock();
         let t =
             action(&mut entry.health, SystemTime::now()).map_err(|error| CheckerError::Action {
                 backend: name.to_string(),
@@ -613,13 +613,14 @@ impl Checker {
             })?;
         if t.is_some() {
             if entry.health.is_probing() {
-                self.spawn(name, entry, Duration::ZERO);
+                self.spawn(name, cell, &mut entry, Duration::ZERO);
             } else {
                 entry.stop();
             }
         }
         let status = entry.status();
         let backend = entry.backend.clone();
+        drop(entry);
         drop(entries);
         self.publish(&backend, t);
         Ok(status)
@@ -649,9 +650,9 @@ impl Checker {
     /// and no state changes after this, so nothing moves VPP on the way
     /// out.
     pub fn stop(&self) {
-        let mut entries = self.shared.entries.lock();
-        for e in entries.values_mut() {
-            if let Some(t) = e.task.take() {
+        let entries = self.shared.entries.lock();
+        for c in entries.values() {
+            if let Some(t) = c.lock().task.take() {
                 t.abort();
             }
         }
@@ -693,7 +694,11 @@ impl Checker {
             .cloned()
             .collect();
         for name in gone {
-            if let Some(mut e) = entries.remove(&name) {
+            if let Some(cell) = entries.remove(&name) {
+                // Under the cell's lock: a loop that reports after this
+                // finds its epoch gone (the removal follows its last
+                // report).
+                let mut e = cell.lock();
                 e.stop();
                 self.shared.note_agent(&name, AgentState::default());
                 events.push((e.backend.clone(), e.health.remove(SystemTime::now())));
@@ -702,9 +707,12 @@ impl Checker {
         }
         let n = wanted.len().max(1);
         for (i, (name, backend)) in wanted.into_iter().enumerate() {
-            match entries.get_mut(&name) {
+            let cell = entries.get(&name).cloned();
+            let mut guard = cell.as_ref().map(|c| c.lock());
+            match guard.as_deref_mut() {
                 None => {
-                    let mut entry = self.new_entry(backend);
+                    let cell = Arc::new(parking_lot::Mutex::new(self.new_entry(backend)));
+                    let mut entry = cell.lock();
                     let delay = entry
                         .backend
                         .healthcheck
@@ -712,8 +720,9 @@ impl Checker {
                         .map_or(Duration::ZERO, |hc| {
                             hc.interval.mul_f64(i as f64 / n as f64)
                         });
-                    self.spawn(&name, &mut entry, delay);
-                    entries.insert(name.clone(), entry);
+                    self.spawn(&name, &cell, &mut entry, delay);
+                    drop(entry);
+                    entries.insert(name.clone(), cell);
                     report.added.push(name);
                 }
                 Some(entry) if entry.backend.healthcheck != backend.healthcheck => {
@@ -729,7 +738,7 @@ impl Checker {
                     entry.last = None;
                     entry.reset_agent();
                     self.shared.note_agent(&name, entry.agent);
-                    self.spawn(&name, entry, Duration::ZERO);
+                    self.spawn(&name, cell.as_ref().expect("found"), entry, Duration::ZERO);
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
                 }
@@ -750,7 +759,7 @@ impl Checker {
                     entry.last = None;
                     entry.reset_agent();
                     self.shared.note_agent(&name, entry.agent);
-                    self.spawn(&name, entry, Duration::ZERO);
+                    self.spawn(&name, cell.as_ref().expect("found"), entry, Duration::ZERO);
                     events.push((entry.backend.clone(), t));
                     report.restarted.push(name);
                 }
@@ -768,8 +777,8 @@ impl Checker {
             }
         }
         let capacity = *self.shared.history.lock().expect("checker lock");
-        for e in entries.values_mut() {
-            e.health.set_capacity(capacity);
+        for c in entries.values() {
+            c.lock().health.set_capacity(capacity);
         }
         drop(entries);
         for (backend, t) in events {
@@ -810,6 +819,7 @@ fn publish(shared: &Shared, backend: &Backend, transition: Option<Transition>) {
 async fn agent_loop(
     shared: Weak<Shared>,
     admission: Arc<Admission>,
+    cell: Cell,
     name: String,
     epoch: u64,
     first_delay: Duration,
@@ -825,10 +835,10 @@ async fn agent_loop(
         let permit = admission.acquire(due).await;
         let Some(sh) = shared.upgrade() else { return };
         let (agent, address, timeout) = {
-            let entries = sh.entries.lock();
-            let Some(e) = entries.get(&name).filter(|e| e.epoch == epoch) else {
+            let e = cell.lock();
+            if e.epoch != epoch {
                 return;
-            };
+            }
             let Some(hc) = e.backend.healthcheck.as_ref() else {
                 return;
             };
@@ -843,11 +853,11 @@ async fn agent_loop(
         drop(permit);
         let Some(sh) = shared.upgrade() else { return };
         let event = {
-            let mut entries = sh.entries.lock();
-            let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
+            let mut e = cell.lock();
+            if e.epoch != epoch {
                 return;
-            };
-            let event = agent_answer(e, &name, answer);
+            }
+            let event = agent_answer(&mut e, &name, answer);
             sh.note_agent(&name, e.agent);
             event
         };
@@ -907,6 +917,7 @@ fn agent_answer(
 async fn probe_loop(
     shared: Weak<Shared>,
     admission: Arc<Admission>,
+    cell: Cell,
     name: String,
     epoch: u64,
     probing: bool,
@@ -939,11 +950,11 @@ async fn probe_loop(
             tokio::time::Instant::now().saturating_duration_since(due),
         );
         let (probe, address, check_type) = {
-            let entries = sh.entries.lock();
-            match entries.get(&name) {
-                Some(e) if e.epoch == epoch => (e.probe.clone(), e.backend.address, e.check_type()),
-                _ => return,
+            let e = cell.lock();
+            if e.epoch != epoch {
+                return;
             }
+            (e.probe.clone(), e.backend.address, e.check_type())
         };
         let result = match &probe {
             Some(p) => {
@@ -960,13 +971,14 @@ async fn probe_loop(
         };
         drop(permit);
         let next = {
-            let mut entries = sh.entries.lock();
-            let Some(e) = entries.get_mut(&name).filter(|e| e.epoch == epoch) else {
+            let mut e = cell.lock();
+            if e.epoch != epoch {
                 return;
-            };
-            // Reported under the lock, and only for a loop still current:
-            // a backend's removal (which takes the lock) then comes after
-            // its last report, and the metrics it clears stay cleared.
+            }
+            // Reported under the entry's lock, and only for a loop still
+            // current: a backend's removal (which stops the entry under
+            // that lock) then comes after its last report, and the
+            // metrics it clears stay cleared.
             if let Some(o) = &sh.options.observer {
                 o.probe_done(&name, check_type, &result);
             }
@@ -1008,7 +1020,7 @@ async fn probe_loop(
             // Most probes change nothing: the backend is copied only for
             // a transition to publish.
             let changed = t.map(|t| (e.backend.clone(), t));
-            drop(entries);
+            drop(e);
             if let Some((backend, t)) = changed {
                 publish(&sh, &backend, Some(t));
             }
@@ -1042,5 +1054,81 @@ fn note_lag(sh: &Shared, backend: &str, lag: Duration) {
             lag_ms = lag.as_secs_f64() * 1000.0,
             "probes start late: more probes per second than this machine runs (see maglev_probe_lag_seconds)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::probe::BoxFuture;
+
+    #[derive(Debug, Default)]
+    struct Counted(AtomicUsize);
+
+    impl Probe for Counted {
+        fn check(&self, _: IpAddr) -> BoxFuture<'_, ProbeResult> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { ProbeResult::new(Code::L4Ok, "counted", Duration::ZERO) })
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+    }
+
+    /// A probe touches only its own entry: while the map of every backend
+    /// is locked (a reload, an operator action, a read listing them all),
+    /// probes go on.
+    #[test]
+    fn probes_go_on_while_the_map_of_backends_is_locked() {
+        let probes = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = probes.handle().clone();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || probes.block_on(finished));
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _in = main.enter();
+        let yaml = "maglev:
+  vpp:
+    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }
+  healthchecks:
+    hc: { type: tcp, port: 80, interval: 50ms, fast-interval: 20ms, down-interval: 50ms, timeout: 200ms }
+  backends:
+    b: { address: 127.0.0.1, healthcheck: hc }
+  frontends:
+    f: { address: 203.0.113.1, port: 80, pools: [ { name: p, backends: { b: {} } } ] }
+";
+        let cfg = maglev_config::load_str(yaml, "test").unwrap().config;
+        let counted = Arc::new(Counted::default());
+        let probe = Arc::clone(&counted);
+        let checker = Checker::start(
+            &cfg,
+            CheckerOptions {
+                probe_factory: Some(Arc::new(move |_| Arc::clone(&probe) as Arc<dyn Probe>)),
+                runtimes: vec![handle],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while counted.0.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no first probe");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let held = checker.shared.entries.lock();
+        let before = counted.0.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(300));
+        let during = counted.0.load(Ordering::SeqCst) - before;
+        drop(held);
+        checker.stop();
+        let _ = done.send(());
+        thread.join().unwrap().unwrap();
+        assert!(during >= 3, "{during} probes in 300 ms with the map locked");
     }
 }

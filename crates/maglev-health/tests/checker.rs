@@ -316,12 +316,11 @@ async fn agent_checks_take_their_turn_with_the_probes() {
     }
 }
 
-/// Reads of every backend copy a few hundred entries per hold of the
-/// probes' lock: across the chunks' seams each backend is there once, in
-/// name order (1,025 = two whole chunks of 512 and one more).
+/// Reads of every backend list the entries, then copy each under its own
+/// lock: each backend is there once, in name order.
 #[tokio::test]
 async fn reads_of_every_backend_see_each_once_in_order() {
-    for n in [1_024usize, 1_025] {
+    for n in [1, 1_025] {
         let names: Vec<String> = (0..n).map(|i| format!("b{i:04}")).collect();
         let backends: String = names
             .iter()
