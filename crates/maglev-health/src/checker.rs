@@ -397,20 +397,31 @@ impl Checker {
         let n = backends.len().max(1);
         let mut entries = checker.shared.entries.lock();
         for (i, (name, backend)) in backends.into_iter().enumerate() {
-            let spread = |hc_interval: Duration| hc_interval.mul_f64(i as f64 / n as f64);
-            let cell = Arc::new(parking_lot::Mutex::new(checker.new_entry(backend)));
-            let mut entry = cell.lock();
-            let delay = entry
-                .backend
-                .healthcheck
-                .as_ref()
-                .map_or(Duration::ZERO, |hc| spread(hc.interval));
-            checker.spawn(&name, &cell, &mut entry, delay);
-            drop(entry);
-            entries.insert(name, cell);
+            checker.add(&mut entries, name, backend, i as f64 / n as f64);
         }
         drop(entries);
         Ok(checker)
+    }
+
+    /// A new backend's entry, its first probe `spread` (0..1) into its
+    /// health check's interval.
+    fn add(
+        &self,
+        entries: &mut BTreeMap<String, Cell>,
+        name: String,
+        backend: Backend,
+        spread: f64,
+    ) {
+        let cell = Arc::new(parking_lot::Mutex::new(self.new_entry(backend)));
+        let mut entry = cell.lock();
+        let delay = entry
+            .backend
+            .healthcheck
+            .as_ref()
+            .map_or(Duration::ZERO, |hc| hc.interval.mul_f64(spread));
+        self.spawn(&name, &cell, &mut entry, delay);
+        drop(entry);
+        entries.insert(name, cell);
     }
 
     fn new_entry(&self, backend: Backend) -> Entry {
@@ -707,73 +718,56 @@ impl Checker {
         }
         let n = wanted.len().max(1);
         for (i, (name, backend)) in wanted.into_iter().enumerate() {
-            let cell = entries.get(&name).cloned();
-            let mut guard = cell.as_ref().map(|c| c.lock());
-            match guard.as_deref_mut() {
-                None => {
-                    let cell = Arc::new(parking_lot::Mutex::new(self.new_entry(backend)));
-                    let mut entry = cell.lock();
-                    let delay = entry
-                        .backend
-                        .healthcheck
-                        .as_ref()
-                        .map_or(Duration::ZERO, |hc| {
-                            hc.interval.mul_f64(i as f64 / n as f64)
-                        });
-                    self.spawn(&name, &cell, &mut entry, delay);
-                    drop(entry);
-                    entries.insert(name.clone(), cell);
-                    report.added.push(name);
-                }
-                Some(entry) if entry.backend.healthcheck != backend.healthcheck => {
-                    let (rise, fall) = Entry::thresholds(&backend);
-                    entry
-                        .health
-                        .set_flap(backend.healthcheck.as_ref().and_then(|hc| hc.flap));
-                    let t = entry
-                        .health
-                        .restart(rise, fall, backend.enabled, SystemTime::now());
+            let Some(cell) = entries.get(&name).cloned() else {
+                report.added.push(name.clone());
+                self.add(&mut entries, name, backend, i as f64 / n as f64);
+                continue;
+            };
+            let mut entry = cell.lock();
+            if entry.backend.healthcheck != backend.healthcheck {
+                let (rise, fall) = Entry::thresholds(&backend);
+                entry
+                    .health
+                    .set_flap(backend.healthcheck.as_ref().and_then(|hc| hc.flap));
+                let t = entry
+                    .health
+                    .restart(rise, fall, backend.enabled, SystemTime::now());
+                entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
+                entry.backend = backend;
+                entry.last = None;
+                entry.reset_agent();
+                self.shared.note_agent(&name, entry.agent);
+                self.spawn(&name, &cell, &mut entry, Duration::ZERO);
+                events.push((entry.backend.clone(), t));
+                report.restarted.push(name);
+            } else if entry.backend.address != backend.address && entry.health.is_probing() {
+                // Another address is another server: what was known of the
+                // old one says nothing about it. Back to unknown (weight 0)
+                // and probed at once; an operator's disable or pause is
+                // kept (they do not probe).
+                let (rise, fall) = Entry::thresholds(&backend);
+                let enabled = entry.health.enabled();
+                let t = entry.health.restart(rise, fall, enabled, SystemTime::now());
+                if new_prober.is_some() {
                     entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
-                    entry.backend = backend;
-                    entry.last = None;
-                    entry.reset_agent();
-                    self.shared.note_agent(&name, entry.agent);
-                    self.spawn(&name, cell.as_ref().expect("found"), entry, Duration::ZERO);
-                    events.push((entry.backend.clone(), t));
-                    report.restarted.push(name);
                 }
-                Some(entry)
-                    if entry.backend.address != backend.address && entry.health.is_probing() =>
-                {
-                    // Another address is another server: what was known of
-                    // the old one says nothing about it. Back to unknown
-                    // (weight 0) and probed at once; an operator's
-                    // disable or pause is kept (they do not probe).
-                    let (rise, fall) = Entry::thresholds(&backend);
-                    let enabled = entry.health.enabled();
-                    let t = entry.health.restart(rise, fall, enabled, SystemTime::now());
-                    if new_prober.is_some() {
-                        entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
-                    }
-                    entry.backend = Backend { enabled, ..backend };
-                    entry.last = None;
-                    entry.reset_agent();
-                    self.shared.note_agent(&name, entry.agent);
-                    self.spawn(&name, cell.as_ref().expect("found"), entry, Duration::ZERO);
-                    events.push((entry.backend.clone(), t));
-                    report.restarted.push(name);
+                entry.backend = Backend { enabled, ..backend };
+                entry.last = None;
+                entry.reset_agent();
+                self.shared.note_agent(&name, entry.agent);
+                self.spawn(&name, &cell, &mut entry, Duration::ZERO);
+                events.push((entry.backend.clone(), t));
+                report.restarted.push(name);
+            } else {
+                // Same check: keep state and loop; take the new address.
+                if new_prober.is_some() {
+                    entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
                 }
-                Some(entry) => {
-                    // Same check: keep state and loop; take the new address.
-                    if new_prober.is_some() {
-                        entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
-                    }
-                    entry.backend = Backend {
-                        enabled: entry.health.enabled(),
-                        ..backend
-                    };
-                    report.kept.push(name);
-                }
+                entry.backend = Backend {
+                    enabled: entry.health.enabled(),
+                    ..backend
+                };
+                report.kept.push(name);
             }
         }
         let capacity = *self.shared.history.lock().expect("checker lock");
