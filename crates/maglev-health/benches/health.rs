@@ -11,7 +11,9 @@
 //!
 //! Modes (the bench re-executes itself): `run [--seconds S] [--backends
 //! N,N] [--threads T,T] [--without-haproxy]` (default), `inside …` (in the namespace),
-//! `checker N PORT THREADS STATS` (STATS: where it writes its own counts).
+//! `checker N PORT THREADS` (it writes its own counts to stdout each time a
+//! line comes on stdin, so the window is measured without the bench's
+//! bookkeeping running inside the checker between the two reads).
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -43,7 +45,6 @@ fn main() {
             a[1].parse().unwrap(),
             a[2].parse().unwrap(),
             a[3].parse().unwrap(),
-            PathBuf::from(&a[4]),
         ),
         Some("inside") => inside(&a[1..]),
         _ => outside(&a),
@@ -153,11 +154,34 @@ struct Results {
     limit: u64,
 }
 
+/// The checker child's counts, asked for over its stdin and stdout.
+struct Asker {
+    ask: std::process::ChildStdin,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Asker {
+    fn of(child: &mut Child) -> Asker {
+        Asker {
+            ask: child.stdin.take().expect("piped stdin"),
+            answers: std::io::BufReader::new(child.stdout.take().expect("piped stdout")),
+        }
+    }
+
+    fn results(&mut self) -> Option<Results> {
+        use std::io::BufRead as _;
+        self.ask.write_all(b"\n").ok()?;
+        self.ask.flush().ok()?;
+        let mut line = String::new();
+        self.answers.read_line(&mut line).ok()?;
+        Results::parse(&line)
+    }
+}
+
 impl Results {
     const FIELDS: usize = 10;
 
-    fn read(path: &std::path::Path) -> Option<Results> {
-        let text = std::fs::read_to_string(path).ok()?;
+    fn parse(text: &str) -> Option<Results> {
         let v: Vec<u64> = text
             .split_whitespace()
             .filter_map(|x| x.parse().ok())
@@ -198,7 +222,7 @@ fn measure(
     child: &mut Child,
     hits: &AtomicU64,
     window: Duration,
-    stats: Option<&std::path::Path>,
+    mut stats: Option<&mut Asker>,
 ) -> Measured {
     let pid = child.id();
     // Warm-up starts with the first probe: HAProxy 2.6 takes about a
@@ -225,11 +249,11 @@ fn measure(
     }
     std::thread::sleep(WARMUP);
     let (c0, h0) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
-    let r0 = stats.and_then(Results::read);
+    let r0 = stats.as_mut().and_then(|s| s.results());
     let rss_start_mb = rss_mb(pid, "VmRSS");
     std::thread::sleep(window);
     let (c1, h1) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
-    let r1 = stats.and_then(Results::read);
+    let r1 = stats.as_mut().and_then(|s| s.results());
     let rss_end_mb = rss_mb(pid, "VmRSS");
     let rss = rss_mb(pid, "VmHWM");
     let _ = child.kill();
@@ -319,14 +343,14 @@ fn inside(a: &[String]) {
     };
     for &n in &sizes {
         for &t in &threads {
-            let stats = dir.path().join(format!("stats-{n}-{t}"));
             let mut ours = Command::new(&me)
                 .args(["checker", &n.to_string(), &port.to_string(), &t.to_string()])
-                .arg(&stats)
-                .stdout(Stdio::null())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let m = measure(&mut ours, &hits, window, Some(&stats));
+            let mut asker = Asker::of(&mut ours);
+            let m = measure(&mut ours, &hits, window, Some(&mut asker));
             row(n, "maglev-health", t.to_string(), &m);
             if a.iter().any(|x| x == "--without-haproxy") {
                 continue;
@@ -457,11 +481,20 @@ impl maglev_health::ProbeObserver for Counts {
 }
 
 impl Counts {
-    /// Written every 200 ms (whole file replaced, so a reader never sees half).
-    fn write_every(self: Arc<Self>, path: PathBuf) {
-        let tmp = path.with_extension("tmp");
-        loop {
-            let line = [
+    /// Answers each line on stdin with the counts, one line on stdout;
+    /// nothing runs between questions.
+    fn answer(&self, checker: &maglev_health::Checker) {
+        use std::io::BufRead as _;
+        let mut out = std::io::stdout();
+        for line in std::io::stdin().lock().lines() {
+            if line.is_err() {
+                return;
+            }
+            let load = checker.probe_load();
+            self.in_flight
+                .store(load.in_flight as u64, Ordering::Relaxed);
+            self.limit.store(load.limit as u64, Ordering::Relaxed);
+            let counts = [
                 &self.pass,
                 &self.fail,
                 &self.local,
@@ -475,16 +508,18 @@ impl Counts {
             ]
             .map(|c| c.load(Ordering::Relaxed).to_string())
             .join(" ");
-            if std::fs::write(&tmp, line).is_ok() {
-                let _ = std::fs::rename(&tmp, &path);
+            if writeln!(out, "{counts}")
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return;
             }
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
 
 /// maglev-health probing `n` backends, until killed.
-fn checker(n: usize, port: u16, threads: usize, stats: PathBuf) {
+fn checker(n: usize, port: u16, threads: usize) {
     let mut yaml = String::from(
         "maglev:\n  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }\n",
     );
@@ -523,22 +558,17 @@ fn checker(n: usize, port: u16, threads: usize, stats: PathBuf) {
         })
         .collect();
     let counts = Arc::new(Counts::default());
-    let writer = Arc::clone(&counts);
-    std::thread::spawn(move || writer.write_every(stats));
     let options = maglev_health::CheckerOptions {
         runtimes,
         observer: Some(Arc::clone(&counts) as Arc<dyn maglev_health::ProbeObserver>),
         ..Default::default()
     };
-    rt.block_on(async {
-        let checker = maglev_health::Checker::start(&config, options).unwrap();
-        loop {
-            let load = checker.probe_load();
-            counts
-                .in_flight
-                .store(load.in_flight as u64, Ordering::Relaxed);
-            counts.limit.store(load.limit as u64, Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let checker = rt.block_on(async { maglev_health::Checker::start(&config, options).unwrap() });
+    std::thread::spawn(move || {
+        counts.answer(&checker);
+        // Stdin closed: the bench is gone.
+        std::process::exit(0);
     });
+    // With no probe threads the probes run here.
+    rt.block_on(std::future::pending::<()>());
 }
