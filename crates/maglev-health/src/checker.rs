@@ -23,6 +23,7 @@ use crate::admission::Admission;
 use crate::agent::AgentState;
 use crate::probe::{Probe, Prober, SetupError};
 use crate::result::{Code, ProbeResult};
+use crate::slots::Slots;
 use crate::state::{coalesce, jitter, ActionError, Health, State, Transition};
 
 /// Static backends are re-evaluated this often (there is nothing to probe).
@@ -280,6 +281,9 @@ struct Shared {
     origin: tokio::time::Instant,
     /// Which of `options.runtimes` the next loop goes to.
     next_runtime: AtomicUsize,
+    /// The probe slots of each of `options.runtimes` (one set when
+    /// loops run on the caller's runtime).
+    slots: Vec<Arc<Slots>>,
     /// Probes take a permit from here to run.
     admission: Arc<Admission>,
     /// When the last lag warning was logged.
@@ -382,6 +386,9 @@ impl Checker {
             shared: Arc::new(Shared {
                 origin: tokio::time::Instant::now(),
                 next_runtime: AtomicUsize::new(0),
+                slots: (0..options.runtimes.len().max(1))
+                    .map(|_| Arc::default())
+                    .collect(),
                 admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
                 entries: parking_lot::Mutex::new(BTreeMap::new()),
@@ -463,19 +470,23 @@ impl Checker {
             return;
         }
         let runtimes = &self.shared.options.runtimes;
-        let rt = if runtimes.is_empty() {
-            tokio::runtime::Handle::current()
+        let (rt, slots) = if runtimes.is_empty() {
+            (tokio::runtime::Handle::current(), &self.shared.slots[0])
         } else {
             // In turn: as many backends on every thread.
-            let next = self.shared.next_runtime.fetch_add(1, Ordering::Relaxed);
-            runtimes[next % runtimes.len()].clone()
+            let next = self.shared.next_runtime.fetch_add(1, Ordering::Relaxed) % runtimes.len();
+            (runtimes[next].clone(), &self.shared.slots[next])
+        };
+        let of = || LoopOf {
+            shared: Arc::downgrade(&self.shared),
+            admission: Arc::clone(&self.shared.admission),
+            cell: Arc::clone(cell),
+            name: name.to_string(),
+            epoch: entry.epoch,
         };
         let task = rt.spawn(probe_loop(
-            Arc::downgrade(&self.shared),
-            Arc::clone(&self.shared.admission),
-            Arc::clone(cell),
-            name.to_string(),
-            entry.epoch,
+            of(),
+            Arc::clone(slots),
             // Fixed for an epoch: a changed health check restarts the loop.
             entry.probe.is_some(),
             first_delay,
@@ -483,15 +494,7 @@ impl Checker {
         entry.task = Some(task.abort_handle());
         if entry.agent_check().is_some() {
             let sockets = self.shared.prober.lock().expect("checker lock").sockets();
-            let task = rt.spawn(agent_loop(
-                Arc::downgrade(&self.shared),
-                Arc::clone(&self.shared.admission),
-                Arc::clone(cell),
-                name.to_string(),
-                entry.epoch,
-                first_delay,
-                sockets,
-            ));
+            let task = rt.spawn(agent_loop(of(), first_delay, sockets));
             entry.agent_task = Some(task.abort_handle());
         }
     }
@@ -805,20 +808,30 @@ fn publish(shared: &Shared, backend: &Backend, transition: Option<Transition>) {
     });
 }
 
-/// Asks a backend's agent every `agent.interval` (jittered) and applies
-/// its answers; an agent that cannot be reached or says nothing valid
-/// changes nothing. A change is published as an event whose state does
-/// not move (code `AGENT`), so watchers and the reconciler see it.
-/// Each ask holds a socket: it takes its turn with the probes.
-async fn agent_loop(
+/// What a backend's loop works for: its checker (not kept alive by the
+/// loop), the probe permits, its entry and name, and the entry's epoch
+/// the loop belongs to (a loop whose epoch has passed stops).
+struct LoopOf {
     shared: Weak<Shared>,
     admission: Arc<Admission>,
     cell: Cell,
     name: String,
     epoch: u64,
-    first_delay: Duration,
-    sockets: crate::probe::Sockets,
-) {
+}
+
+/// Asks a backend's agent every `agent.interval` (jittered) and applies
+/// its answers; an agent that cannot be reached or says nothing valid
+/// changes nothing. A change is published as an event whose state does
+/// not move (code `AGENT`), so watchers and the reconciler see it.
+/// Each ask holds a socket: it takes its turn with the probes.
+async fn agent_loop(of: LoopOf, first_delay: Duration, sockets: crate::probe::Sockets) {
+    let LoopOf {
+        shared,
+        admission,
+        cell,
+        name,
+        epoch,
+    } = of;
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rng);
     loop {
@@ -908,22 +921,21 @@ fn agent_answer(
     })
 }
 
-async fn probe_loop(
-    shared: Weak<Shared>,
-    admission: Arc<Admission>,
-    cell: Cell,
-    name: String,
-    epoch: u64,
-    probing: bool,
-    first_delay: Duration,
-) {
+async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: Duration) {
+    let LoopOf {
+        shared,
+        admission,
+        cell,
+        name,
+        epoch,
+    } = of;
     let mut rng = rand::rngs::StdRng::from_os_rng();
     let Some(origin) = shared.upgrade().map(|sh| sh.origin) else {
         return;
     };
     let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rng);
     loop {
-        tokio::time::sleep_until(due).await;
+        slots.sleep_until(due).await;
         if shared.strong_count() == 0 {
             return;
         }

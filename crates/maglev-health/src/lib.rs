@@ -28,6 +28,7 @@ pub mod agent;
 mod checker;
 pub mod probe;
 mod result;
+mod slots;
 pub mod state;
 
 pub use agent::{AgentAdmin, AgentOper, AgentState};
