@@ -151,7 +151,12 @@ async fn read_more<S>(io: &mut S, buf: &mut Vec<u8>) -> Result<usize, String>
 where
     S: AsyncRead + Unpin,
 {
-    buf.reserve(4096);
+    // The first read goes into the kilobyte the exchange starts with (a
+    // health answer's head fits; growing it first cost a reallocation on
+    // every probe).
+    if buf.capacity() - buf.len() < 256 {
+        buf.reserve(4096);
+    }
     io.read_buf(buf).await.map_err(|e| e.to_string())
 }
 
