@@ -1,5 +1,6 @@
 //! What one probe found.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -84,15 +85,21 @@ pub struct ProbeResult {
     pub pass: bool,
     /// HAProxy-style code.
     pub code: Code,
-    /// Short human detail (`HTTP 503`, `connection refused`…).
-    pub detail: String,
+    /// Short human detail (`HTTP 503`, `connection refused`…): static
+    /// text for the common outcomes, so a probe that passes allocates
+    /// none.
+    pub detail: Cow<'static, str>,
     /// How long the probe took.
     pub duration: Duration,
 }
 
 impl ProbeResult {
     /// A result with `pass` derived from `code`.
-    pub fn new(code: Code, detail: impl Into<String>, duration: Duration) -> ProbeResult {
+    pub fn new(
+        code: Code,
+        detail: impl Into<Cow<'static, str>>,
+        duration: Duration,
+    ) -> ProbeResult {
         ProbeResult {
             pass: code.is_pass(),
             code,

@@ -75,21 +75,13 @@ async fn serving_status_decides() {
         "    hc: {{ type: grpc, port: {port}, grpc: {{ service: shop.Cart }} }}"
     ));
     let r = p.check(ip()).await;
-    assert_eq!(
-        (r.code, r.detail.as_str()),
-        (Code::L7Ok, "SERVING"),
-        "{r:?}"
-    );
+    assert_eq!((r.code, &*r.detail), (Code::L7Ok, "SERVING"), "{r:?}");
     assert!(r.pass);
     reporter
         .set_service_status("shop.Cart", ServingStatus::NotServing)
         .await;
     let r = p.check(ip()).await;
-    assert_eq!(
-        (r.code, r.detail.as_str()),
-        (Code::L7Sts, "NOT_SERVING"),
-        "{r:?}"
-    );
+    assert_eq!((r.code, &*r.detail), (Code::L7Sts, "NOT_SERVING"), "{r:?}");
     assert!(!r.pass);
     // The server as a whole (service ""), which tonic reports serving.
     let whole = probe(&format!("    hc: {{ type: grpc, port: {port} }}"));
@@ -110,11 +102,7 @@ async fn tls_with_and_without_verification() {
         "    hc: {{ type: grpc, port: {port}, grpc: {{ tls: true, insecure: true }} }}"
     ));
     let r = p.check(ip()).await;
-    assert_eq!(
-        (r.code, r.detail.as_str()),
-        (Code::L7Ok, "SERVING"),
-        "{r:?}"
-    );
+    assert_eq!((r.code, &*r.detail), (Code::L7Ok, "SERVING"), "{r:?}");
     // The certificate is self-signed: verified, the handshake fails.
     let p = probe(&format!(
         "    hc: {{ type: grpc, port: {port}, grpc: {{ tls: true }} }}"

@@ -61,7 +61,7 @@ async fn http_status_outside_the_set_is_l7sts() {
     ));
     let r = p.check(ip("127.0.0.1")).await;
     assert_eq!(
-        (r.code, r.pass, r.detail.as_str()),
+        (r.code, r.pass, &*r.detail),
         (Code::L7Sts, false, "HTTP 500")
     );
     // A configured list: 301 in, 302 out.

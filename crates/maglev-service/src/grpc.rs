@@ -124,7 +124,7 @@ fn backend_info(b: &BackendStatus, frontends: &[&str]) -> pb::BackendInfo {
         last_result: b.last.as_ref().map(|(r, at)| pb::ProbeResult {
             pass: r.pass,
             code: r.code.to_string(),
-            detail: r.detail.clone(),
+            detail: r.detail.to_string(),
             duration_seconds: r.duration.as_secs_f64(),
             at_unix_ns: unix_ns(*at),
         }),

@@ -111,7 +111,7 @@ impl GrpcProbe {
             };
             let status = response.status().as_u16();
             if status != 200 {
-                return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
+                return ProbeResult::new(Code::L7Sts, super::http1::status_detail(status), took());
             }
             // A call that fails at once carries its status in the headers
             // ("trailers-only").

@@ -106,7 +106,7 @@ impl HttpProbe {
         };
         let status = response.status;
         if !self.check.response_codes.contains(status) {
-            return ProbeResult::new(Code::L7Sts, format!("HTTP {status}"), took());
+            return ProbeResult::new(Code::L7Sts, http1::status_detail(status), took());
         }
         if let (Some(re), Some(body)) = (regex, &response.body) {
             if !re.regex().is_match(&String::from_utf8_lossy(body)) {
@@ -117,7 +117,7 @@ impl HttpProbe {
                 );
             }
         }
-        ProbeResult::new(Code::L7Ok, format!("HTTP {status}"), took())
+        ProbeResult::new(Code::L7Ok, http1::status_detail(status), took())
     }
 }
 

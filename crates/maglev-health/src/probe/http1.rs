@@ -28,6 +28,34 @@ pub(crate) struct Response {
     pub body: Option<Vec<u8>>,
 }
 
+/// `HTTP <status>`, a probe's detail: static text for the statuses
+/// health checks answer with, so a passing probe allocates none.
+pub(crate) fn status_detail(status: u16) -> std::borrow::Cow<'static, str> {
+    let text = match status {
+        200 => "HTTP 200",
+        201 => "HTTP 201",
+        202 => "HTTP 202",
+        204 => "HTTP 204",
+        301 => "HTTP 301",
+        302 => "HTTP 302",
+        304 => "HTTP 304",
+        307 => "HTTP 307",
+        308 => "HTTP 308",
+        400 => "HTTP 400",
+        401 => "HTTP 401",
+        403 => "HTTP 403",
+        404 => "HTTP 404",
+        405 => "HTTP 405",
+        429 => "HTTP 429",
+        500 => "HTTP 500",
+        502 => "HTTP 502",
+        503 => "HTTP 503",
+        504 => "HTTP 504",
+        _ => return format!("HTTP {status}").into(),
+    };
+    text.into()
+}
+
 /// The request bytes: `method path`, `Host` and `User-Agent`, no body.
 /// `None` when a part cannot go on the wire as it is (not visible ASCII).
 pub(crate) fn request(method: &str, path: &str, host: &str, user_agent: &str) -> Option<Vec<u8>> {
@@ -245,6 +273,18 @@ fn find_crlf(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every status reads `HTTP <status>`; the usual ones without an
+    /// allocation.
+    #[test]
+    fn status_details_read_as_the_status() {
+        for status in 100..1000 {
+            assert_eq!(status_detail(status), format!("HTTP {status}"));
+        }
+        for status in [200, 204, 301, 404, 500, 503] {
+            assert!(matches!(status_detail(status), std::borrow::Cow::Borrowed(_)));
+        }
+    }
 
     /// The exchange against a scripted peer that sends `reply` in pieces
     /// of `piece` bytes, then closes; also returns what the peer received.

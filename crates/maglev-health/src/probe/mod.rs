@@ -193,7 +193,10 @@ pub(crate) async fn within<T>(
 }
 
 /// A failed result from a local error.
-pub(crate) fn sock_err(detail: impl Into<String>, took: Duration) -> ProbeResult {
+pub(crate) fn sock_err(
+    detail: impl Into<std::borrow::Cow<'static, str>>,
+    took: Duration,
+) -> ProbeResult {
     ProbeResult::new(Code::SockErr, detail, took)
 }
 
