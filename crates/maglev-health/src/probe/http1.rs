@@ -282,7 +282,10 @@ mod tests {
             assert_eq!(status_detail(status), format!("HTTP {status}"));
         }
         for status in [200, 204, 301, 404, 500, 503] {
-            assert!(matches!(status_detail(status), std::borrow::Cow::Borrowed(_)));
+            assert!(matches!(
+                status_detail(status),
+                std::borrow::Cow::Borrowed(_)
+            ));
         }
     }
 
