@@ -1136,4 +1136,60 @@ mod tests {
         thread.join().unwrap().unwrap();
         assert!(during >= 3, "{during} probes in 300 ms with the map locked");
     }
+
+    /// Probes of one thread that start in the same slot wait on one timer:
+    /// at 1,000 backends a second, each slot's first waiter leads and the
+    /// rest follow it.
+    #[test]
+    fn probes_of_a_slot_share_one_timer() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut yaml = String::from(
+                "maglev:
+  vpp:
+    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }
+  healthchecks:
+    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s, timeout: 200ms }
+  backends:
+",
+            );
+            let n = 1000;
+            for i in 0..n {
+                yaml.push_str(&format!(
+                    "    b{i}: {{ address: 10.0.{}.{}, healthcheck: hc }}\n",
+                    i / 250,
+                    i % 250 + 1
+                ));
+            }
+            yaml.push_str("  frontends:\n    f: { address: 203.0.113.1, port: 80, pools: [ { name: p, backends: {");
+            for i in 0..n {
+                yaml.push_str(&format!(" b{i}: {{}},"));
+            }
+            yaml.push_str(" } } ] }\n");
+            let cfg = maglev_config::load_str(&yaml, "test").unwrap().config;
+            let counted = Arc::new(Counted::default());
+            let probe = Arc::clone(&counted);
+            let checker = Checker::start(
+                &cfg,
+                CheckerOptions {
+                    probe_factory: Some(Arc::new(move |_| Arc::clone(&probe) as Arc<dyn Probe>)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            // Every backend has probed once and waits for its next slot.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert!(counted.0.load(Ordering::SeqCst) >= n);
+            let (leaders, followers) = checker.shared.slots[0].led();
+            assert!(
+                leaders + followers >= n * 9 / 10 && leaders * 5 < followers,
+                "{leaders} timers for {followers} more waiting probes"
+            );
+            checker.stop();
+        });
+    }
 }

@@ -105,10 +105,11 @@ impl Slots {
         }
     }
 
-    /// Slots with a leader now.
+    /// Slots with a leader now, and the followers waiting in them.
     #[cfg(test)]
-    pub(crate) fn led(&self) -> usize {
-        self.waiting.lock().len()
+    pub(crate) fn led(&self) -> (usize, usize) {
+        let waiting = self.waiting.lock();
+        (waiting.len(), waiting.values().map(Vec::len).sum())
     }
 }
 
@@ -160,16 +161,20 @@ mod tests {
                 }));
             }
             tokio::task::yield_now().await;
-            assert_eq!(slots.led(), 2);
+            assert_eq!(slots.led(), (2, 8), "one leader per slot, one timer each");
             for t in tasks {
-                t.await.unwrap();
+                // A follower nobody wakes would wait for ever.
+                tokio::time::timeout(Duration::from_secs(1), t)
+                    .await
+                    .expect("every waiter wakes")
+                    .unwrap();
             }
             let woke = woke.lock();
             assert_eq!(woke.len(), 10);
             for (i, at) in woke.iter() {
                 assert_eq!(*at, Duration::from_millis(100 * (1 + i % 2)), "waiter {i}");
             }
-            assert_eq!(slots.led(), 0);
+            assert_eq!(slots.led(), (0, 0));
         });
     }
 
@@ -201,7 +206,7 @@ mod tests {
             leader.abort();
             tokio::time::sleep(Duration::from_millis(10)).await;
             assert_eq!(woke.load(Ordering::SeqCst), 0, "woken before the slot");
-            assert_eq!(slots.led(), 1, "a follower leads now");
+            assert_eq!(slots.led(), (1, 2), "a follower leads now");
             for f in followers {
                 // A lost slot would leave them waiting for ever.
                 tokio::time::timeout(Duration::from_secs(1), f)
@@ -221,7 +226,7 @@ mod tests {
             let before = Instant::now();
             slots.sleep_until(before).await;
             assert_eq!(Instant::now(), before);
-            assert_eq!(slots.led(), 0);
+            assert_eq!(slots.led(), (0, 0));
         });
     }
 }
