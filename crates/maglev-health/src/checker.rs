@@ -857,22 +857,22 @@ async fn agent_loop(of: LoopOf, first_delay: Duration, sockets: crate::probe::So
         let answer = crate::agent::ask(&sockets, addr, &agent.send, timeout).await;
         drop(permit);
         let Some(sh) = shared.upgrade() else { return };
-        let event = {
+        {
             let mut e = cell.lock();
             if e.epoch != epoch {
                 return;
             }
             let event = agent_answer(&mut e, &name, answer);
             sh.note_agent(&name, e.agent);
-            event
-        };
-        if let Some((backend, t)) = event {
-            info!(event = "agent-change", backend = %backend.name, agent = %t.detail);
-            let _ = sh.events.send(BackendEvent {
-                backend: backend.name.clone(),
-                address: backend.address,
-                transition: t,
-            });
+            // Under the entry's lock, as a probe's transition.
+            if let Some((backend, t)) = event {
+                info!(event = "agent-change", backend = %backend.name, agent = %t.detail);
+                let _ = sh.events.send(BackendEvent {
+                    backend: backend.name.clone(),
+                    address: backend.address,
+                    transition: t,
+                });
+            }
         }
         drop(sh);
         due = tokio::time::Instant::now() + jitter(agent.interval, &mut rand::rng());
@@ -1022,13 +1022,11 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
                 Some(hc) => e.health.next_interval(hc),
                 None => STATIC_INTERVAL,
             };
-            // Most probes change nothing: the backend is copied only for
-            // a transition to publish.
-            let changed = t.map(|t| (e.backend.clone(), t));
+            // Published under the entry's lock, as the report above: a
+            // reload that removes the backend takes that lock first, so
+            // its `removed` comes after this transition, never before.
+            publish(&sh, &e.backend, t);
             drop(e);
-            if let Some((backend, t)) = changed {
-                publish(&sh, &backend, Some(t));
-            }
             next
         };
         drop(sh);
@@ -1191,5 +1189,141 @@ mod tests {
             );
             checker.stop();
         });
+    }
+
+    /// Stalls the first `backend-transition` log record on its thread
+    /// until released: a probe is held inside the publishing of its
+    /// transition.
+    struct StallTransition {
+        entered: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl tracing::Subscriber for StallTransition {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Find(bool);
+            impl tracing::field::Visit for Find {
+                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                    self.0 |= f.name() == "event" && v == "backend-transition";
+                }
+                fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+            }
+            let mut find = Find(false);
+            event.record(&mut find);
+            if !find.0 {
+                return;
+            }
+            if let Some(entered) = self.entered.lock().unwrap().take() {
+                let _ = entered.send(());
+                let _ = self
+                    .release
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(5));
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[derive(Debug)]
+    struct Refused;
+
+    impl Probe for Refused {
+        fn check(&self, _: IpAddr) -> BoxFuture<'_, ProbeResult> {
+            Box::pin(async { ProbeResult::new(Code::L4Con, "refused", Duration::ZERO) })
+        }
+        fn timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+    }
+
+    /// A backend's transition is sent before a reload's `removed` of it,
+    /// even when the reload comes while the probe is publishing it: the
+    /// probe publishes under its entry's lock, which the removal takes.
+    #[test]
+    fn a_removal_comes_after_the_transition_being_published() {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let stall = StallTransition {
+            entered: Mutex::new(Some(entered_tx)),
+            release: Mutex::new(release_rx),
+        };
+        // With one scoped subscriber in the process, tracing decides
+        // whether a log line is wanted from the thread that reaches it
+        // first (another test's, with none); with two it asks both.
+        let _second =
+            tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+        let probes = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = probes.handle().clone();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _log = tracing::subscriber::set_default(stall);
+            probes.block_on(finished)
+        });
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _in = main.enter();
+        let head = "maglev:
+  vpp:
+    lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }
+  healthchecks:
+    hc: { type: tcp, port: 80, interval: 50ms, rise: 1, fall: 1, timeout: 200ms }
+  backends:
+    b: { address: 127.0.0.1, healthcheck: hc }
+    c: { address: 127.0.0.2 }
+";
+        let with_b = format!(
+            "{head}  frontends:\n    f: {{ address: 203.0.113.1, port: 80, pools: [ {{ name: p, backends: {{ b: {{}}, c: {{}} }} }} ] }}\n"
+        );
+        let without_b = format!(
+            "{head}  frontends:\n    f: {{ address: 203.0.113.1, port: 80, pools: [ {{ name: p, backends: {{ c: {{}} }} }} ] }}\n"
+        );
+        let checker = Checker::start(
+            &maglev_config::load_str(&with_b, "test").unwrap().config,
+            CheckerOptions {
+                probe_factory: Some(Arc::new(|_| Arc::new(Refused) as Arc<dyn Probe>)),
+                runtimes: vec![handle],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut events = checker.subscribe();
+        // b's first probe fails: unknown -> down, held while published.
+        entered
+            .recv_timeout(Duration::from_secs(5))
+            .expect("b's transition is being published");
+        let reload = {
+            let checker = checker.clone();
+            let config = maglev_config::load_str(&without_b, "test").unwrap().config;
+            std::thread::spawn(move || checker.apply(&config).unwrap())
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = release.send(());
+        let report = reload.join().unwrap();
+        assert_eq!(report.removed, vec!["b".to_string()]);
+        let mut of_b = Vec::new();
+        while let Ok(ev) = events.try_recv() {
+            if ev.backend == "b" {
+                of_b.push(ev.transition.to);
+            }
+        }
+        checker.stop();
+        let _ = done.send(());
+        thread.join().unwrap().unwrap();
+        assert_eq!(of_b, vec![State::Down, State::Removed]);
     }
 }
