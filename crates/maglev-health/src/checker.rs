@@ -1080,18 +1080,46 @@ mod tests {
         }
     }
 
+    /// A current-thread runtime on a thread of its own, as maglevd's probe
+    /// threads; what `setup` returns (a log subscriber's guard) lives as
+    /// long as the thread.
+    struct ProbeThread {
+        handle: tokio::runtime::Handle,
+        done: tokio::sync::oneshot::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl ProbeThread {
+        fn start<G>(setup: impl FnOnce() -> G + Send + 'static) -> ProbeThread {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let handle = rt.handle().clone();
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let _kept = setup();
+                let _ = rt.block_on(finished);
+            });
+            ProbeThread {
+                handle,
+                done,
+                thread,
+            }
+        }
+
+        fn stop(self) {
+            let _ = self.done.send(());
+            self.thread.join().unwrap();
+        }
+    }
+
     /// A probe touches only its own entry: while the map of every backend
     /// is locked (a reload, an operator action, a read listing them all),
     /// probes go on.
     #[test]
     fn probes_go_on_while_the_map_of_backends_is_locked() {
-        let probes = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = probes.handle().clone();
-        let (done, finished) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || probes.block_on(finished));
+        let probes = ProbeThread::start(|| ());
         let main = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1114,7 +1142,7 @@ mod tests {
             &cfg,
             CheckerOptions {
                 probe_factory: Some(Arc::new(move |_| Arc::clone(&probe) as Arc<dyn Probe>)),
-                runtimes: vec![handle],
+                runtimes: vec![probes.handle.clone()],
                 ..Default::default()
             },
         )
@@ -1130,8 +1158,7 @@ mod tests {
         let during = counted.0.load(Ordering::SeqCst) - before;
         drop(held);
         checker.stop();
-        let _ = done.send(());
-        thread.join().unwrap().unwrap();
+        probes.stop();
         assert!(during >= 3, "{during} probes in 300 ms with the map locked");
     }
 
@@ -1262,16 +1289,7 @@ mod tests {
         // first (another test's, with none); with two it asks both.
         let _second =
             tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
-        let probes = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = probes.handle().clone();
-        let (done, finished) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let _log = tracing::subscriber::set_default(stall);
-            probes.block_on(finished)
-        });
+        let probes = ProbeThread::start(move || tracing::subscriber::set_default(stall));
         let main = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -1296,7 +1314,7 @@ mod tests {
             &maglev_config::load_str(&with_b, "test").unwrap().config,
             CheckerOptions {
                 probe_factory: Some(Arc::new(|_| Arc::new(Refused) as Arc<dyn Probe>)),
-                runtimes: vec![handle],
+                runtimes: vec![probes.handle.clone()],
                 ..Default::default()
             },
         )
@@ -1322,8 +1340,7 @@ mod tests {
             }
         }
         checker.stop();
-        let _ = done.send(());
-        thread.join().unwrap().unwrap();
+        probes.stop();
         assert_eq!(of_b, vec![State::Down, State::Removed]);
     }
 }
