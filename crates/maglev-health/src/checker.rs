@@ -631,12 +631,10 @@ impl Checker {
                 entry.stop();
             }
         }
-        let status = entry.status();
-        let backend = entry.backend.clone();
-        drop(entry);
-        drop(entries);
-        self.publish(&backend, t);
-        Ok(status)
+        // Sent with the cell held: a loop this action started reports
+        // after it.
+        self.publish(&entry.backend, t);
+        Ok(entry.status())
     }
 
     /// Pauses health checking of `name` (its loop stops).
@@ -699,7 +697,6 @@ impl Checker {
 
         let wanted = in_use(config);
         let mut report = ApplyReport::default();
-        let mut events = Vec::new();
         let mut entries = self.shared.entries.lock();
         let gone: Vec<String> = entries
             .keys()
@@ -710,11 +707,12 @@ impl Checker {
             if let Some(cell) = entries.remove(&name) {
                 // Under the cell's lock: a loop that reports after this
                 // finds its epoch gone (the removal follows its last
-                // report).
+                // report and its last event).
                 let mut e = cell.lock();
                 e.stop();
                 self.shared.note_agent(&name, AgentState::default());
-                events.push((e.backend.clone(), e.health.remove(SystemTime::now())));
+                let t = e.health.remove(SystemTime::now());
+                self.publish(&e.backend, t);
                 report.removed.push(name);
             }
         }
@@ -740,7 +738,9 @@ impl Checker {
                 entry.reset_agent();
                 self.shared.note_agent(&name, entry.agent);
                 self.spawn(&name, &cell, &mut entry, Duration::ZERO);
-                events.push((entry.backend.clone(), t));
+                // Sent before the lock goes: the new loop's first
+                // transition comes after it.
+                self.publish(&entry.backend, t);
                 report.restarted.push(name);
             } else if entry.backend.address != backend.address && entry.health.is_probing() {
                 // Another address is another server: what was known of the
@@ -758,7 +758,9 @@ impl Checker {
                 entry.reset_agent();
                 self.shared.note_agent(&name, entry.agent);
                 self.spawn(&name, &cell, &mut entry, Duration::ZERO);
-                events.push((entry.backend.clone(), t));
+                // Sent before the lock goes: the new loop's first
+                // transition comes after it.
+                self.publish(&entry.backend, t);
                 report.restarted.push(name);
             } else {
                 // Same check: keep state and loop; take the new address.
@@ -777,9 +779,6 @@ impl Checker {
             c.lock().health.set_capacity(capacity);
         }
         drop(entries);
-        for (backend, t) in events {
-            self.publish(&backend, t);
-        }
         Ok(report)
     }
 }
@@ -1342,5 +1341,83 @@ mod tests {
         checker.stop();
         probes.stop();
         assert_eq!(of_b, vec![State::Down, State::Removed]);
+    }
+
+    /// A reload's restart of a backend is sent before anything the loop
+    /// it starts reports, even when the loop's first probe is done while
+    /// the restart is still being published.
+    #[test]
+    fn a_restart_comes_before_the_new_loops_transitions() {
+        // See a_removal_comes_after_the_transition_being_published.
+        let _second =
+            tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
+        let probes = ProbeThread::start(|| ());
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _in = main.enter();
+        let config = |port: u16| {
+            let yaml = format!(
+                "maglev:
+  vpp:
+    lb: {{ ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' }}
+  healthchecks:
+    hc: {{ type: tcp, port: {port}, interval: 10s, rise: 1, fall: 1, timeout: 200ms }}
+  backends:
+    b: {{ address: 127.0.0.1, healthcheck: hc }}
+  frontends:
+    f: {{ address: 203.0.113.1, port: 80, pools: [ {{ name: p, backends: {{ b: {{}} }} }} ] }}
+"
+            );
+            maglev_config::load_str(&yaml, "test").unwrap().config
+        };
+        let checker = Checker::start(
+            &config(80),
+            CheckerOptions {
+                probe_factory: Some(Arc::new(|_| Arc::new(Refused) as Arc<dyn Probe>)),
+                runtimes: vec![probes.handle.clone()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let mut events = checker.subscribe();
+        let next = |events: &mut broadcast::Receiver<BackendEvent>| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Ok(ev) = events.try_recv() {
+                    return ev.transition.to;
+                }
+                assert!(std::time::Instant::now() < deadline, "no event");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        assert_eq!(next(&mut events), State::Down, "the first probe fails");
+        // A new check: the loop restarts and probes at once, while the
+        // reload is held inside the publishing of the restart.
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let stall = StallTransition {
+            entered: Mutex::new(Some(entered_tx)),
+            release: Mutex::new(release_rx),
+        };
+        let reload = {
+            let checker = checker.clone();
+            let config = config(81);
+            std::thread::spawn(move || {
+                let _log = tracing::subscriber::set_default(stall);
+                checker.apply(&config).unwrap()
+            })
+        };
+        entered
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the restart is being published");
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = release.send(());
+        assert_eq!(reload.join().unwrap().restarted, vec!["b".to_string()]);
+        let after = [next(&mut events), next(&mut events)];
+        checker.stop();
+        probes.stop();
+        assert_eq!(after, [State::Unknown, State::Down]);
     }
 }
