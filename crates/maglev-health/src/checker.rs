@@ -932,6 +932,20 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
     // The thread's generator, not one per loop: 320 bytes less in every
     // backend's task, which is read once a second and so always cold.
     let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rand::rng());
+    if !first_delay.is_zero() {
+        // The first probes of a start (spread over the interval) take
+        // slots too, so a start of 50,000 backends waits on a hundred
+        // timers, not 50,000; a probe asked for at once (a restart, a
+        // resume) still starts at once.
+        let interval = {
+            let e = cell.lock();
+            match &e.backend.healthcheck {
+                Some(hc) => e.health.next_interval(hc),
+                None => STATIC_INTERVAL,
+            }
+        };
+        due = coalesce(due, origin, interval);
+    }
     loop {
         slots.sleep_until(due).await;
         if shared.strong_count() == 0 {
@@ -1205,6 +1219,11 @@ mod tests {
                 },
             )
             .unwrap();
+            // The first probes, spread over the interval, share slots too.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            let (leaders, followers) = checker.shared.slots[0].led();
+            assert_eq!(leaders + followers, n, "every loop waits for a slot");
+            assert!(leaders <= 120, "{leaders} timers for the first probes");
             // Every backend has probed once and waits for its next slot.
             tokio::time::sleep(Duration::from_millis(1500)).await;
             assert!(counted.0.load(Ordering::SeqCst) >= n);
