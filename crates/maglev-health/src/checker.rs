@@ -257,6 +257,14 @@ impl Entry {
             .and_then(|hc| hc.agent.as_ref())
     }
 
+    /// How long until its next probe, from its state and check.
+    fn next_interval(&self) -> Duration {
+        match &self.backend.healthcheck {
+            Some(hc) => self.health.next_interval(hc),
+            None => STATIC_INTERVAL,
+        }
+    }
+
     fn stop(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
@@ -937,13 +945,7 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
         // slots too, so a start of 50,000 backends waits on a hundred
         // timers, not 50,000; a probe asked for at once (a restart, a
         // resume) still starts at once.
-        let interval = {
-            let e = cell.lock();
-            match &e.backend.healthcheck {
-                Some(hc) => e.health.next_interval(hc),
-                None => STATIC_INTERVAL,
-            }
-        };
+        let interval = cell.lock().next_interval();
         due = coalesce(due, origin, interval);
     }
     loop {
@@ -1031,10 +1033,7 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
                 took_ms = result.duration.as_secs_f64() * 1000.0,
             );
             e.last = Some((result, now));
-            let next = match &e.backend.healthcheck {
-                Some(hc) => e.health.next_interval(hc),
-                None => STATIC_INTERVAL,
-            };
+            let next = e.next_interval();
             // Published under the entry's lock, as the report above: a
             // reload that removes the backend takes that lock first, so
             // its `removed` comes after this transition, never before.
@@ -1093,6 +1092,13 @@ mod tests {
         }
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     /// A current-thread runtime on a thread of its own, as maglevd's probe
     /// threads; what `setup` returns (a log subscriber's guard) lives as
     /// long as the thread.
@@ -1104,10 +1110,7 @@ mod tests {
 
     impl ProbeThread {
         fn start<G>(setup: impl FnOnce() -> G + Send + 'static) -> ProbeThread {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = runtime();
             let handle = rt.handle().clone();
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
             let thread = std::thread::spawn(move || {
@@ -1133,10 +1136,7 @@ mod tests {
     #[test]
     fn probes_go_on_while_the_map_of_backends_is_locked() {
         let probes = ProbeThread::start(|| ());
-        let main = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let main = runtime();
         let _in = main.enter();
         let yaml = "maglev:
   vpp:
@@ -1244,6 +1244,24 @@ mod tests {
         release: Mutex<std::sync::mpsc::Receiver<()>>,
     }
 
+    impl StallTransition {
+        /// The subscriber, what tells that a record is held, and what
+        /// releases it.
+        fn new() -> (
+            StallTransition,
+            std::sync::mpsc::Receiver<()>,
+            std::sync::mpsc::Sender<()>,
+        ) {
+            let (entered, held) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel();
+            let stall = StallTransition {
+                entered: Mutex::new(Some(entered)),
+                release: Mutex::new(released),
+            };
+            (stall, held, release)
+        }
+    }
+
     impl tracing::Subscriber for StallTransition {
         fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
             true
@@ -1291,27 +1309,33 @@ mod tests {
         }
     }
 
+    /// A checker of `config` on `probes`' thread whose every probe is
+    /// refused.
+    fn refusing(config: &Config, probes: &ProbeThread) -> Checker {
+        Checker::start(
+            config,
+            CheckerOptions {
+                probe_factory: Some(Arc::new(|_| Arc::new(Refused) as Arc<dyn Probe>)),
+                runtimes: vec![probes.handle.clone()],
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
     /// A backend's transition is sent before a reload's `removed` of it,
     /// even when the reload comes while the probe is publishing it: the
     /// probe publishes under its entry's lock, which the removal takes.
     #[test]
     fn a_removal_comes_after_the_transition_being_published() {
-        let (entered_tx, entered) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel();
-        let stall = StallTransition {
-            entered: Mutex::new(Some(entered_tx)),
-            release: Mutex::new(release_rx),
-        };
+        let (stall, entered, release) = StallTransition::new();
         // With one scoped subscriber in the process, tracing decides
         // whether a log line is wanted from the thread that reaches it
         // first (another test's, with none); with two it asks both.
         let _second =
             tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
         let probes = ProbeThread::start(move || tracing::subscriber::set_default(stall));
-        let main = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let main = runtime();
         let _in = main.enter();
         let head = "maglev:
   vpp:
@@ -1328,15 +1352,10 @@ mod tests {
         let without_b = format!(
             "{head}  frontends:\n    f: {{ address: 203.0.113.1, port: 80, pools: [ {{ name: p, backends: {{ c: {{}} }} }} ] }}\n"
         );
-        let checker = Checker::start(
+        let checker = refusing(
             &maglev_config::load_str(&with_b, "test").unwrap().config,
-            CheckerOptions {
-                probe_factory: Some(Arc::new(|_| Arc::new(Refused) as Arc<dyn Probe>)),
-                runtimes: vec![probes.handle.clone()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+            &probes,
+        );
         let mut events = checker.subscribe();
         // b's first probe fails: unknown -> down, held while published.
         entered
@@ -1371,10 +1390,7 @@ mod tests {
         let _second =
             tracing::subscriber::set_default(tracing::subscriber::NoSubscriber::default());
         let probes = ProbeThread::start(|| ());
-        let main = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let main = runtime();
         let _in = main.enter();
         let config = |port: u16| {
             let yaml = format!(
@@ -1391,15 +1407,7 @@ mod tests {
             );
             maglev_config::load_str(&yaml, "test").unwrap().config
         };
-        let checker = Checker::start(
-            &config(80),
-            CheckerOptions {
-                probe_factory: Some(Arc::new(|_| Arc::new(Refused) as Arc<dyn Probe>)),
-                runtimes: vec![probes.handle.clone()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let checker = refusing(&config(80), &probes);
         let mut events = checker.subscribe();
         let next = |events: &mut broadcast::Receiver<BackendEvent>| {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -1414,12 +1422,7 @@ mod tests {
         assert_eq!(next(&mut events), State::Down, "the first probe fails");
         // A new check: the loop restarts and probes at once, while the
         // reload is held inside the publishing of the restart.
-        let (entered_tx, entered) = std::sync::mpsc::channel();
-        let (release, release_rx) = std::sync::mpsc::channel();
-        let stall = StallTransition {
-            entered: Mutex::new(Some(entered_tx)),
-            release: Mutex::new(release_rx),
-        };
+        let (stall, entered, release) = StallTransition::new();
         let reload = {
             let checker = checker.clone();
             let config = config(81);
