@@ -506,6 +506,19 @@ impl Checker {
         }
     }
 
+    /// A reload's restart of `entry` (the content of `cell`, its health
+    /// already restarted with transition `t`): what was known of the old
+    /// check or server is dropped, a fresh loop probes at once, and `t`
+    /// is sent before the cell's lock goes, so the new loop's first
+    /// transition comes after it.
+    fn restart(&self, name: &str, cell: &Cell, entry: &mut Entry, t: Option<Transition>) {
+        entry.last = None;
+        entry.reset_agent();
+        self.shared.note_agent(name, entry.agent);
+        self.spawn(name, cell, entry, Duration::ZERO);
+        self.publish(&entry.backend, t);
+    }
+
     /// `name`'s cell (the map's lock only for the lookup).
     fn cell(&self, name: &str) -> Option<Cell> {
         self.shared.entries.lock().get(name).cloned()
@@ -742,13 +755,7 @@ impl Checker {
                     .restart(rise, fall, backend.enabled, SystemTime::now());
                 entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
                 entry.backend = backend;
-                entry.last = None;
-                entry.reset_agent();
-                self.shared.note_agent(&name, entry.agent);
-                self.spawn(&name, &cell, &mut entry, Duration::ZERO);
-                // Sent before the lock goes: the new loop's first
-                // transition comes after it.
-                self.publish(&entry.backend, t);
+                self.restart(&name, &cell, &mut entry, t);
                 report.restarted.push(name);
             } else if entry.backend.address != backend.address && entry.health.is_probing() {
                 // Another address is another server: what was known of the
@@ -762,13 +769,7 @@ impl Checker {
                     entry.probe = backend.healthcheck.as_ref().map(|hc| self.probe_for(hc));
                 }
                 entry.backend = Backend { enabled, ..backend };
-                entry.last = None;
-                entry.reset_agent();
-                self.shared.note_agent(&name, entry.agent);
-                self.spawn(&name, &cell, &mut entry, Duration::ZERO);
-                // Sent before the lock goes: the new loop's first
-                // transition comes after it.
-                self.publish(&entry.backend, t);
+                self.restart(&name, &cell, &mut entry, t);
                 report.restarted.push(name);
             } else {
                 // Same check: keep state and loop; take the new address.
