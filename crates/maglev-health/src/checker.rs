@@ -1237,9 +1237,9 @@ mod tests {
         });
     }
 
-    /// Stalls the first `backend-transition` log record on its thread
-    /// until released: a probe is held inside the publishing of its
-    /// transition.
+    /// Stalls the first `backend-transition` log record of backend `b` on
+    /// its thread until released: a probe is held inside the publishing
+    /// of its transition.
     struct StallTransition {
         entered: Mutex<Option<std::sync::mpsc::Sender<()>>>,
         release: Mutex<std::sync::mpsc::Receiver<()>>,
@@ -1273,16 +1273,22 @@ mod tests {
         fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
         fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
         fn event(&self, event: &tracing::Event<'_>) {
-            struct Find(bool);
+            #[derive(Default)]
+            struct Find {
+                transition: bool,
+                of_b: bool,
+            }
             impl tracing::field::Visit for Find {
                 fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-                    self.0 |= f.name() == "event" && v == "backend-transition";
+                    self.transition |= f.name() == "event" && v == "backend-transition";
                 }
-                fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    self.of_b |= f.name() == "backend" && format!("{v:?}") == "b";
+                }
             }
-            let mut find = Find(false);
+            let mut find = Find::default();
             event.record(&mut find);
-            if !find.0 {
+            if !(find.transition && find.of_b) {
                 return;
             }
             if let Some(entered) = self.entered.lock().unwrap().take() {
