@@ -265,12 +265,14 @@ async fn admin_needs_credentials_a_session_a_token_and_the_same_origin() {
         s["maglevds"][0]["frontends"][0]["pools"][0]["backends"][1]["effective_weight"],
         0
     );
-    let new = a.writes()[writes_before.len()..].join("\n");
-    assert!(
-        new.contains("as_address: Address { af: ADDRESS_IP4, un: AddressUnion([10, 0, 0, 10,")
-            && new.contains("weight: 0")
-            && new.contains("is_flush: true"),
-        "disable reached VPP as weight 0 with a flush: {new}"
+    a.writes_after(
+        writes_before.len(),
+        "disable reached VPP as weight 0 with a flush",
+        |new| {
+            new.contains("as_address: Address { af: ADDRESS_IP4, un: AddressUnion([10, 0, 0, 10,")
+                && new.contains("weight: 0")
+                && new.contains("is_flush: true")
+        },
     );
     assert!(
         f.log()

@@ -234,13 +234,11 @@ async fn the_page_follows_two_maglevds_live() {
         Duration::from_secs(5),
         &format!("const r = (() => {{ {} }})(); return r && r.state === 'disabled' && r.effective === '0'", row("s2")),
     );
-    let new = a.writes()[before..].join("\n");
-    assert!(
+    a.writes_after(before, "the disable reached VPP", |new| {
         new.contains("AddressUnion([10, 0, 0, 10,")
             && new.contains("weight: 0")
-            && new.contains("is_flush: true"),
-        "the disable reached VPP: {new}"
-    );
+            && new.contains("is_flush: true")
+    });
     browser.click(
         "details[data-frontend=\"www\"] tr[data-backend=\"s2\"] button[data-action=\"enable\"]",
     );

@@ -178,6 +178,21 @@ impl Daemon {
             .collect()
     }
 
+    /// The writes after the first `from` once `done` holds for them. The
+    /// simulator appends its call log every 50 ms, so a write VPP has
+    /// already answered can reach the log after the page shows its effect.
+    pub fn writes_after(&self, from: usize, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let new = self.writes().get(from..).unwrap_or_default().join("\n");
+            if done(&new) {
+                return new;
+            }
+            assert!(Instant::now() < deadline, "{what}: {new}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A gRPC client over the admin socket.
     pub async fn client(
         &self,
