@@ -9,11 +9,16 @@
 //! probes from the server's request count. Needs root (for `ip netns`) and
 //! HAProxy (`apt-get install haproxy`).
 //!
+//! The checker reports every probe to maglevd's own observer (the
+//! Prometheus series of `maglev-metrics`), as maglevd does, unless
+//! `--without-metrics`.
+//!
 //! Modes (the bench re-executes itself): `run [--seconds S] [--backends
-//! N,N] [--threads T,T] [--without-haproxy]` (default), `inside …` (in the namespace),
-//! `checker N PORT THREADS` (it writes its own counts to stdout each time a
-//! line comes on stdin, so the window is measured without the bench's
-//! bookkeeping running inside the checker between the two reads).
+//! N,N] [--threads T,T] [--without-haproxy] [--without-metrics]`
+//! (default), `inside …` (in the namespace), `checker N PORT THREADS
+//! METRICS` (it writes its own counts to stdout each time a line comes on
+//! stdin, so the window is measured without the bench's bookkeeping
+//! running inside the checker between the two reads).
 
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -45,6 +50,7 @@ fn main() {
             a[1].parse().unwrap(),
             a[2].parse().unwrap(),
             a[3].parse().unwrap(),
+            a[4] == "metrics",
         ),
         Some("inside") => inside(&a[1..]),
         _ => outside(&a),
@@ -343,8 +349,14 @@ fn inside(a: &[String]) {
     };
     for &n in &sizes {
         for &t in &threads {
+            let metrics = if a.iter().any(|x| x == "--without-metrics") {
+                "bare"
+            } else {
+                "metrics"
+            };
             let mut ours = Command::new(&me)
                 .args(["checker", &n.to_string(), &port.to_string(), &t.to_string()])
+                .arg(metrics)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -450,8 +462,49 @@ struct Counts {
     limit: AtomicU64,
 }
 
-impl maglev_health::ProbeObserver for Counts {
-    fn probe_done(&self, _backend: &str, _check_type: &str, result: &maglev_health::ProbeResult) {
+/// What the checker reports to: the bench's counts, and maglevd's own
+/// observer when it is measured with it.
+struct Observer {
+    counts: Arc<Counts>,
+    metrics: Option<maglev_metrics::Metrics>,
+}
+
+/// One backend's: the counts and its metrics handle.
+struct BackendCounts {
+    counts: Arc<Counts>,
+    metrics: Option<Arc<dyn maglev_health::BackendObserver>>,
+}
+
+impl maglev_health::ProbeObserver for Observer {
+    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn maglev_health::BackendObserver> {
+        Arc::new(BackendCounts {
+            counts: Arc::clone(&self.counts),
+            metrics: self
+                .metrics
+                .as_ref()
+                .map(|m| m.backend(backend, check_type)),
+        })
+    }
+
+    fn probe_lag(&self, lag: Duration) {
+        self.counts.lag(lag);
+        if let Some(m) = &self.metrics {
+            m.probe_lag(lag);
+        }
+    }
+}
+
+impl maglev_health::BackendObserver for BackendCounts {
+    fn probe_done(&self, result: &maglev_health::ProbeResult) {
+        if let Some(m) = &self.metrics {
+            m.probe_done(result);
+        }
+        self.counts.done(result);
+    }
+}
+
+impl Counts {
+    fn done(&self, result: &maglev_health::ProbeResult) {
         let c = if result.code == maglev_health::Code::SockErr {
             &self.local
         } else if result.pass {
@@ -471,16 +524,14 @@ impl maglev_health::ProbeObserver for Counts {
         }
     }
 
-    fn probe_lag(&self, lag: Duration) {
+    fn lag(&self, lag: Duration) {
         let ms = lag.as_millis() as u64;
         if ms >= 100 {
             self.late.fetch_add(1, Ordering::Relaxed);
         }
         self.max_lag_ms.fetch_max(ms, Ordering::Relaxed);
     }
-}
 
-impl Counts {
     /// Answers each line on stdin with the counts, one line on stdout;
     /// nothing runs between questions.
     fn answer(&self, checker: &maglev_health::Checker) {
@@ -519,7 +570,7 @@ impl Counts {
 }
 
 /// maglev-health probing `n` backends, until killed.
-fn checker(n: usize, port: u16, threads: usize) {
+fn checker(n: usize, port: u16, threads: usize, metrics: bool) {
     let mut yaml = String::from(
         "maglev:\n  vpp: { lb: { ipv4-src-address: 198.51.100.1, ipv6-src-address: '2001:db8::1' } }\n",
     );
@@ -560,7 +611,10 @@ fn checker(n: usize, port: u16, threads: usize) {
     let counts = Arc::new(Counts::default());
     let options = maglev_health::CheckerOptions {
         runtimes,
-        observer: Some(Arc::clone(&counts) as Arc<dyn maglev_health::ProbeObserver>),
+        observer: Some(Arc::new(Observer {
+            counts: Arc::clone(&counts),
+            metrics: metrics.then(maglev_metrics::Metrics::new),
+        }) as Arc<dyn maglev_health::ProbeObserver>),
         ..Default::default()
     };
     let checker = rt.block_on(async { maglev_health::Checker::start(&config, options).unwrap() });

@@ -47,6 +47,14 @@ pub(crate) fn fd_budget() -> usize {
     budget_for(getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft))
 }
 
+/// `max` probes in flight shared by `threads` probe threads: as even as
+/// whole numbers allow, summing to `max` (each is still at least
+/// [`MIN_LIMIT`] once it is a controller's).
+pub(crate) fn shares(max: usize, threads: usize) -> impl Iterator<Item = usize> {
+    let threads = threads.max(1);
+    (0..threads).map(move |i| max / threads + usize::from(i < max % threads))
+}
+
 /// Probes in flight a soft open-file limit of `soft` leaves room for.
 fn budget_for(soft: u64) -> usize {
     let budget = if soft > 2 * RESERVED_FDS {
@@ -265,6 +273,18 @@ mod tests {
 
     fn at(start: Instant, ms: u64) -> Instant {
         start + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn threads_share_the_budget_evenly() {
+        let v = |max, n| shares(max, n).collect::<Vec<_>>();
+        assert_eq!(v(64_512, 1), [64_512]);
+        assert_eq!(v(64_512, 16), [4_032; 16]);
+        assert_eq!(v(100, 3), [34, 33, 33]);
+        assert_eq!(v(5, 0), [5]);
+        for (max, n) in [(18_976, 7), (1, 4), (0, 2)] {
+            assert_eq!(shares(max, n).sum::<usize>(), max);
+        }
     }
 
     #[test]

@@ -37,14 +37,26 @@ type Cell = Arc<parking_lot::Mutex<Entry>>;
 
 /// Sees every probe result (for metrics); must not block.
 pub trait ProbeObserver: Send + Sync {
-    /// One probe of `backend` with a check of `check_type` finished and
-    /// is applied. Called with the backend's entry locked (so its removal
-    /// comes after its last report): must not call the checker.
-    fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult);
+    /// What the probes of `backend` with a check of `check_type` report
+    /// to, asked each time a loop starts for it (start, a new backend, a
+    /// changed check or address, a resume). A backend's handle is found
+    /// once here, not on every probe: a probe that touches a shared map
+    /// and its cold keys costs more than one that touches only its own
+    /// backend. Called with the backend's entry locked: must not call
+    /// the checker.
+    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn BackendObserver>;
 
     /// A probe started `lag` after it was due (the checker is behind:
     /// more probes per second than the machine can run).
     fn probe_lag(&self, _lag: Duration) {}
+}
+
+/// Sees one backend's probe results (see [`ProbeObserver::backend`]).
+pub trait BackendObserver: Send + Sync {
+    /// One probe finished and is applied. Called with the backend's
+    /// entry locked (so its removal comes after its last report): must
+    /// not call the checker.
+    fn probe_done(&self, result: &ProbeResult);
 }
 
 /// A probe this late is worth a warning: the checker cannot keep up.
@@ -71,10 +83,11 @@ pub struct CheckerOptions {
     /// spread probing over cores, each with its own timers and sockets);
     /// empty: the caller's.
     pub runtimes: Vec<tokio::runtime::Handle>,
-    /// The most probes in flight at once (at least 32); `None`: what the
-    /// open-file limit allows (less 1,024 descriptors kept for the rest).
-    /// Below that, the checker lowers the bound itself while its threads
-    /// fall behind; probes over it wait their turn.
+    /// The most probes in flight at once; `None`: what the open-file
+    /// limit allows (less 1,024 descriptors kept for the rest). Shared
+    /// evenly by the probe threads (at least 32 each), each of which
+    /// lowers its share while it falls behind; probes over it wait their
+    /// turn.
     pub max_in_flight: Option<usize>,
 }
 
@@ -103,7 +116,7 @@ impl Default for CheckerOptions {
 }
 
 /// How busy probing is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProbeLoad {
     /// Probes running now.
     pub in_flight: usize,
@@ -213,6 +226,8 @@ struct Entry {
     /// What the agent asks for (neutral without an agent check).
     agent: AgentState,
     agent_last: Option<(Result<String, String>, SystemTime)>,
+    /// Where the current loop's probes are reported (with an observer).
+    observer: Option<Arc<dyn BackendObserver>>,
 }
 
 impl Entry {
@@ -291,8 +306,10 @@ struct Shared {
     /// The probe slots of each of `options.runtimes` (one set when
     /// loops run on the caller's runtime).
     slots: Vec<Arc<Slots>>,
-    /// Probes take a permit from here to run.
-    admission: Arc<Admission>,
+    /// Probes take a permit to run, from their thread's share (beside
+    /// `slots`): a probe writes nothing another probe thread writes,
+    /// and a thread that falls behind holds back only its own probes.
+    admissions: Vec<Arc<Admission>>,
     /// When the last lag warning was logged.
     lag_warned: Mutex<Option<tokio::time::Instant>>,
     /// Every backend's entry, each behind a lock of its own: a probe loop
@@ -389,14 +406,15 @@ impl Checker {
         let max_in_flight = options
             .max_in_flight
             .unwrap_or_else(crate::admission::fd_budget);
+        let threads = options.runtimes.len().max(1);
         let checker = Checker {
             shared: Arc::new(Shared {
                 origin: tokio::time::Instant::now(),
                 next_runtime: AtomicUsize::new(0),
-                slots: (0..options.runtimes.len().max(1))
-                    .map(|_| Arc::default())
+                slots: (0..threads).map(|_| Arc::default()).collect(),
+                admissions: crate::admission::shares(max_in_flight, threads)
+                    .map(Admission::new)
                     .collect(),
-                admission: Admission::new(max_in_flight),
                 lag_warned: Mutex::new(None),
                 entries: parking_lot::Mutex::new(BTreeMap::new()),
                 agents: Mutex::new(HashMap::new()),
@@ -454,6 +472,7 @@ impl Checker {
             local_error: false,
             agent: AgentState::default(),
             agent_last: None,
+            observer: None,
         }
     }
 
@@ -476,17 +495,25 @@ impl Checker {
         if !entry.health.is_probing() {
             return;
         }
+        entry.observer = self
+            .shared
+            .options
+            .observer
+            .as_ref()
+            .map(|o| o.backend(name, entry.check_type()));
         let runtimes = &self.shared.options.runtimes;
-        let (rt, slots) = if runtimes.is_empty() {
-            (tokio::runtime::Handle::current(), &self.shared.slots[0])
+        let (rt, lane) = if runtimes.is_empty() {
+            (tokio::runtime::Handle::current(), 0)
         } else {
             // In turn: as many backends on every thread.
             let next = self.shared.next_runtime.fetch_add(1, Ordering::Relaxed) % runtimes.len();
-            (runtimes[next].clone(), &self.shared.slots[next])
+            (runtimes[next].clone(), next)
         };
+        let slots = &self.shared.slots[lane];
         let of = || LoopOf {
             shared: Arc::downgrade(&self.shared),
-            admission: Arc::clone(&self.shared.admission),
+            admission: Arc::clone(&self.shared.admissions[lane]),
+            observer: self.shared.options.observer.clone(),
             cell: Arc::clone(cell),
             name: name.to_string(),
             epoch: entry.epoch,
@@ -537,13 +564,15 @@ impl Checker {
         self.shared.agents.lock().expect("checker lock").clone()
     }
 
-    /// Probes running now, and how many may run at once.
+    /// Probes running now, and how many may run at once (all probe
+    /// threads').
     pub fn probe_load(&self) -> ProbeLoad {
-        let a = &self.shared.admission;
-        ProbeLoad {
-            in_flight: a.in_flight(),
-            limit: a.limit(),
+        let mut load = ProbeLoad::default();
+        for a in &self.shared.admissions {
+            load.in_flight += a.in_flight();
+            load.limit += a.limit();
         }
+        load
     }
 
     /// New transitions, as they happen.
@@ -816,11 +845,14 @@ fn publish(shared: &Shared, backend: &Backend, transition: Option<Transition>) {
 }
 
 /// What a backend's loop works for: its checker (not kept alive by the
-/// loop), the probe permits, its entry and name, and the entry's epoch
-/// the loop belongs to (a loop whose epoch has passed stops).
+/// loop, and not upgraded on a probe's usual path: its count is a line
+/// every probe thread would write), its thread's probe permits, the
+/// observer, its entry and name, and the entry's epoch the loop belongs
+/// to (a loop whose epoch has passed stops).
 struct LoopOf {
     shared: Weak<Shared>,
     admission: Arc<Admission>,
+    observer: Option<Arc<dyn ProbeObserver>>,
     cell: Cell,
     name: String,
     epoch: u64,
@@ -838,6 +870,7 @@ async fn agent_loop(of: LoopOf, first_delay: Duration, sockets: crate::probe::So
         cell,
         name,
         epoch,
+        ..
     } = of;
     let mut due = tokio::time::Instant::now() + jitter(first_delay, &mut rand::rng());
     loop {
@@ -931,6 +964,7 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
     let LoopOf {
         shared,
         admission,
+        observer,
         cell,
         name,
         epoch,
@@ -949,6 +983,7 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
         let interval = cell.lock().next_interval();
         due = coalesce(due, origin, interval);
     }
+    let mut probe: Option<Arc<dyn Probe>> = None;
     loop {
         slots.sleep_until(due).await;
         if shared.strong_count() == 0 {
@@ -962,20 +997,34 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
         } else {
             None
         };
-        let Some(sh) = shared.upgrade() else { return };
+        if shared.strong_count() == 0 {
+            return;
+        }
         // How late this probe starts: the timer's lag and the wait for a
         // permit.
         note_lag(
-            &sh,
+            observer.as_ref(),
+            &shared,
             &name,
             tokio::time::Instant::now().saturating_duration_since(due),
         );
-        let (probe, address, check_type) = {
+        let address = {
             let e = cell.lock();
             if e.epoch != epoch {
                 return;
             }
-            (e.probe.clone(), e.backend.address, e.check_type())
+            // The check's one probe, shared by its backends on every
+            // thread: cloned only when it was replaced (a reload into
+            // another netns), since its count is a line every probe
+            // thread would write.
+            let same = match (&probe, &e.probe) {
+                (Some(mine), Some(now)) => Arc::ptr_eq(mine, now),
+                (mine, now) => mine.is_none() && now.is_none(),
+            };
+            if !same {
+                probe = e.probe.clone();
+            }
+            e.backend.address
         };
         let result = match &probe {
             Some(p) => {
@@ -1000,8 +1049,8 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
             // current: a backend's removal (which stops the entry under
             // that lock) then comes after its last report, and the
             // metrics it clears stay cleared.
-            if let Some(o) = &sh.options.observer {
-                o.probe_done(&name, check_type, &result);
+            if let Some(o) = &e.observer {
+                o.probe_done(&result);
             }
             let now = SystemTime::now();
             let t = if result.code == Code::SockErr {
@@ -1038,11 +1087,13 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
             // Published under the entry's lock, as the report above: a
             // reload that removes the backend takes that lock first, so
             // its `removed` comes after this transition, never before.
-            publish(&sh, &e.backend, t);
+            if t.is_some() {
+                let Some(sh) = shared.upgrade() else { return };
+                publish(&sh, &e.backend, t);
+            }
             drop(e);
             next
         };
-        drop(sh);
         due = coalesce(
             tokio::time::Instant::now() + jitter(next, &mut rand::rng()),
             origin,
@@ -1053,13 +1104,19 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
 
 /// Reports a probe's lag to the observer, and warns (at most once a
 /// minute) when probes run so late that the checker is over capacity.
-fn note_lag(sh: &Shared, backend: &str, lag: Duration) {
-    if let Some(o) = &sh.options.observer {
+fn note_lag(
+    observer: Option<&Arc<dyn ProbeObserver>>,
+    shared: &Weak<Shared>,
+    backend: &str,
+    lag: Duration,
+) {
+    if let Some(o) = observer {
         o.probe_lag(lag);
     }
     if lag < LAG_WARNING {
         return;
     }
+    let Some(sh) = shared.upgrade() else { return };
     let now = tokio::time::Instant::now();
     let mut last = sh.lag_warned.lock().expect("checker lock");
     if last.is_none_or(|t| now.saturating_duration_since(t) >= LAG_WARNING_EVERY) {

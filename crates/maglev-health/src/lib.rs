@@ -33,8 +33,9 @@ pub mod state;
 
 pub use agent::{AgentAdmin, AgentOper, AgentState};
 pub use checker::{
-    ApplyReport, BackendEvent, BackendStatus, BackendSummary, Checker, CheckerError,
-    CheckerOptions, ProbeFactory, ProbeLoad, ProbeObserver, WeakChecker, STATIC_INTERVAL,
+    ApplyReport, BackendEvent, BackendObserver, BackendStatus, BackendSummary, Checker,
+    CheckerError, CheckerOptions, ProbeFactory, ProbeLoad, ProbeObserver, WeakChecker,
+    STATIC_INTERVAL,
 };
 pub use probe::{Probe, Prober, SetupError};
 pub use result::{Code, ProbeResult};

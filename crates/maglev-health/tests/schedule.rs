@@ -283,8 +283,17 @@ async fn a_flapping_backend_is_held_down_and_still_probed() {
 #[derive(Default)]
 struct Lags(Mutex<Duration>);
 
+/// Takes probe results and does nothing with them.
+struct Ignore;
+
+impl maglev_health::BackendObserver for Ignore {
+    fn probe_done(&self, _: &ProbeResult) {}
+}
+
 impl maglev_health::ProbeObserver for Lags {
-    fn probe_done(&self, _: &str, _: &str, _: &ProbeResult) {}
+    fn backend(&self, _: &str, _: &str) -> Arc<dyn maglev_health::BackendObserver> {
+        Arc::new(Ignore)
+    }
     fn probe_lag(&self, lag: Duration) {
         let mut m = self.0.lock().unwrap();
         *m = (*m).max(lag);
@@ -558,4 +567,176 @@ async fn backends_removed_while_waiting_for_a_turn_give_it_away() {
     let load = checker.probe_load();
     assert!(load.in_flight <= 16, "{load:?}");
     assert_eq!(load.limit, 32);
+}
+
+/// Hands each loop a handle of its own and counts what reaches each.
+#[derive(Default)]
+struct Handles(Mutex<Vec<(String, String, Arc<Counted>)>>);
+
+#[derive(Default)]
+struct Counted(std::sync::atomic::AtomicUsize);
+
+impl maglev_health::BackendObserver for Counted {
+    fn probe_done(&self, _: &ProbeResult) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl maglev_health::ProbeObserver for Handles {
+    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn maglev_health::BackendObserver> {
+        let h = Arc::new(Counted::default());
+        self.0
+            .lock()
+            .unwrap()
+            .push((backend.to_string(), check_type.to_string(), Arc::clone(&h)));
+        h
+    }
+}
+
+impl Handles {
+    /// (backend, type, probes reported) of every handle given, in order.
+    fn given(&self) -> Vec<(String, String, usize)> {
+        let given = self.0.lock().unwrap();
+        given
+            .iter()
+            .map(|(b, t, h)| {
+                let n = h.0.load(std::sync::atomic::Ordering::SeqCst);
+                (b.clone(), t.clone(), n)
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_loop_reports_to_the_handle_it_was_given() {
+    // The observer is asked for a backend's handle when its loop starts,
+    // not on every probe; a changed check starts a new loop with a new
+    // handle of the new type, and the old one hears nothing more.
+    let checks = "    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s }\n    web: { type: http, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s }";
+    let backends = |a_check: &str| {
+        format!(
+            "    a: {{ address: 127.0.0.1, healthcheck: {a_check} }}\n    b: {{ address: 127.0.0.2, healthcheck: hc }}"
+        )
+    };
+    let fake = Arc::new(Scripted::default());
+    let handles = Arc::new(Handles::default());
+    let checker = start_scripted(
+        &config(checks, &backends("hc"), &["a", "b"]),
+        &fake,
+        Some(Arc::clone(&handles) as Arc<dyn maglev_health::ProbeObserver>),
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let probes = |target: &str| fake.calls.lock().unwrap()[&ip(target)].len();
+    let given = handles.given();
+    assert_eq!(
+        given,
+        [
+            ("a".into(), "tcp".into(), probes("127.0.0.1")),
+            ("b".into(), "tcp".into(), probes("127.0.0.2")),
+        ],
+        "one handle per backend, every probe reported to it"
+    );
+    assert!(given[0].2 >= 9, "{given:?}");
+
+    checker
+        .apply(&config(checks, &backends("web"), &["a", "b"]))
+        .unwrap();
+    let a_before = probes("127.0.0.1");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let given = handles.given();
+    assert_eq!(given.len(), 3, "a new handle for a only: {given:?}");
+    assert_eq!(given[0].2, a_before, "the old loop's handle hears no more");
+    assert_eq!((given[2].0.as_str(), given[2].1.as_str()), ("a", "http"));
+    assert_eq!(given[2].2, probes("127.0.0.1") - a_before);
+    assert!(given[2].2 >= 9, "{given:?}");
+    assert_eq!(given[1].2, probes("127.0.0.2"), "b kept its handle");
+}
+
+/// A probe thread of its own: a current-thread runtime, stopped on drop.
+struct ProbeThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl ProbeThread {
+    fn start() -> ProbeThread {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = rt.block_on(stopped);
+        });
+        ProbeThread {
+            handle,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for ProbeThread {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+#[test]
+fn a_thread_that_falls_behind_holds_back_only_its_own_probes() {
+    // Two probe threads share 2,000 probes in flight, 1,000 each. The
+    // first is stalled again and again (its timers fire 120 ms late): it
+    // lowers its own share to the floor of 32, and the second, on time,
+    // keeps its 1,000. With one shared budget the first thread's lateness
+    // would have lowered everyone's.
+    let n = 40;
+    let backends: String = (0..n)
+        .map(|i| {
+            format!(
+                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 20ms, fast-interval: 20ms, down-interval: 20ms }",
+        backends.trim_end(),
+        &names,
+    );
+    let threads = [ProbeThread::start(), ProbeThread::start()];
+    let fake = Arc::new(Scripted::default());
+    let f = Arc::clone(&fake);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let checker = Checker::start(
+            &cfg,
+            CheckerOptions {
+                probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+                runtimes: threads.iter().map(|t| t.handle.clone()).collect(),
+                max_in_flight: Some(2_000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(checker.probe_load().limit, 2_000, "nobody behind yet");
+        let stall = threads[0].handle.spawn(async {
+            for _ in 0..8 {
+                std::thread::sleep(Duration::from_millis(120));
+                tokio::task::yield_now().await;
+            }
+        });
+        stall.await.unwrap();
+        let load = checker.probe_load();
+        assert_eq!(load.limit, 32 + 1_000, "{load:?}");
+        let probed = fake.calls.lock().unwrap().len();
+        assert_eq!(probed, n, "every backend probed");
+    });
 }

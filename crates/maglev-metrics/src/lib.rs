@@ -15,6 +15,7 @@ mod probes;
 mod process;
 mod renders;
 mod scope;
+mod sharded;
 mod text;
 
 pub use scope::{accepts_gzip, QueryError, Scopes};
@@ -31,7 +32,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use maglev_health::{Checker, ProbeObserver, ProbeResult, State};
+use maglev_health::{BackendObserver, Checker, ProbeObserver, State};
 use maglev_lbsync::desired::{effective_weights, vip_key};
 use maglev_lbsync::reconciler::ReconcilerHandle;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -47,9 +48,13 @@ use gauges::GaugeWriter;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The probe and lag histograms' buckets: 100 µs .. ~6.5 s.
+fn histogram_bounds() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0001, 2.0, 17)
+}
+
 fn histogram() -> Histogram {
-    // 100 µs .. ~6.5 s
-    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+    Histogram::new(histogram_bounds())
 }
 
 /// The families, one registry per [`Scopes`] group so a scrape encodes
@@ -71,13 +76,13 @@ pub struct Metrics {
     renders: renders::Renders<(Scopes, Format, bool)>,
     small_renders: renders::Renders<(Scopes, Format, bool)>,
     /// Handles on `probe_total` and `probe_duration` by backend.
-    probe_series: probes::ProbeSeries,
+    probe_series: Arc<probes::ProbeSeries>,
     /// Frontends with `vip_packets` series: those a reload removes lose
     /// them at the next scrape.
     vip_frontends: Mutex<std::collections::BTreeSet<String>>,
     probe_total: Family<Labels, Counter>,
     probe_duration: Family<Labels, Histogram, fn() -> Histogram>,
-    probe_lag: Histogram,
+    probe_lag: sharded::ShardedHistogram,
     transitions: Family<Labels, Counter>,
     /// Backends with `transitions` series (what a sweep after lost
     /// events looks through).
@@ -115,15 +120,17 @@ impl Default for Metrics {
 impl Metrics {
     /// Every family, registered.
     pub fn new() -> Metrics {
+        let probe_total = Family::default();
+        let probe_duration = Family::new_with_constructor(histogram as fn() -> Histogram);
         let m = Metrics {
             registry: Mutex::new(Registries::default()),
             renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
             small_renders: renders::Renders::new(renders::BODY_BUDGET_KIB),
-            probe_series: probes::ProbeSeries::default(),
+            probe_series: probes::ProbeSeries::new(probe_total.clone(), probe_duration.clone()),
             vip_frontends: Mutex::default(),
-            probe_total: Family::default(),
-            probe_duration: Family::new_with_constructor(histogram),
-            probe_lag: histogram(),
+            probe_total,
+            probe_duration,
+            probe_lag: sharded::ShardedHistogram::new(histogram_bounds()),
             transitions: Family::default(),
             transitioned: Mutex::default(),
             vpp_connected: Gauge::default(),
@@ -299,8 +306,7 @@ impl Metrics {
     /// counters, durations, transitions); its gauges go with the
     /// checker's snapshot.
     pub fn forget_backend(&self, backend: &str) {
-        self.probe_series
-            .forget(&self.probe_total, &self.probe_duration, backend);
+        self.probe_series.forget(backend);
         self.transitioned
             .lock()
             .expect("metrics lock")
@@ -701,14 +707,8 @@ fn backend_gauges(
 }
 
 impl ProbeObserver for Metrics {
-    fn probe_done(&self, backend: &str, check_type: &str, result: &ProbeResult) {
-        self.probe_series.observe(
-            &self.probe_total,
-            &self.probe_duration,
-            backend,
-            check_type,
-            result,
-        );
+    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn BackendObserver> {
+        self.probe_series.backend(backend, check_type)
     }
 
     fn probe_lag(&self, lag: Duration) {

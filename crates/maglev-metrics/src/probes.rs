@@ -1,10 +1,13 @@
-//! Each backend's probe counters and histogram, found by its name
-//! without building label sets: maglevd observes every probe (tens of
-//! thousands a second at scale), and building six label strings and
-//! hashing them cost 850 ns a probe at 50,000 backends.
+//! Each backend's probe counters and histogram, held by its probe loop.
+//! maglevd observes every probe (tens of thousands a second at scale):
+//! building six label strings and hashing them cost 850 ns a probe at
+//! 50,000 backends, and finding the series by name in a map shared by
+//! every probe thread still took that map's lock and its cold keys on
+//! every probe. A loop asks for its backend's handle once
+//! ([`ProbeSeries::backend`]) and then touches only that.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, Weak};
 
 use maglev_health::{Code, ProbeResult};
 use prometheus_client::metrics::counter::Counter;
@@ -13,136 +16,162 @@ use prometheus_client::metrics::histogram::Histogram;
 
 use crate::Labels;
 
-/// The series one backend's probes have fed so far.
-struct Series {
-    /// The `type` label they carry: a reload that changes the check
-    /// starts over.
-    check_type: String,
-    /// By (code, result).
-    counters: Vec<(Code, bool, Counter)>,
-    /// `None` for a static backend (nothing is timed).
-    duration: Option<Histogram>,
+pub(crate) type Totals = Family<Labels, Counter>;
+pub(crate) type Durations = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// What a backend has in the families, for its removal, and the handles
+/// its loops hold, which lose their series with it.
+#[derive(Default)]
+struct Record {
     /// Every (type, code, result) it has a counter series of, and every
-    /// type it has a histogram of, this type's and earlier ones': what
-    /// to remove when the backend goes.
+    /// type it has a histogram of: this check's and earlier ones'.
     created: Vec<(String, Code, bool)>,
     timed: Vec<String>,
+    handles: Vec<Weak<BackendSeries>>,
 }
 
-/// Handles on the families' series, by backend.
-#[derive(Default)]
+/// The probe families and, by backend, what is in them.
 pub(crate) struct ProbeSeries {
-    by_backend: RwLock<HashMap<String, Series>>,
+    total: Totals,
+    durations: Durations,
+    by_backend: Mutex<HashMap<String, Record>>,
 }
 
 impl ProbeSeries {
-    /// Counts `result` in `total` and times it in `durations`.
-    pub(crate) fn observe(
-        &self,
-        total: &Family<Labels, Counter>,
-        durations: &Family<Labels, Histogram, fn() -> Histogram>,
-        backend: &str,
-        check_type: &str,
-        result: &ProbeResult,
-    ) {
-        {
-            let map = self.by_backend.read().expect("probe series lock");
-            if let Some(s) = map.get(backend).filter(|s| s.check_type == check_type) {
-                let found = s
-                    .counters
-                    .iter()
-                    .find(|(code, pass, _)| *code == result.code && *pass == result.pass);
-                if let Some((_, _, counter)) = found {
-                    counter.inc();
-                    if let Some(h) = &s.duration {
-                        h.observe(result.duration.as_secs_f64());
-                    }
-                    return;
-                }
+    pub(crate) fn new(total: Totals, durations: Durations) -> Arc<ProbeSeries> {
+        Arc::new(ProbeSeries {
+            total,
+            durations,
+            by_backend: Mutex::default(),
+        })
+    }
+
+    /// The handle one loop of `backend`, checked by `check_type`, reports
+    /// to. Its series are made at its first probe of each kind.
+    pub(crate) fn backend(self: &Arc<Self>, backend: &str, check_type: &str) -> Arc<BackendSeries> {
+        let handle = Arc::new_cyclic(|me| BackendSeries {
+            me: me.clone(),
+            owner: Arc::clone(self),
+            backend: backend.to_string(),
+            check_type: check_type.to_string(),
+            found: Mutex::default(),
+        });
+        self.enrol(&handle, None, false);
+        handle
+    }
+
+    /// Puts `handle` on its backend's record (a removal then reaches it)
+    /// with the series it just made.
+    fn enrol(&self, handle: &BackendSeries, created: Option<(Code, bool)>, timed: bool) {
+        let mut map = self.by_backend.lock().expect("probe series lock");
+        let r = map.entry(handle.backend.clone()).or_default();
+        r.handles.retain(|h| h.strong_count() > 0);
+        if !r.handles.iter().any(|h| h.ptr_eq(&handle.me)) {
+            r.handles.push(handle.me.clone());
+        }
+        let t = &handle.check_type;
+        if let Some((code, pass)) = created {
+            if !r
+                .created
+                .iter()
+                .any(|c| (&c.0, c.1, c.2) == (t, code, pass))
+            {
+                r.created.push((t.clone(), code, pass));
             }
         }
-        // First of its kind: the series by their labels, as before.
-        let counter = total
-            .get_or_create(&counter_labels(
-                backend,
-                check_type,
-                result.code,
-                result.pass,
-            ))
-            .clone();
-        // A static backend is not probed: a histogram of its "probes"
-        // would be 20 series per backend of nothing (1.2 million lines at
-        // 64,000 backends).
-        let duration = (check_type != "static").then(|| {
-            durations
-                .get_or_create(&duration_labels(backend, check_type))
-                .clone()
-        });
-        counter.inc();
-        if let Some(h) = &duration {
-            h.observe(result.duration.as_secs_f64());
-        }
-        let mut map = self.by_backend.write().expect("probe series lock");
-        let s = map.entry(backend.to_string()).or_insert_with(|| Series {
-            check_type: check_type.to_string(),
-            counters: Vec::new(),
-            duration: None,
-            created: Vec::new(),
-            timed: Vec::new(),
-        });
-        if s.check_type != check_type {
-            s.check_type = check_type.to_string();
-            s.counters.clear();
-        }
-        if duration.is_some() && !s.timed.iter().any(|t| t == check_type) {
-            s.timed.push(check_type.to_string());
-        }
-        s.duration = duration;
-        if !s
-            .created
-            .iter()
-            .any(|(t, code, pass)| t == check_type && *code == result.code && *pass == result.pass)
-        {
-            s.created
-                .push((check_type.to_string(), result.code, result.pass));
-        }
-        if !s
-            .counters
-            .iter()
-            .any(|(code, pass, _)| *code == result.code && *pass == result.pass)
-        {
-            s.counters.push((result.code, result.pass, counter));
+        if timed && !r.timed.contains(t) {
+            r.timed.push(t.clone());
         }
     }
 
-    /// The backends with series.
+    /// The backends with series or handles.
     pub(crate) fn backends(&self) -> Vec<String> {
-        let map = self.by_backend.read().expect("probe series lock");
+        let map = self.by_backend.lock().expect("probe series lock");
         map.keys().cloned().collect()
     }
 
     /// Removes every series of `backend` (gone from the config): a
-    /// config that churns backends must not grow the scrape forever.
-    pub(crate) fn forget(
-        &self,
-        total: &Family<Labels, Counter>,
-        durations: &Family<Labels, Histogram, fn() -> Histogram>,
-        backend: &str,
-    ) {
-        let Some(s) = self
+    /// config that churns backends must not grow the scrape forever. A
+    /// handle still held (the backend came back before its removal was
+    /// counted) makes its series again at its next probe.
+    pub(crate) fn forget(&self, backend: &str) {
+        let Some(r) = self
             .by_backend
-            .write()
+            .lock()
             .expect("probe series lock")
             .remove(backend)
         else {
             return;
         };
-        for (check_type, code, pass) in &s.created {
-            total.remove(&counter_labels(backend, check_type, *code, *pass));
+        for (check_type, code, pass) in &r.created {
+            self.total
+                .remove(&counter_labels(backend, check_type, *code, *pass));
         }
-        for check_type in &s.timed {
-            durations.remove(&duration_labels(backend, check_type));
+        for check_type in &r.timed {
+            self.durations.remove(&duration_labels(backend, check_type));
         }
+        for h in r.handles.iter().filter_map(Weak::upgrade) {
+            *h.found.lock().expect("probe series lock") = Found::default();
+        }
+    }
+}
+
+/// One loop's handle on its backend's series.
+pub(crate) struct BackendSeries {
+    me: Weak<BackendSeries>,
+    owner: Arc<ProbeSeries>,
+    backend: String,
+    check_type: String,
+    /// Only this backend's probes take it (one at a time): never waited on.
+    found: Mutex<Found>,
+}
+
+/// The series found so far.
+#[derive(Default)]
+struct Found {
+    /// By (code, result).
+    counters: Vec<(Code, bool, Counter)>,
+    duration: Option<Histogram>,
+}
+
+impl BackendSeries {
+    /// Counts `result` and times it.
+    pub(crate) fn observe(&self, result: &ProbeResult) {
+        let mut found = self.found.lock().expect("probe series lock");
+        let kind = (result.code, result.pass);
+        match found.counters.iter().find(|c| (c.0, c.1) == kind) {
+            Some((_, _, counter)) => {
+                counter.inc();
+            }
+            None => {
+                // First of its kind: the series by its labels.
+                let labels = counter_labels(&self.backend, &self.check_type, kind.0, kind.1);
+                let counter = self.owner.total.get_or_create(&labels).clone();
+                counter.inc();
+                found.counters.push((kind.0, kind.1, counter));
+                self.owner.enrol(self, Some(kind), false);
+            }
+        }
+        // A static backend is not probed: a histogram of its "probes"
+        // would be 20 series per backend of nothing (1.2 million lines at
+        // 64,000 backends).
+        if self.check_type == "static" {
+            return;
+        }
+        if found.duration.is_none() {
+            let labels = duration_labels(&self.backend, &self.check_type);
+            found.duration = Some(self.owner.durations.get_or_create(&labels).clone());
+            self.owner.enrol(self, None, true);
+        }
+        if let Some(h) = &found.duration {
+            h.observe(result.duration.as_secs_f64());
+        }
+    }
+}
+
+impl maglev_health::BackendObserver for BackendSeries {
+    fn probe_done(&self, result: &ProbeResult) {
+        self.observe(result);
     }
 }
 
@@ -180,36 +209,45 @@ mod tests {
             .get()
     }
 
+    fn encoded(total: &Totals, durations: &Durations) -> String {
+        let mut r = prometheus_client::registry::Registry::default();
+        r.register("d", "d", durations.clone());
+        r.register("p", "p", total.clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        text
+    }
+
     #[test]
     fn counts_land_in_the_labelled_series() {
-        let total = Family::<Labels, Counter>::default();
-        let durations =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(crate::histogram);
-        let s = ProbeSeries::default();
+        let total = Totals::default();
+        let durations = Durations::new_with_constructor(crate::histogram);
+        let s = ProbeSeries::new(total.clone(), durations.clone());
         let ok = ProbeResult::new(Code::L7Ok, "HTTP 200", Duration::from_millis(2));
         let sts = ProbeResult::new(Code::L7Sts, "HTTP 503", Duration::from_millis(3));
+        let web1 = s.backend("web1", "http");
         for _ in 0..3 {
-            s.observe(&total, &durations, "web1", "http", &ok);
+            web1.observe(&ok);
         }
-        s.observe(&total, &durations, "web1", "http", &sts);
-        s.observe(&total, &durations, "web2", "http", &ok);
+        web1.observe(&sts);
+        s.backend("web2", "http").observe(&ok);
         assert_eq!(value(&total, "web1", "http", "pass", "L7OK"), 3);
         assert_eq!(value(&total, "web1", "http", "fail", "L7STS"), 1);
         assert_eq!(value(&total, "web2", "http", "pass", "L7OK"), 1);
-        // A reload makes web1 a tcp check: new series, the old ones stay.
+        // A reload makes web1 a tcp check: a new loop, new series, the
+        // old ones stay.
+        drop(web1);
         let tcp = ProbeResult::new(Code::L4Ok, "connected", Duration::from_millis(1));
-        s.observe(&total, &durations, "web1", "tcp", &tcp);
-        s.observe(&total, &durations, "web1", "tcp", &tcp);
+        let web1 = s.backend("web1", "tcp");
+        web1.observe(&tcp);
+        web1.observe(&tcp);
         assert_eq!(value(&total, "web1", "tcp", "pass", "L4OK"), 2);
         assert_eq!(value(&total, "web1", "http", "pass", "L7OK"), 3);
         // Durations: one histogram per backend and type, none for static.
         let st = ProbeResult::new(Code::Static, "static backend", Duration::ZERO);
-        s.observe(&total, &durations, "s1", "static", &st);
+        s.backend("s1", "static").observe(&st);
         assert_eq!(value(&total, "s1", "static", "pass", "STATIC"), 1);
-        let mut text = String::new();
-        let mut r = prometheus_client::registry::Registry::default();
-        r.register("d", "d", durations.clone());
-        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        let text = encoded(&total, &durations);
         assert!(
             text.contains("d_count{backend=\"web1\",type=\"http\"} 4"),
             "{text}"
@@ -218,18 +256,48 @@ mod tests {
             text.contains("d_count{backend=\"web1\",type=\"tcp\"} 2"),
             "{text}"
         );
-        assert!(!text.contains("s1"), "{text}");
+        assert!(!text.contains("d_count{backend=\"s1\""), "{text}");
         // web1 goes: all its series, of both types, go with it.
-        s.forget(&total, &durations, "web1");
-        let mut r = prometheus_client::registry::Registry::default();
-        r.register("d", "d", durations.clone());
-        r.register("p", "p", total.clone());
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        drop(web1);
+        s.forget("web1");
+        let text = encoded(&total, &durations);
         assert!(!text.contains("web1"), "{text}");
         assert!(text.contains("backend=\"web2\""), "{text}");
+        assert!(!s.backends().contains(&"web1".to_string()));
         // Back again later: counted from zero.
-        s.observe(&total, &durations, "web1", "http", &ok);
+        s.backend("web1", "http").observe(&ok);
         assert_eq!(value(&total, "web1", "http", "pass", "L7OK"), 1);
+    }
+
+    /// A backend removed and added back before its removal was counted:
+    /// the new loop's handle, made first, loses its series with the old
+    /// backend's and makes them again at its next probe, so they are
+    /// neither lost for good nor kept detached from the scrape.
+    #[test]
+    fn a_held_handle_makes_its_series_again_after_a_removal() {
+        let total = Totals::default();
+        let durations = Durations::new_with_constructor(crate::histogram);
+        let s = ProbeSeries::new(total.clone(), durations.clone());
+        let ok = ProbeResult::new(Code::L7Ok, "HTTP 200", Duration::from_millis(2));
+        let h = s.backend("web1", "http");
+        h.observe(&ok);
+        h.observe(&ok);
+        s.forget("web1");
+        assert!(!encoded(&total, &durations).contains("web1"));
+        h.observe(&ok);
+        let text = encoded(&total, &durations);
+        assert!(
+            text.contains(
+                "p_total{backend=\"web1\",type=\"http\",result=\"pass\",code=\"L7OK\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("d_count{backend=\"web1\",type=\"http\"} 1"),
+            "{text}"
+        );
+        // And they are on the record again: the next removal takes them.
+        s.forget("web1");
+        assert!(!encoded(&total, &durations).contains("web1"));
     }
 }
