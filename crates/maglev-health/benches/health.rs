@@ -476,7 +476,11 @@ struct BackendCounts {
 }
 
 impl maglev_health::ProbeObserver for Observer {
-    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn maglev_health::BackendObserver> {
+    fn backend(
+        &self,
+        backend: &str,
+        check_type: &'static str,
+    ) -> Arc<dyn maglev_health::BackendObserver> {
         Arc::new(BackendCounts {
             counts: Arc::clone(&self.counts),
             metrics: self

@@ -44,7 +44,7 @@ pub trait ProbeObserver: Send + Sync {
     /// and its cold keys costs more than one that touches only its own
     /// backend. Called with the backend's entry locked: must not call
     /// the checker.
-    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn BackendObserver>;
+    fn backend(&self, backend: &str, check_type: &'static str) -> Arc<dyn BackendObserver>;
 
     /// A probe started `lag` after it was due (the checker is behind:
     /// more probes per second than the machine can run).

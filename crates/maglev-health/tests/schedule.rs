@@ -583,7 +583,11 @@ impl maglev_health::BackendObserver for Counted {
 }
 
 impl maglev_health::ProbeObserver for Handles {
-    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn maglev_health::BackendObserver> {
+    fn backend(
+        &self,
+        backend: &str,
+        check_type: &'static str,
+    ) -> Arc<dyn maglev_health::BackendObserver> {
         let h = Arc::new(Counted::default());
         self.0
             .lock()

@@ -707,7 +707,7 @@ fn backend_gauges(
 }
 
 impl ProbeObserver for Metrics {
-    fn backend(&self, backend: &str, check_type: &str) -> Arc<dyn BackendObserver> {
+    fn backend(&self, backend: &str, check_type: &'static str) -> Arc<dyn BackendObserver> {
         self.probe_series.backend(backend, check_type)
     }
 

@@ -25,8 +25,8 @@ pub(crate) type Durations = Family<Labels, Histogram, fn() -> Histogram>;
 struct Record {
     /// Every (type, code, result) it has a counter series of, and every
     /// type it has a histogram of: this check's and earlier ones'.
-    created: Vec<(String, Code, bool)>,
-    timed: Vec<String>,
+    created: Vec<(&'static str, Code, bool)>,
+    timed: Vec<&'static str>,
     handles: Vec<Weak<BackendSeries>>,
 }
 
@@ -34,7 +34,7 @@ struct Record {
 pub(crate) struct ProbeSeries {
     total: Totals,
     durations: Durations,
-    by_backend: Mutex<HashMap<String, Record>>,
+    by_backend: Mutex<HashMap<Arc<str>, Record>>,
 }
 
 impl ProbeSeries {
@@ -48,15 +48,24 @@ impl ProbeSeries {
 
     /// The handle one loop of `backend`, checked by `check_type`, reports
     /// to. Its series are made at its first probe of each kind.
-    pub(crate) fn backend(self: &Arc<Self>, backend: &str, check_type: &str) -> Arc<BackendSeries> {
+    pub(crate) fn backend(
+        self: &Arc<Self>,
+        backend: &str,
+        check_type: &'static str,
+    ) -> Arc<BackendSeries> {
+        let mut map = self.by_backend.lock().expect("probe series lock");
+        // The record's name, when there is one: one copy per backend.
+        let backend: Arc<str> = map
+            .get_key_value(backend)
+            .map_or_else(|| Arc::from(backend), |(k, _)| Arc::clone(k));
         let handle = Arc::new_cyclic(|me| BackendSeries {
             me: me.clone(),
             owner: Arc::clone(self),
-            backend: backend.to_string(),
-            check_type: check_type.to_string(),
+            backend,
+            check_type,
             found: Mutex::default(),
         });
-        self.enrol(&handle, None, false);
+        Self::enrol_in(&mut map, &handle, None, false);
         handle
     }
 
@@ -64,30 +73,35 @@ impl ProbeSeries {
     /// with the series it just made.
     fn enrol(&self, handle: &BackendSeries, created: Option<(Code, bool)>, timed: bool) {
         let mut map = self.by_backend.lock().expect("probe series lock");
-        let r = map.entry(handle.backend.clone()).or_default();
+        Self::enrol_in(&mut map, handle, created, timed);
+    }
+
+    fn enrol_in(
+        map: &mut HashMap<Arc<str>, Record>,
+        handle: &BackendSeries,
+        created: Option<(Code, bool)>,
+        timed: bool,
+    ) {
+        let r = map.entry(Arc::clone(&handle.backend)).or_default();
         r.handles.retain(|h| h.strong_count() > 0);
         if !r.handles.iter().any(|h| h.ptr_eq(&handle.me)) {
             r.handles.push(handle.me.clone());
         }
-        let t = &handle.check_type;
+        let t = handle.check_type;
         if let Some((code, pass)) = created {
-            if !r
-                .created
-                .iter()
-                .any(|c| (&c.0, c.1, c.2) == (t, code, pass))
-            {
-                r.created.push((t.clone(), code, pass));
+            if !r.created.contains(&(t, code, pass)) {
+                r.created.push((t, code, pass));
             }
         }
-        if timed && !r.timed.contains(t) {
-            r.timed.push(t.clone());
+        if timed && !r.timed.contains(&t) {
+            r.timed.push(t);
         }
     }
 
     /// The backends with series or handles.
     pub(crate) fn backends(&self) -> Vec<String> {
         let map = self.by_backend.lock().expect("probe series lock");
-        map.keys().cloned().collect()
+        map.keys().map(|k| k.to_string()).collect()
     }
 
     /// Removes every series of `backend` (gone from the config): a
@@ -120,8 +134,8 @@ impl ProbeSeries {
 pub(crate) struct BackendSeries {
     me: Weak<BackendSeries>,
     owner: Arc<ProbeSeries>,
-    backend: String,
-    check_type: String,
+    backend: Arc<str>,
+    check_type: &'static str,
     /// Only this backend's probes take it (one at a time): never waited on.
     found: Mutex<Found>,
 }
@@ -145,7 +159,7 @@ impl BackendSeries {
             }
             None => {
                 // First of its kind: the series by its labels.
-                let labels = counter_labels(&self.backend, &self.check_type, kind.0, kind.1);
+                let labels = counter_labels(&self.backend, self.check_type, kind.0, kind.1);
                 let counter = self.owner.total.get_or_create(&labels).clone();
                 counter.inc();
                 found.counters.push((kind.0, kind.1, counter));
@@ -159,7 +173,7 @@ impl BackendSeries {
             return;
         }
         if found.duration.is_none() {
-            let labels = duration_labels(&self.backend, &self.check_type);
+            let labels = duration_labels(&self.backend, self.check_type);
             found.duration = Some(self.owner.durations.get_or_create(&labels).clone());
             self.owner.enrol(self, None, true);
         }
