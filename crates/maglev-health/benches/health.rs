@@ -604,7 +604,8 @@ fn checker(n: usize, port: u16, threads: usize, metrics: bool) {
     let runtimes: Vec<tokio::runtime::Handle> = (0..threads)
         .map(|_| {
             let probe_rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_io()
+                .enable_time()
                 .build()
                 .unwrap();
             let handle = probe_rt.handle().clone();

@@ -518,9 +518,14 @@ impl Checker {
             name: name.to_string(),
             epoch: entry.epoch,
         };
+        // The threads' slots interleave: each thread's start a share of
+        // the longest slot later, so the threads do not all wake at once
+        // (and the backends' answers do not all come at once).
+        let phase = crate::state::MAX_SLOT.mul_f64(lane as f64 / self.shared.slots.len() as f64);
         let task = rt.spawn(probe_loop(
             of(),
             Arc::clone(slots),
+            phase,
             // Fixed for an epoch: a changed health check restarts the loop.
             entry.probe.is_some(),
             first_delay,
@@ -960,7 +965,13 @@ fn agent_answer(
     })
 }
 
-async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: Duration) {
+async fn probe_loop(
+    of: LoopOf,
+    slots: Arc<Slots>,
+    phase: Duration,
+    probing: bool,
+    first_delay: Duration,
+) {
     let LoopOf {
         shared,
         admission,
@@ -969,7 +980,7 @@ async fn probe_loop(of: LoopOf, slots: Arc<Slots>, probing: bool, first_delay: D
         name,
         epoch,
     } = of;
-    let Some(origin) = shared.upgrade().map(|sh| sh.origin) else {
+    let Some(origin) = shared.upgrade().map(|sh| sh.origin + phase) else {
         return;
     };
     // The thread's generator, not one per loop: 320 bytes less in every

@@ -744,3 +744,149 @@ fn a_thread_that_falls_behind_holds_back_only_its_own_probes() {
         assert_eq!(probed, n, "every backend probed");
     });
 }
+
+/// A network namespace of the test's own, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn add() -> Netns {
+        let name = format!("maglev-schedule-{}", std::process::id());
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "`ip netns add {name}` failed (the tests run as root)");
+        Netns(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_into_another_netns_probes_with_the_new_probe() {
+    // The same check in another namespace keeps its loop (and state) and
+    // takes the check's new probe; the loop holds its own reference to
+    // the probe and must notice that it was replaced.
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s }",
+        "    b: { address: 127.0.0.1, healthcheck: hc }",
+        &["b"],
+    );
+    let made: Arc<Mutex<Vec<Arc<Scripted>>>> = Arc::default();
+    let m = Arc::clone(&made);
+    let checker = Checker::start(
+        &cfg,
+        CheckerOptions {
+            probe_factory: Some(Arc::new(move |_| {
+                let p = Arc::new(Scripted::default());
+                m.lock().unwrap().push(Arc::clone(&p));
+                p as Arc<dyn Probe>
+            })),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let calls = |i: usize| -> usize {
+        let probe = Arc::clone(&made.lock().unwrap()[i]);
+        let calls = probe.calls.lock().unwrap();
+        calls.values().map(Vec::len).sum()
+    };
+    assert!(calls(0) >= 4, "{}", calls(0));
+
+    let ns = Netns::add();
+    let mut moved = cfg.clone();
+    moved.healthchecker.netns = Some(ns.0.clone());
+    let report = checker.apply(&moved).unwrap();
+    assert_eq!(report.kept, ["b"]);
+    let old = calls(0);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        made.lock().unwrap().len(),
+        2,
+        "a new probe for the new netns"
+    );
+    assert_eq!(calls(0), old, "the old probe is no longer used");
+    assert!(calls(1) >= 4, "the new probe is: {}", calls(1));
+}
+
+#[test]
+fn probe_threads_start_in_slots_of_their_own() {
+    // Two probe threads: each thread's starts lie on the 10 ms grid, the
+    // second's half a slot after the first's, so the threads do not wake
+    // at the same moments. Each backend's start times, taken modulo the
+    // slot, fall in one of two places 5 ms apart, and both are used.
+    let n = 8;
+    let backends: String = (0..n)
+        .map(|i| {
+            format!(
+                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cfg = config(
+        "    hc: { type: tcp, port: 80, interval: 500ms, fast-interval: 500ms, down-interval: 500ms }",
+        backends.trim_end(),
+        &names,
+    );
+    let threads = [ProbeThread::start(), ProbeThread::start()];
+    let fake = Arc::new(Scripted::default());
+    let f = Arc::clone(&fake);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = rt.block_on(async {
+        let start = Instant::now();
+        let _checker = Checker::start(
+            &cfg,
+            CheckerOptions {
+                probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
+                runtimes: threads.iter().map(|t| t.handle.clone()).collect(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(2_600)).await;
+        start
+    });
+    let slot = 10_000u128; // µs
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), n);
+    // Each backend's usual phase in the slot (the median of its starts
+    // after the first), in µs.
+    let phases: Vec<u128> = calls
+        .values()
+        .map(|starts| {
+            let mut p: Vec<u128> = starts[1..]
+                .iter()
+                .map(|t| (*t - start).as_micros() % slot)
+                .collect();
+            assert!(p.len() >= 3, "{starts:?}");
+            p.sort_unstable();
+            p[p.len() / 2]
+        })
+        .collect();
+    // Relative to the first backend's; a wake-up may come a little late.
+    let near = |d: u128, to: u128| {
+        let d = (d + slot - to) % slot;
+        d <= 2_000 || d >= slot - 2_000
+    };
+    let first = phases[0];
+    let same = phases.iter().filter(|p| near(**p, first)).count();
+    let half = phases
+        .iter()
+        .filter(|p| near(**p, (first + slot / 2) % slot))
+        .count();
+    assert_eq!(same + half, n, "{phases:?}");
+    assert_eq!((same, half), (n / 2, n / 2), "{phases:?}");
+}
