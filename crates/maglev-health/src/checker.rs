@@ -518,9 +518,10 @@ impl Checker {
             name: name.to_string(),
             epoch: entry.epoch,
         };
-        // The threads' slots interleave: each thread's start a share of
-        // the longest slot later, so the threads do not all wake at once
-        // (and the backends' answers do not all come at once).
+        // The threads' slots interleave: each thread's slots begin a
+        // share of the longest slot after the previous thread's, so the
+        // threads take turns waking (and their backends' answers come in
+        // turns) instead of competing for the cores at the same moments.
         let phase = crate::state::MAX_SLOT.mul_f64(lane as f64 / self.shared.slots.len() as f64);
         let task = rt.spawn(probe_loop(
             of(),

@@ -524,18 +524,10 @@ async fn backends_removed_while_waiting_for_a_turn_give_it_away() {
     // A reload keeps 16: their probes no longer wait (every second each),
     // and nothing the removed ones held or queued for is lost.
     let n = 64;
-    let backends: String = (0..n)
-        .map(|i| {
-            format!(
-                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
-                i + 1
-            )
-        })
-        .collect();
-    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let (backends, names) = numbered(n);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let hc = "    hc: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, down-interval: 1s, timeout: 5s }";
-    let cfg = config(hc, backends.trim_end(), &names);
+    let cfg = config(hc, &backends, &names);
     let slow = Arc::new(Slow::default());
     let f = Arc::clone(&slow);
     let checker = Checker::start(
@@ -550,9 +542,7 @@ async fn backends_removed_while_waiting_for_a_turn_give_it_away() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_eq!(checker.probe_load().in_flight, 32, "all permits in use");
 
-    let report = checker
-        .apply(&config(hc, backends.trim_end(), &names[..16]))
-        .unwrap();
+    let report = checker.apply(&config(hc, &backends, &names[..16])).unwrap();
     assert_eq!(report.removed.len(), 48);
     let before = slow.calls.lock().unwrap().clone();
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -688,14 +678,9 @@ impl Drop for ProbeThread {
     }
 }
 
-#[test]
-fn a_thread_that_falls_behind_holds_back_only_its_own_probes() {
-    // Two probe threads share 2,000 probes in flight, 1,000 each. The
-    // first is stalled again and again (its timers fire 120 ms late): it
-    // lowers its own share to the floor of 32, and the second, on time,
-    // keeps its 1,000. With one shared budget the first thread's lateness
-    // would have lowered everyone's.
-    let n = 40;
+/// `n` backends `b0`… on 127.0.0.1… checked by `hc`: their YAML and
+/// their names.
+fn numbered(n: usize) -> (String, Vec<String>) {
     let backends: String = (0..n)
         .map(|i| {
             format!(
@@ -704,45 +689,79 @@ fn a_thread_that_falls_behind_holds_back_only_its_own_probes() {
             )
         })
         .collect();
-    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let names = (0..n).map(|i| format!("b{i}")).collect();
+    (backends.trim_end().to_string(), names)
+}
+
+/// `n` backends `b0`… checked by `hc` every `interval`.
+fn every(n: usize, interval: &str) -> maglev_config::Config {
+    let (backends, names) = numbered(n);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let cfg = config(
-        "    hc: { type: tcp, port: 80, interval: 20ms, fast-interval: 20ms, down-interval: 20ms }",
-        backends.trim_end(),
+    config(
+        &format!("    hc: {{ type: tcp, port: 80, interval: {interval}, fast-interval: {interval}, down-interval: {interval} }}"),
+        &backends,
         &names,
-    );
+    )
+}
+
+/// Runs `body` on a runtime of the test's own with a checker of `cfg`
+/// whose every probe is `fake`, its loops on two probe threads.
+fn on_two_threads<T>(
+    cfg: &maglev_config::Config,
+    fake: &Arc<Scripted>,
+    max_in_flight: Option<usize>,
+    body: impl AsyncFnOnce(&Checker, &[ProbeThread]) -> T,
+) -> T {
     let threads = [ProbeThread::start(), ProbeThread::start()];
-    let fake = Arc::new(Scripted::default());
-    let f = Arc::clone(&fake);
+    let f = Arc::clone(fake);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let checker = Checker::start(
-            &cfg,
+            cfg,
             CheckerOptions {
                 probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
                 runtimes: threads.iter().map(|t| t.handle.clone()).collect(),
-                max_in_flight: Some(2_000),
+                max_in_flight,
                 ..Default::default()
             },
         )
         .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(checker.probe_load().limit, 2_000, "nobody behind yet");
-        let stall = threads[0].handle.spawn(async {
-            for _ in 0..8 {
-                std::thread::sleep(Duration::from_millis(120));
-                tokio::task::yield_now().await;
-            }
-        });
-        stall.await.unwrap();
-        let load = checker.probe_load();
-        assert_eq!(load.limit, 32 + 1_000, "{load:?}");
-        let probed = fake.calls.lock().unwrap().len();
-        assert_eq!(probed, n, "every backend probed");
-    });
+        body(&checker, &threads).await
+    })
+}
+
+#[test]
+fn a_thread_that_falls_behind_holds_back_only_its_own_probes() {
+    // Two probe threads share 2,000 probes in flight, 1,000 each. The
+    // first is stalled again and again (its timers fire 120 ms late): it
+    // lowers its own share to the floor of 32, and the second, on time,
+    // keeps its 1,000. With one shared budget the first thread's lateness
+    // would have lowered everyone's.
+    let n = 40;
+    let fake = Arc::new(Scripted::default());
+    on_two_threads(
+        &every(n, "20ms"),
+        &fake,
+        Some(2_000),
+        async |checker, threads| {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(checker.probe_load().limit, 2_000, "nobody behind yet");
+            let stall = threads[0].handle.spawn(async {
+                for _ in 0..8 {
+                    std::thread::sleep(Duration::from_millis(120));
+                    tokio::task::yield_now().await;
+                }
+            });
+            stall.await.unwrap();
+            let load = checker.probe_load();
+            assert_eq!(load.limit, 32 + 1_000, "{load:?}");
+            let probed = fake.calls.lock().unwrap().len();
+            assert_eq!(probed, n, "every backend probed");
+        },
+    );
 }
 
 /// A network namespace of the test's own, deleted on drop.
@@ -823,41 +842,10 @@ fn probe_threads_start_in_slots_of_their_own() {
     // at the same moments. Each backend's start times, taken modulo the
     // slot, fall in one of two places 5 ms apart, and both are used.
     let n = 8;
-    let backends: String = (0..n)
-        .map(|i| {
-            format!(
-                "    b{i}: {{ address: 127.0.0.{}, healthcheck: hc }}\n",
-                i + 1
-            )
-        })
-        .collect();
-    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let cfg = config(
-        "    hc: { type: tcp, port: 80, interval: 500ms, fast-interval: 500ms, down-interval: 500ms }",
-        backends.trim_end(),
-        &names,
-    );
-    let threads = [ProbeThread::start(), ProbeThread::start()];
     let fake = Arc::new(Scripted::default());
-    let f = Arc::clone(&fake);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let start = rt.block_on(async {
-        let start = Instant::now();
-        let _checker = Checker::start(
-            &cfg,
-            CheckerOptions {
-                probe_factory: Some(Arc::new(move |_| Arc::clone(&f) as Arc<dyn Probe>)),
-                runtimes: threads.iter().map(|t| t.handle.clone()).collect(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let start = Instant::now();
+    on_two_threads(&every(n, "500ms"), &fake, None, async |_, _| {
         tokio::time::sleep(Duration::from_millis(2_600)).await;
-        start
     });
     let slot = 10_000u128; // µs
     let calls = fake.calls.lock().unwrap().clone();
