@@ -150,8 +150,8 @@ pub struct Flags {
           value_parser = ["text", "json"])]
     pub log_format: String,
     /// Threads that run health probes and agent checks, apart from the
-    /// API and the VPP writer; backends are shared out among them evenly
-    /// (0: one per core).
+    /// API and the VPP writer; backends are shared out among them evenly,
+    /// and so are the probes allowed in flight at once (0: one per core).
     #[arg(
         long,
         env = "MAGLEV_PROBE_THREADS",
