@@ -1162,6 +1162,26 @@ mod tests {
         }
     }
 
+    /// A checker of `cfg` whose every probe is counted, its loops on
+    /// `runtimes` (empty: the caller's).
+    fn counting(
+        cfg: &maglev_config::Config,
+        runtimes: Vec<tokio::runtime::Handle>,
+    ) -> (Checker, Arc<Counted>) {
+        let counted = Arc::new(Counted::default());
+        let probe = Arc::clone(&counted);
+        let checker = Checker::start(
+            cfg,
+            CheckerOptions {
+                probe_factory: Some(Arc::new(move |_| Arc::clone(&probe) as Arc<dyn Probe>)),
+                runtimes,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (checker, counted)
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1219,17 +1239,7 @@ mod tests {
     f: { address: 203.0.113.1, port: 80, pools: [ { name: p, backends: { b: {} } } ] }
 ";
         let cfg = maglev_config::load_str(yaml, "test").unwrap().config;
-        let counted = Arc::new(Counted::default());
-        let probe = Arc::clone(&counted);
-        let checker = Checker::start(
-            &cfg,
-            CheckerOptions {
-                probe_factory: Some(Arc::new(move |_| Arc::clone(&probe) as Arc<dyn Probe>)),
-                runtimes: vec![probes.handle.clone()],
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let (checker, counted) = counting(&cfg, vec![probes.handle.clone()]);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while counted.0.load(Ordering::SeqCst) == 0 {
             assert!(std::time::Instant::now() < deadline, "no first probe");
@@ -1279,16 +1289,7 @@ mod tests {
             }
             yaml.push_str(" } } ] }\n");
             let cfg = maglev_config::load_str(&yaml, "test").unwrap().config;
-            let counted = Arc::new(Counted::default());
-            let probe = Arc::clone(&counted);
-            let checker = Checker::start(
-                &cfg,
-                CheckerOptions {
-                    probe_factory: Some(Arc::new(move |_| Arc::clone(&probe) as Arc<dyn Probe>)),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let (checker, counted) = counting(&cfg, Vec::new());
             // The first probes, spread over the interval, share slots too.
             tokio::time::sleep(Duration::from_millis(1)).await;
             let (leaders, followers) = checker.shared.slots[0].led();
