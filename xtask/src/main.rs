@@ -44,9 +44,11 @@ tasks:
   bench vpp [--real]      Rust VPP client vs vpp_papi against the simulator
                           (and real VPP 26.06/master with --real), and a
                           bulk load (see docs/benchmarks.md)
-  bench health [--seconds S] [--backends N,N]
-                          maglev-health vs HAProxy probing 1,000 and 5,000
-                          HTTP backends at 1 s (needs root and haproxy)
+  bench health [--seconds S] [--backends N,N] [--threads T,T]
+               [--without-haproxy] [--without-metrics]
+                          maglev-health vs HAProxy probing N HTTP backends
+                          at 1 s (default 1,000 and 5,000),
+                          each with T threads (needs root and haproxy)
   bench lbsync [--real]   planning, full sync and per-VIP sync latency at
                           1,000 VIPs x 64 ASes (against real VPP too with
                           --real)

@@ -2,12 +2,15 @@
 //! same HTTP backends every second, side by side in one run.
 //!
 //! Everything runs inside a network namespace the bench creates (only `lo`
-//! in it): one HTTP server answers on every 127.1.x.y address there, and
-//! each checker probes N distinct addresses. For each N (1,000 and 5,000)
-//! and each checker: a warm-up, then a measured window; CPU seconds are
-//! read from `/proc/<pid>/stat`, peak RSS from `VmHWM`, and the number of
-//! probes from the server's request count. Needs root (for `ip netns`) and
-//! HAProxy (`apt-get install haproxy`).
+//! in it): one HTTP server answers on every address of 127.0.0.0/8 there,
+//! and each checker probes N distinct ones (127.1.0.1 …). For each N
+//! (default 1,000 and 5,000) and each checker: a warm-up, then a measured
+//! window; CPU seconds are read from `/proc/<pid>/stat` (the checker's,
+//! and the server's: this process), peak RSS from `VmHWM`, and the number
+//! of probes from the server's request count. Needs root (for `ip netns`)
+//! and HAProxy (`apt-get install haproxy`). Where the host caps open files
+//! below what HAProxy asks for (a container), HAProxy runs under `no
+//! strict-limits` with the cap, and the bench prints its warning.
 //!
 //! The checker reports every probe to maglevd's own observer (the
 //! Prometheus series of `maglev-metrics`), as maglevd does, unless
@@ -32,8 +35,16 @@ const WARMUP: Duration = Duration::from_secs(5);
 /// How long a checker may take to send its first probe.
 const LOAD_LIMIT: Duration = Duration::from_secs(300);
 
+/// Backend `i`'s address: 127.1.0.1, …, 127.1.0.250, 127.1.1.1, …; past
+/// 64,000 backends on into 127.2.0.0/16 and up.
 fn addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8)
+    let (net, host) = (i / 64_000, i % 64_000);
+    Ipv4Addr::new(
+        127,
+        1 + net as u8,
+        (host / 250) as u8,
+        (host % 250 + 1) as u8,
+    )
 }
 
 fn args() -> Vec<String> {
@@ -86,9 +97,11 @@ fn outside(a: &[String]) {
     }
     let me = std::env::current_exe().unwrap();
     // Tens of thousands of probes in flight need descriptors (HAProxy's
-    // too): a high limit inside.
+    // too): a high limit inside, else the highest this host allows (a
+    // container may cap it; HAProxy then runs under `no strict-limits`).
     let mut inner = format!(
-        "ulimit -n 1048576 2>/dev/null || ulimit -n 65536; exec {} inside",
+        "ulimit -n 1048576 2>/dev/null || ulimit -n 65536 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; \
+         exec {} inside",
         me.display()
     );
     for x in a.iter().filter(|x| *x != "run") {
@@ -139,6 +152,11 @@ struct Measured {
     rss_end_mb: f64,
     /// maglev-health's own count of its results in the window.
     results: Option<Results>,
+    /// The server's CPU seconds per 1,000 probes in the window (this
+    /// process: the server and the bench's sleeping main thread). On a
+    /// machine the server shares with the checker it bounds what the
+    /// checker can reach.
+    server_per_1000: f64,
 }
 
 /// What the checker child counts itself (HAProxy tells nothing).
@@ -251,14 +269,17 @@ fn measure(
             rss_start_mb: 0.0,
             rss_end_mb: 0.0,
             results: None,
+            server_per_1000: f64::NAN,
         };
     }
     std::thread::sleep(WARMUP);
     let (c0, h0) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
+    let s0 = cpu_seconds(std::process::id());
     let r0 = stats.as_mut().and_then(|s| s.results());
     let rss_start_mb = rss_mb(pid, "VmRSS");
     std::thread::sleep(window);
     let (c1, h1) = (cpu_seconds(pid), hits.load(Ordering::SeqCst));
+    let s1 = cpu_seconds(std::process::id());
     let r1 = stats.as_mut().and_then(|s| s.results());
     let rss_end_mb = rss_mb(pid, "VmRSS");
     let rss = rss_mb(pid, "VmHWM");
@@ -280,6 +301,7 @@ fn measure(
         rss_start_mb,
         rss_end_mb,
         results: r0.zip(r1).map(|(a, b)| b.since(a)),
+        server_per_1000: per_1000((s1.0 + s1.1) - (s0.0 + s0.1)),
     }
 }
 
@@ -319,8 +341,8 @@ fn inside(a: &[String]) {
         .split(',')
         .map(|s| s.parse().unwrap())
         .collect();
-    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | of it user space | peak RSS | RSS at window start → end | own results in window: pass / fail / no verdict (local) / late ≥ 100 ms |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| backends | checker | threads | probes/s | CPU s per 1,000 probes | of it user space | peak RSS | RSS at window start → end | server CPU s per 1,000 | own results in window: pass / fail / no verdict (local) / late ≥ 100 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let row = |n: usize, who: &str, t: String, m: &Measured| {
         let results = m.results.map_or("—".to_string(), |r| {
             format!(
@@ -338,13 +360,14 @@ fn inside(a: &[String]) {
             )
         });
         println!(
-            "| {n} | {who} | {t} | {:.0} | {:.3} | {:.3} | {:.1} MB | {:.1} → {:.1} MB | {results} |",
+            "| {n} | {who} | {t} | {:.0} | {:.3} | {:.3} | {:.1} MB | {:.1} → {:.1} MB | {:.3} | {results} |",
             m.probes_per_s,
             m.cpu_per_1000,
             m.user_per_1000,
             m.rss_mb,
             m.rss_start_mb,
-            m.rss_end_mb
+            m.rss_end_mb,
+            m.server_per_1000
         );
     };
     for &n in &sizes {
@@ -384,12 +407,13 @@ fn inside(a: &[String]) {
                 t.to_string()
             };
             row(n, "HAProxy", t, &m);
-            if m.probes_per_s == 0.0 {
-                // Say why instead of a row of zeros.
-                let why = std::fs::read_to_string(&log).unwrap_or_default();
-                for line in why.lines().filter(|l| l.contains("ALERT")).take(3) {
-                    println!("  (HAProxy: {})", line.trim());
-                }
+            // Say why instead of a row of zeros, and say when HAProxy ran
+            // under a lower descriptor limit than it asked for.
+            let why = std::fs::read_to_string(&log).unwrap_or_default();
+            let said =
+                |l: &&str| (m.probes_per_s == 0.0 && l.contains("ALERT")) || l.contains("FD limit");
+            for line in why.lines().filter(said).take(3) {
+                println!("  (HAProxy: {})", line.trim());
             }
         }
     }
@@ -404,7 +428,7 @@ fn haproxy_config(path: &std::path::Path, n: usize, port: u16, threads: usize) -
     };
     writeln!(
         f,
-        "global\n  maxconn 4096\n{nbthread}\ndefaults\n  mode http\n  timeout connect 1s\n  timeout check 1s\n\
+        "global\n  maxconn 4096\n  no strict-limits\n{nbthread}\ndefaults\n  mode http\n  timeout connect 1s\n  timeout check 1s\n\
          \x20 timeout client 10s\n  timeout server 10s\n\n\
          # HAProxy refuses to run without a listener; this one gets no traffic.\n\
          frontend fe\n  bind 127.0.0.1:{}\n  default_backend be\n\n\
