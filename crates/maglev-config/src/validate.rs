@@ -558,16 +558,29 @@ impl Validator<'_> {
         let at = |key: &str| format!("{base}.params.{key}");
         let p = params.unwrap_or_default();
         let path = p.path.unwrap_or_else(|| "/".to_string());
-        if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // What the probe can put on the request line and in the Host
+        // header as they are: visible ASCII. Anything else passed here
+        // would fail every probe of the check instead of the load.
+        let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+        if !path.starts_with('/') || !visible(&path) {
             self.error(
                 &at("path"),
-                format!("{path:?} must start with '/' and contain no spaces"),
+                format!(
+                    "{path:?} must start with '/' and be visible ASCII: no spaces; \
+                     percent-encode other characters"
+                ),
             );
         }
         let host = p.host.filter(|h| !h.is_empty());
         if let Some(h) = &host {
-            if h.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                self.error(&at("host"), format!("{h:?} is not a valid Host header"));
+            if !visible(h) {
+                self.error(
+                    &at("host"),
+                    format!(
+                        "{h:?} is not a valid Host header: visible ASCII only \
+                         (an internationalized name in its xn-- form)"
+                    ),
+                );
             }
         }
         let method = match p.method.as_deref().map(str::to_ascii_uppercase).as_deref() {

@@ -240,6 +240,22 @@ fn http_params_checked() {
         "healthchecks.web.params.path",
         "must start with '/'",
     );
+    // The probe sends path and Host as they are: only visible ASCII.
+    assert_one(
+        &[set("healthchecks.web.params", "{path: /héllo}")],
+        "healthchecks.web.params.path",
+        "be visible ASCII",
+    );
+    assert_one(
+        &[set("healthchecks.web.params", "{path: /a b}")],
+        "healthchecks.web.params.path",
+        "no spaces",
+    );
+    assert_one(
+        &[set("healthchecks.web.params", "{host: bücher.example}")],
+        "healthchecks.web.params.host",
+        "visible ASCII only",
+    );
     assert_one(
         &[set("healthchecks.web.params", "{method: POST}")],
         "healthchecks.web.params.method",
