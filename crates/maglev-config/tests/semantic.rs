@@ -350,6 +350,18 @@ fn grpc_checks() {
         "healthchecks.web.grpc.authority",
         "not a host[:port]",
     );
+    // What the call's URI cannot carry fails the load, not every probe.
+    for bad in ["bücher.example:50051", "a b", "h:1?x", "h#x", "user@h:1"] {
+        assert_one(
+            &[
+                set("healthchecks.web.type", "grpc"),
+                set("healthchecks.web.port", "50051"),
+                set("healthchecks.web.grpc", &format!("{{authority: '{bad}'}}")),
+            ],
+            "healthchecks.web.grpc.authority",
+            "not a host[:port]",
+        );
+    }
     // `grpc:` on another type is a warning, not an error.
     let l = load_ok(&[set("healthchecks.web.grpc", "{service: x}")]);
     assert!(
