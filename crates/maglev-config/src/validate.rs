@@ -537,15 +537,32 @@ impl Validator<'_> {
         if insecure && !tls {
             self.error(&at("insecure"), "needs `tls: true`");
         }
+        let server_name = authority.as_deref().map(authority_host);
+        if tls {
+            self.tls_server_name(&at("authority"), server_name.as_deref());
+        }
         CheckSpec::Grpc(GrpcCheck {
             port,
             service,
-            tls: tls.then(|| TlsOptions {
-                server_name: authority.as_deref().map(authority_host),
+            tls: tls.then_some(TlsOptions {
+                server_name,
                 insecure,
             }),
             authority,
         })
+    }
+
+    /// A TLS server name (SNI, and the name the certificate must carry)
+    /// must be one TLS can send: a DNS name or an IP address. Anything
+    /// else would fail every probe of the check instead of the load.
+    fn tls_server_name(&mut self, path: &str, name: Option<&str>) {
+        let Some(name) = name else { return };
+        if rustls_pki_types::ServerName::try_from(name).is_err() {
+            self.error(
+                path,
+                format!("{name:?} is not a TLS server name (a DNS name or an IP address)"),
+            );
+        }
     }
 
     fn http_check(
@@ -610,8 +627,18 @@ impl Validator<'_> {
             }
         });
         let tls = if https {
+            // The Host header may carry a port; the TLS name is its host.
+            let key = if p.server_name.is_some() {
+                "server-name"
+            } else {
+                "host"
+            };
+            let server_name = p
+                .server_name
+                .or_else(|| host.as_deref().map(authority_host));
+            self.tls_server_name(&at(key), server_name.as_deref());
             Some(TlsOptions {
-                server_name: p.server_name.or_else(|| host.clone()),
+                server_name,
                 insecure: p.insecure.is_some_and(|b| b.0),
             })
         } else {

@@ -284,6 +284,56 @@ fn http_params_checked() {
     );
 }
 
+/// The TLS server name is what TLS can send: a DNS name or an IP
+/// address; a Host header's port is not part of it.
+#[test]
+fn https_server_names_checked() {
+    let https = set("healthchecks.web.type", "https");
+    let l = load_ok(&[
+        https,
+        set("healthchecks.web.params", "{host: 'api.example.net:8443'}"),
+    ]);
+    let maglev_config::CheckSpec::Http(h) = &l.config.healthchecks["web"].spec else {
+        panic!("not http");
+    };
+    assert_eq!(h.host.as_deref(), Some("api.example.net:8443"));
+    assert_eq!(
+        h.tls.as_ref().and_then(|t| t.server_name.as_deref()),
+        Some("api.example.net")
+    );
+    for ok in ["10.0.0.1", "[2001:db8::1]:8443", "a-b.example"] {
+        load_ok(&[
+            https,
+            set("healthchecks.web.params", &format!("{{host: '{ok}'}}")),
+        ]);
+    }
+    assert_one(
+        &[
+            https,
+            set("healthchecks.web.params", "{server-name: 'a..b'}"),
+        ],
+        "healthchecks.web.params.server-name",
+        "not a TLS server name",
+    );
+    assert_one(
+        &[https, set("healthchecks.web.params", "{host: 'a..b:8443'}")],
+        "healthchecks.web.params.host",
+        "not a TLS server name",
+    );
+    assert_one(
+        &[
+            set("healthchecks.web.type", "grpc"),
+            set("healthchecks.web.port", "50051"),
+            set(
+                "healthchecks.web.grpc",
+                "{authority: 'a..b:443', tls: true}",
+            ),
+        ],
+        "healthchecks.web.grpc.authority",
+        "not a TLS server name",
+    );
+}
+
 #[test]
 fn tls_params_only_for_https() {
     assert_one(

@@ -43,6 +43,7 @@ maglev:
 
 /// One edit of the base document: set `path` to the YAML `value`, or remove
 /// it when `value` is `None`.
+#[derive(Clone, Copy)]
 pub struct Edit<'a>(pub &'a str, pub Option<&'a str>);
 
 /// `set("frontends.www.port", "0")`
