@@ -124,6 +124,22 @@ async fn https_verification_insecure_and_sni() {
         "www.example.net"
     );
 
+    // A Host header with a port: the port stays in Host, the SNI is the
+    // name alone (with the port in it, no probe could start TLS).
+    let with_port = probe(&format!(
+        "    hc: {{ type: https, port: {port}, params: {{ host: 'www.example.net:{port}', insecure: true }} }}"
+    ));
+    let r = with_port.check(ip("127.0.0.1")).await;
+    assert_eq!(r.code, Code::L7Ok, "{r:?}");
+    assert_eq!(
+        s.b.sni.lock().unwrap().last().unwrap().as_deref(),
+        Some("www.example.net")
+    );
+    assert_eq!(
+        s.b.seen.lock().unwrap().last().unwrap().0,
+        format!("www.example.net:{port}")
+    );
+
     let other = probe(&format!(
         "    hc: {{ type: https, port: {port}, params: {{ server-name: api.example.net, insecure: true }} }}"
     ));
