@@ -525,12 +525,13 @@ impl Validator<'_> {
             );
         }
         let authority = g.authority.filter(|a| !a.is_empty());
-        if let Some(a) = &authority {
-            // The probe puts it in the call's URI as it is: the URI's own
-            // parser decides, so what loads is what a probe can send.
-            if a.contains('@') || a.parse::<http::uri::Authority>().is_err() {
-                self.error(&at("authority"), format!("{a:?} is not a host[:port]"));
-            }
+        // The probe puts it in the call's URI as it is: the URI's own
+        // parser decides, so what loads is what a probe can send.
+        let bad_authority = authority
+            .as_deref()
+            .filter(|a| a.contains('@') || a.parse::<http::uri::Authority>().is_err());
+        if let Some(a) = bad_authority {
+            self.error(&at("authority"), format!("{a:?} is not a host[:port]"));
         }
         let tls = g.tls.is_some_and(|b| b.0);
         let insecure = g.insecure.is_some_and(|b| b.0);
@@ -538,7 +539,8 @@ impl Validator<'_> {
             self.error(&at("insecure"), "needs `tls: true`");
         }
         let server_name = authority.as_deref().map(authority_host);
-        if tls {
+        if tls && bad_authority.is_none() {
+            // One error per key: a bad authority has said its own.
             self.tls_server_name(&at("authority"), server_name.as_deref());
         }
         CheckSpec::Grpc(GrpcCheck {

@@ -401,12 +401,22 @@ fn grpc_checks() {
         "not a host[:port]",
     );
     // What the call's URI cannot carry fails the load, not every probe.
-    for bad in ["bücher.example:50051", "a b", "h:1?x", "h#x", "user@h:1"] {
+    for (bad, tls) in [
+        ("bücher.example:50051", false),
+        ("bücher.example:50051", true),
+        ("a b", false),
+        ("h:1?x", false),
+        ("h#x", true),
+        ("user@h:1", false),
+    ] {
         assert_one(
             &[
                 set("healthchecks.web.type", "grpc"),
                 set("healthchecks.web.port", "50051"),
-                set("healthchecks.web.grpc", &format!("{{authority: '{bad}'}}")),
+                set(
+                    "healthchecks.web.grpc",
+                    &format!("{{authority: '{bad}', tls: {tls}}}"),
+                ),
             ],
             "healthchecks.web.grpc.authority",
             "not a host[:port]",
