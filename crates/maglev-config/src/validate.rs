@@ -591,8 +591,9 @@ impl Validator<'_> {
             );
         }
         let host = p.host.filter(|h| !h.is_empty());
+        let bad_host = host.as_deref().is_some_and(|h| !visible(h));
         if let Some(h) = &host {
-            if !visible(h) {
+            if bad_host {
                 self.error(
                     &at("host"),
                     format!(
@@ -638,7 +639,10 @@ impl Validator<'_> {
             let server_name = p
                 .server_name
                 .or_else(|| host.as_deref().map(authority_host));
-            self.tls_server_name(&at(key), server_name.as_deref());
+            if key == "server-name" || !bad_host {
+                // One error per key: a bad host has said its own.
+                self.tls_server_name(&at(key), server_name.as_deref());
+            }
             Some(TlsOptions {
                 server_name,
                 insecure: p.insecure.is_some_and(|b| b.0),

@@ -320,6 +320,15 @@ fn https_server_names_checked() {
         "healthchecks.web.params.host",
         "not a TLS server name",
     );
+    // A host that is no Host header is one error, not two.
+    assert_one(
+        &[
+            https,
+            set("healthchecks.web.params", "{host: bücher.example}"),
+        ],
+        "healthchecks.web.params.host",
+        "visible ASCII only",
+    );
     assert_one(
         &[
             set("healthchecks.web.type", "grpc"),
